@@ -1,0 +1,37 @@
+# `make test` and `make demo` work on a fresh machine with only Python and root.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.numfab-installed
+JOBS ?= 2
+
+.PHONY: test demo lint bench clean setup
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU wheel of torch lies on this disk; an unpinned torch would pull a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -n $(JOBS) -q
+
+demo: $(STAMP)
+	$(VENV)/bin/numfab demo --out out
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_formats.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache

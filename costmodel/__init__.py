@@ -1,0 +1,3 @@
+"""numfab.costmodel: not built yet (see the open issues); nothing is exported."""
+
+__all__: list[str] = []

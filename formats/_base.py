@@ -1,0 +1,390 @@
+"""The scalar-format base class: argument checking, input conversion and dispatch."""
+
+from __future__ import annotations
+
+import abc
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from . import _kernels as K
+from ._enums import Overflow, Rounding
+
+__all__ = ["Format"]
+
+# (stored mantissa bits, bias, all-ones exponent field, sign-bit position) per input dtype.
+_FLOAT_INPUTS: dict[np.dtype, tuple[np.dtype, tuple[int, int, int, int]]] = {
+    np.dtype(np.float16): (np.dtype(np.uint16), (10, 15, 31, 15)),
+    np.dtype(np.float32): (np.dtype(np.uint32), (23, 127, 255, 31)),
+    np.dtype(np.float64): (np.dtype(np.uint64), (52, 1023, 2047, 63)),
+}
+_MODE_CODE = {m: i for i, m in enumerate(Rounding)}
+_POLICY_CODE = {
+    Overflow.SATURATE: K.SAT,
+    Overflow.INF: K.OINF,
+    Overflow.NAN: K.ONAN,
+    Overflow.WRAP: K.WRAP,
+    Overflow.ERROR: K.OERR,
+}
+_DUMMY_RND = np.zeros(1, np.int64)
+
+
+def code_dtype(bits: int) -> np.dtype:
+    """Smallest unsigned integer dtype that holds a ``bits``-bit code."""
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if bits <= np.dtype(dt).itemsize * 8:
+            return np.dtype(dt)
+    raise ValueError(f"bits must be at most 64, not {bits}")
+
+
+class _Input:
+    """A user's input as a flat contiguous numpy array, and how to give results back."""
+
+    def __init__(self, x: Any, parameter: str = "x") -> None:
+        self.scalar = False
+        self.torch_like: Any = None
+        if isinstance(x, (bool, np.bool_)):
+            raise TypeError(f"{parameter} must be numeric (float array, tensor or number), not bool")
+        if isinstance(x, numbers.Real):
+            self.scalar = True
+            arr = np.asarray(float(x), dtype=np.float64)
+        elif type(x).__module__.startswith("torch") and hasattr(x, "detach"):
+            self.torch_like = x
+            t = x.detach()
+            if t.is_complex() or t.dtype.__str__() == "torch.bool":
+                raise TypeError(f"{parameter} must be a real tensor, not {t.dtype}")
+            if t.is_floating_point() and str(t.dtype) in ("torch.float16", "torch.float32",
+                                                          "torch.float64"):
+                arr = t.cpu().numpy()
+            elif t.is_floating_point():
+                import torch
+
+                arr = t.cpu().to(torch.float32).numpy()
+            else:
+                arr = t.cpu().numpy().astype(np.float64)
+        else:
+            arr = np.asarray(x)
+            if arr.dtype.kind == "b" or arr.dtype.kind not in "fiu":
+                raise TypeError(
+                    f"{parameter} must hold real numbers (float16/32/64 or integers), "
+                    f"not dtype {arr.dtype}"
+                )
+        if arr.dtype.kind in "iu":
+            arr = arr.astype(np.float64)
+        elif arr.dtype not in _FLOAT_INPUTS:
+            arr = arr.astype(np.float64)
+        self.array = np.ascontiguousarray(arr)
+        self.shape = self.array.shape
+
+    @property
+    def flat(self) -> np.ndarray:
+        return self.array.reshape(-1)
+
+    def bits(self) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        view_dtype, fin = _FLOAT_INPUTS[self.array.dtype]
+        return self.flat.view(view_dtype), fin
+
+    def give_back(self, result: np.ndarray) -> Any:
+        result = result.reshape(self.shape)
+        if self.scalar:
+            v = result[()]
+            return int(v) if result.dtype.kind in "iu" else float(v)
+        if self.torch_like is not None:
+            import torch
+
+            if result.dtype == np.uint64 or result.dtype == np.uint32:
+                result = result.astype(np.int64)
+            return torch.from_numpy(np.ascontiguousarray(result)).to(self.torch_like.device)
+        return result
+
+
+def _random_bits(n: int, seed: Any) -> np.ndarray:
+    if isinstance(seed, np.random.Generator):
+        rng = seed
+    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        rng = np.random.default_rng(int(seed))
+    elif isinstance(seed, str) and seed == "random":
+        rng = np.random.default_rng()
+    else:
+        raise ValueError(
+            "stochastic rounding needs seed= an int or a numpy.random.Generator for "
+            "reproducible results (or seed='random' to opt out of reproducibility), "
+            f"not {seed!r}"
+        )
+    return rng.integers(0, 2**62, size=max(n, 1), dtype=np.int64)
+
+
+class Format(abc.ABC):
+    """Behaviour shared by every scalar format.
+
+    Subclasses are frozen dataclasses holding only what the format's definition states;
+    everything else is a property. They implement ``_encode_flat``, ``_decode_flat`` and
+    may override ``_quantize_flat`` with a fused kernel.
+    """
+
+    bits: int
+    signed: bool
+
+    # --- facts every format answers -------------------------------------------------
+    @property
+    def num_codes(self) -> int:
+        return 1 << self.bits
+
+    @property
+    def default_overflow(self) -> Overflow:
+        return Overflow.SATURATE
+
+    @property
+    def allowed_overflow(self) -> tuple[Overflow, ...]:
+        return (Overflow.SATURATE, Overflow.ERROR)
+
+    @property
+    def has_inf(self) -> bool:
+        return False
+
+    @property
+    def has_nan(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        from .names import canonical_name
+
+        return canonical_name(self)
+
+    # --- argument checking -------------------------------------------------------------
+    def _mode(self, rounding: Any) -> Rounding:
+        return Rounding.coerce(rounding, "rounding")
+
+    def _policy(self, overflow: Any) -> Overflow:
+        if overflow is None:
+            return self.default_overflow
+        pol = Overflow.coerce(overflow, "overflow")
+        if pol not in self.allowed_overflow:
+            allowed = ", ".join(repr(p.value) for p in self.allowed_overflow)
+            raise ValueError(f"overflow for {self} must be one of {allowed}, not {pol.value!r}")
+        return pol
+
+    def _rand(self, mode: Rounding, n: int, seed: Any, rand_bits: int | None) -> tuple[
+        np.ndarray, int
+    ]:
+        if rand_bits is not None:
+            if isinstance(rand_bits, bool) or not isinstance(rand_bits, (int, np.integer)) or not (
+                1 <= rand_bits <= 62
+            ):
+                raise ValueError(f"rand_bits must be an integer in 1..62 or None, not {rand_bits!r}")
+        if mode is not Rounding.STOCHASTIC:
+            if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
+                raise TypeError(f"seed must be an int or numpy.random.Generator, not {seed!r}")
+            return _DUMMY_RND, 0
+        return _random_bits(n, seed), int(rand_bits or 0)
+
+    @staticmethod
+    def _check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, what: str) -> np.ndarray:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
+        if out.shape != shape:
+            raise ValueError(f"out must have shape {shape} (the input's), not {out.shape}")
+        if out.dtype != dtype:
+            raise ValueError(f"out must have dtype {dtype} for {what}, not {out.dtype}")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError("out must be a writeable C-contiguous array")
+        return out.reshape(-1)
+
+    # --- public API ---------------------------------------------------------------------
+    def encode(
+        self,
+        x: Any,
+        rounding: Rounding | str = Rounding.NEAREST_EVEN,
+        overflow: Overflow | str | None = None,
+        *,
+        seed: Any = None,
+        rand_bits: int | None = None,
+        out: np.ndarray | None = None,
+    ) -> Any:
+        """Round ``x`` to this format and return the codes.
+
+        Parameters
+        ----------
+        x : numpy array (float16/32/64 or integers), torch tensor, or Python number
+        rounding : a :class:`Rounding` or its name; default nearest-even
+        overflow : a :class:`Overflow` or its name; default: the format's spec behaviour
+            (:attr:`default_overflow`)
+        seed : int or numpy.random.Generator, required for stochastic rounding
+        rand_bits : random bits per element for stochastic rounding (None: exact, unbiased)
+        out : preallocated array of the input's shape and dtype :attr:`code_dtype`
+
+        Returns
+        -------
+        Codes as unsigned integers (:attr:`code_dtype`); torch in -> torch out, a Python
+        number in -> a Python int out.
+
+        Raises
+        ------
+        TypeError : non-numeric input
+        ValueError : a bad rounding/overflow name, an overflow policy the format cannot
+            honour, a missing seed, or (overflow="error") an out-of-range element
+        """
+        mode = self._mode(rounding)
+        policy = self._policy(overflow)
+        inp = _Input(x)
+        dt = self.code_dtype
+        flat_out = (
+            np.empty(inp.flat.size, dt)
+            if out is None
+            else self._check_out(out, inp.shape, dt, "codes")
+        )
+        rnd, rbits = self._rand(mode, inp.flat.size, seed, rand_bits)
+        bad = self._encode_flat(inp, flat_out, _MODE_CODE[mode], _POLICY_CODE[policy], rnd, rbits)
+        self._raise_if_bad(bad, policy, inp)
+        if out is not None:
+            return out
+        return inp.give_back(flat_out)
+
+    def decode(self, codes: Any, *, dtype: Any = np.float64, out: np.ndarray | None = None) -> Any:
+        """Values of ``codes`` (NaN/Inf where the format's specials say), as ``dtype``.
+
+        Raises ValueError for codes outside 0..num_codes-1 and TypeError for non-integer
+        codes.
+        """
+        torch_like = None
+        if type(codes).__module__.startswith("torch") and hasattr(codes, "detach"):
+            torch_like = codes
+            codes = codes.detach().cpu().numpy()
+        scalar = isinstance(codes, (numbers.Integral,)) and not isinstance(codes, bool)
+        arr = np.asarray(codes)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"codes must be integers, not dtype {arr.dtype}")
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        if flat.size:
+            lo, hi = int(flat.min()), int(flat.max())
+            if lo < 0 or hi >= self.valid_codes:
+                raise ValueError(
+                    f"codes for {self} must be in 0..{self.valid_codes - 1}, "
+                    f"got values in {lo}..{hi}"
+                )
+        if flat.dtype.kind == "i":
+            flat = flat.astype(np.uint64 if flat.dtype.itemsize == 8 else code_dtype(self.bits))
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, not {dtype}")
+        res = (
+            np.empty(flat.size, dtype)
+            if out is None
+            else self._check_out(out, arr.shape, dtype, "values")
+        )
+        self._decode_flat(flat, res)
+        if out is not None:
+            return out
+        res = res.reshape(arr.shape)
+        if scalar:
+            return float(res[()])
+        if torch_like is not None:
+            import torch
+
+            return torch.from_numpy(res).to(torch_like.device)
+        return res
+
+    def quantize(
+        self,
+        x: Any,
+        rounding: Rounding | str = Rounding.NEAREST_EVEN,
+        overflow: Overflow | str | None = None,
+        *,
+        seed: Any = None,
+        rand_bits: int | None = None,
+        out: np.ndarray | None = None,
+    ) -> Any:
+        """``decode(encode(x))`` in the input's float dtype (float64 for integer input).
+
+        Same parameters and errors as :meth:`encode`; ``out`` must match the input's shape
+        and float dtype. Results that the input dtype cannot hold (only possible when a
+        format's range exceeds the input dtype's) overflow to Inf as an IEEE cast would.
+        """
+        mode = self._mode(rounding)
+        policy = self._policy(overflow)
+        inp = _Input(x)
+        vdt = inp.array.dtype
+        work_dt = np.dtype(np.float32) if vdt == np.float16 else vdt
+        if out is not None:
+            flat_out = self._check_out(out, inp.shape, vdt, "values")
+        else:
+            flat_out = np.empty(inp.flat.size, vdt)
+        target = flat_out if work_dt == vdt else np.empty(inp.flat.size, work_dt)
+        rnd, rbits = self._rand(mode, inp.flat.size, seed, rand_bits)
+        bad = self._quantize_flat(
+            inp, target, _MODE_CODE[mode], _POLICY_CODE[policy], rnd, rbits
+        )
+        self._raise_if_bad(bad, policy, inp)
+        if target is not flat_out:
+            flat_out[...] = target
+        if out is not None:
+            return out
+        return inp.give_back(flat_out)
+
+    def values(self) -> np.ndarray:
+        """The value of every code, in code order (NaN/Inf included), as float64."""
+        if self.bits > 20:
+            raise ValueError(f"values() lists at most 2**20 codes; {self} has {self.bits} bits")
+        return self.decode(np.arange(self.valid_codes, dtype=np.uint64).astype(self.code_dtype))
+
+    def finite_values(self) -> np.ndarray:
+        """The distinct finite values, sorted ascending (-0 and +0 both kept if present)."""
+        v = self.values()
+        v = v[np.isfinite(v)]
+        keys = np.unique(v.view(np.int64))
+        out = keys.view(np.float64)
+        return np.sort(out, kind="stable") if out.size else out
+
+    # --- shared pieces ------------------------------------------------------------------
+    @property
+    def code_dtype(self) -> np.dtype:
+        return code_dtype(self.bits)
+
+    @property
+    def valid_codes(self) -> int:
+        return self.num_codes
+
+    def _raise_if_bad(self, bad: int, policy: Overflow, inp: _Input) -> None:
+        if bad and policy is Overflow.ERROR:
+            raise ValueError(
+                f"{bad} element(s) of x are out of range for {self} (NaN, Inf, or beyond "
+                f"+-{self.max}) and overflow='error'"
+            )
+
+    def _quantize_flat(
+        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+    ) -> int:
+        codes = np.empty(inp.flat.size, self.code_dtype)
+        bad = self._encode_flat(inp, codes, mode, policy, rnd, rbits)
+        self._decode_flat(codes, out)
+        return bad
+
+    @abc.abstractmethod
+    def _encode_flat(
+        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+    ) -> int:
+        """Encode ``inp`` into ``out``; return the count of out-of-range elements."""
+
+    @abc.abstractmethod
+    def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
+        """Decode validated ``codes`` into ``out``."""
+
+    @property
+    @abc.abstractmethod
+    def max(self) -> float:
+        """Largest finite value."""
+
+
+def check_int(value: Any, parameter: str, lo: int, hi: int) -> int:
+    """Validate an integer parameter in lo..hi, Amaranth-style messages."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{parameter} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{parameter} must be an integer in {lo}..{hi}, not {value}")
+    return int(value)
+
+
+def pow2(e: int) -> float:
+    return math.ldexp(1.0, e)

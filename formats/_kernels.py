@@ -1,0 +1,493 @@
+"""numba kernels behind formats/. Private: the public API validates and dispatches.
+
+Every kernel takes flat, contiguous arrays and plain ints/floats. Floating-point inputs
+arrive as their IEEE bit patterns (an unsigned-integer view) together with the input
+format's mantissa width and bias, so float16, float32 and float64 share one kernel and
+rounding is done on integers: exact, branch-light, and independent of the FPU's mode.
+No kernel uses fastmath.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+# JIT options live here, in one place. Bit-exact kernels never use fastmath.
+_JIT = {"cache": True, "nogil": True}
+_PJIT = {**_JIT, "parallel": True}
+_INLINE = {"cache": True, "inline": "always"}
+
+# Rounding-mode codes (the order of formats.Rounding).
+RNE, RNA, RTZ, UP, DOWN, STOCH = 0, 1, 2, 3, 4, 5
+# Overflow-policy codes (formats.Overflow); ERROR runs as SATURATE and counts.
+SAT, OINF, ONAN, WRAP, OERR = 0, 1, 2, 3, 4
+
+TWO_M62 = 2.0**-62
+
+
+@numba.njit(**_INLINE)
+def round_right(sig, shift, neg, mode, rnd, rbits):  # pragma: no cover - jitted
+    """Round the non-negative integer ``sig / 2**shift`` (shift >= 0) to an integer.
+
+    ``rnd`` is a uniform random integer in [0, 2**62) used only by STOCH; ``rbits`` > 0
+    limits stochastic rounding to that many random bits (hardware-style truncation).
+    """
+    s = shift if shift < 62 else 62
+    q = sig >> s
+    rem = sig - (q << s)
+    full = np.int64(1) << s
+    twice = rem << 1
+    if mode == RNE:
+        inc = (twice > full) or (twice == full and (q & 1) == 1)
+    elif mode == RNA:
+        inc = twice >= full and rem != 0
+    elif mode == RTZ:
+        inc = False
+    elif mode == UP:
+        inc = rem != 0 and neg == 0
+    elif mode == DOWN:
+        inc = rem != 0 and neg != 0
+    elif shift > 62:
+        inc = rnd * TWO_M62 < math.ldexp(float(sig), -shift)
+    elif rbits > 0 and s > rbits:
+        inc = (rnd >> (62 - rbits)) < (rem >> (s - rbits))
+    else:
+        inc = (rnd >> (62 - s)) < rem
+    return q + np.int64(inc)
+
+
+@numba.njit(**_INLINE)
+def split_float(v, fin):  # pragma: no cover - jitted
+    """Split IEEE bits into (negative, is_nan, is_inf, significand, unbiased exponent).
+
+    ``fin`` describes the input float: (stored mantissa width, bias, all-ones exponent
+    field, sign-bit position).
+    """
+    imb, ibias, iemax, isign = fin
+    e_field = (v >> imb) & iemax
+    frac = v & ((np.int64(1) << imb) - 1)
+    neg = (v >> isign) & 1
+    nonfinite = e_field == iemax
+    is_nan = nonfinite and frac != 0
+    is_inf = nonfinite and frac == 0
+    sig = frac | (np.int64(e_field != 0) << imb)
+    ex = (e_field if e_field > 1 else 1) - ibias
+    return neg, is_nan, is_inf, sig, ex
+
+
+@numba.njit(**_INLINE)
+def mf_encode1(
+    v, fin, man, emin, nosub, signed, fnuz, maxmag, infmag, nancode, nbits,
+    policy, mode, rnd, rbits,
+):  # pragma: no cover - jitted
+    """Encode one IEEE bit pattern into a minifloat code. Returns (code, overflowed)."""
+    neg, is_nan, is_inf, sig, ex = split_float(v, fin)
+    sign_bit = np.int64(1) << (nbits - 1)
+    over = False
+    if is_nan:
+        if nancode >= 0:
+            return nancode | (neg * sign_bit if (signed and not fnuz) else 0), False
+        return np.int64(0), policy == OERR
+    e_eff = ex if ex > emin else emin
+    q = round_right(sig, e_eff - man - ex + fin[0], neg, mode, rnd, rbits)
+    if nosub:
+        if ex < emin or sig == 0:
+            mag = np.int64(0)
+        else:
+            mag = ((e_eff - emin) << man) + q - (np.int64(1) << man)
+    else:
+        mag = ((e_eff - emin) << man) + q
+    if is_inf:
+        mag = maxmag + 1
+    negative = neg != 0 and (mag != 0 or (nosub and not is_inf))
+    if negative and not signed:
+        # Below an unsigned format's range: clamp to its least value, or NaN.
+        if policy == ONAN and nancode >= 0:
+            return nancode, False
+        return np.int64(0), policy == OERR
+    if nosub and sig == 0 and not is_inf:
+        # Exact zero in a format without zero.
+        if policy == ONAN and nancode >= 0:
+            return nancode, False
+        return np.int64(0), policy == OERR
+    if mag > maxmag:
+        over = True
+        to_max = is_inf is False and (
+            mode == RTZ or (mode == DOWN and neg == 0) or (mode == UP and neg != 0)
+        )
+        if policy == SAT or policy == OERR or to_max:
+            mag = maxmag
+        elif policy == OINF:
+            mag = infmag
+        else:
+            return nancode | (neg * sign_bit if (signed and not fnuz) else 0), False
+    if signed and neg != 0 and not (fnuz and mag == 0):
+        mag |= sign_bit
+    return mag, over and policy == OERR
+
+
+@numba.njit(**_PJIT)
+def mf_encode(
+    xb, out, rnd, fin, man, emin, nosub, signed, fnuz, maxmag, infmag,
+    nancode, nbits, policy, mode, rbits,
+):  # pragma: no cover - jitted
+    n = xb.size
+    bad = 0
+    for i in prange(n):
+        r = rnd[i] if mode == STOCH else np.int64(0)
+        code, over = mf_encode1(
+            np.int64(xb[i]), fin, man, emin, nosub, signed, fnuz, maxmag,
+            infmag, nancode, nbits, policy, mode, r, rbits,
+        )
+        out[i] = code
+        bad += np.int64(over)
+    return bad
+
+
+@numba.njit(**_PJIT)
+def mf_quantize_table(
+    xb, out, table, rnd, fin, man, emin, nosub, signed, fnuz, maxmag, infmag,
+    nancode, nbits, policy, mode, rbits,
+):  # pragma: no cover - jitted
+    """Fused encode + table decode, for formats of at most 16 bits."""
+    n = xb.size
+    bad = 0
+    for i in prange(n):
+        r = rnd[i] if mode == STOCH else np.int64(0)
+        code, over = mf_encode1(
+            np.int64(xb[i]), fin, man, emin, nosub, signed, fnuz, maxmag,
+            infmag, nancode, nbits, policy, mode, r, rbits,
+        )
+        out[i] = table[code]
+        bad += np.int64(over)
+    return bad
+
+
+@numba.njit(**_INLINE)
+def mf_decode1(
+    c, man, bias, emin, nosub, signed, fnuz, maxmag, infmag, nancode, nbits,
+):  # pragma: no cover - jitted
+    sign_bit = np.int64(1) << (nbits - 1)
+    neg = signed and (c & sign_bit) != 0
+    mag = c & (sign_bit - 1) if signed else c
+    if fnuz and c == nancode:
+        return np.nan
+    if mag > maxmag:
+        if mag == infmag:
+            return -np.inf if neg else np.inf
+        return np.nan
+    f = mag >> man
+    m = mag & ((np.int64(1) << man) - 1)
+    if f == 0 and not nosub:
+        val = math.ldexp(float(m), emin - man)
+    else:
+        val = math.ldexp(float(m + (np.int64(1) << man)), f - bias - man)
+    return -val if neg else val
+
+
+@numba.njit(**_PJIT)
+def mf_decode(
+    codes, out, man, bias, emin, nosub, signed, fnuz, maxmag, infmag, nancode, nbits,
+):  # pragma: no cover - jitted
+    for i in prange(codes.size):
+        out[i] = mf_decode1(
+            np.int64(codes[i]), man, bias, emin, nosub, signed, fnuz, maxmag, infmag,
+            nancode, nbits,
+        )
+
+
+@numba.njit(**_PJIT)
+def table_decode(codes, out, table):  # pragma: no cover - jitted
+    for i in prange(codes.size):
+        out[i] = table[codes[i]]
+
+
+@numba.njit(**_PJIT)
+def max_code(codes):  # pragma: no cover - jitted
+    m = np.int64(0)
+    for i in prange(codes.size):
+        c = np.int64(codes[i])
+        m = max(m, c)
+    return m
+
+
+@numba.njit(**_INLINE)
+def fixed_round1(v, fin, ulp_exp, mode, rnd, rbits):  # pragma: no cover
+    """Round one IEEE bit pattern to a multiple of 2**ulp_exp.
+
+    Returns (negative, is_nan, is_inf, magnitude in ulps, huge) where ``huge`` flags a
+    magnitude of 2**62 ulps or more (then the magnitude returned is exact mod 2**64).
+    """
+    neg, is_nan, is_inf, sig, ex = split_float(v, fin)
+    shift = ulp_exp - ex + fin[0]
+    huge = False
+    if shift >= 0:
+        q = round_right(sig, shift, neg, mode, rnd, rbits)
+    else:
+        left = -shift
+        huge = ex - ulp_exp >= 62
+        q = sig << left if left < 64 else np.int64(0)
+    return neg, is_nan, is_inf, q, huge
+
+
+@numba.njit(**_PJIT)
+def int_encode(
+    xb, out, rnd, fin, ulp_exp, nbits, pos_max, neg_max, policy, mode, rbits,
+):  # pragma: no cover - jitted
+    """Two's-complement encode of x / 2**ulp_exp; neg_max is the largest negative magnitude."""
+    mask = (np.int64(1) << nbits) - 1 if nbits < 64 else np.int64(-1)
+    bad = 0
+    for i in prange(xb.size):
+        r = rnd[i] if mode == STOCH else np.int64(0)
+        neg, is_nan, is_inf, q, huge = fixed_round1(
+            np.int64(xb[i]), fin, ulp_exp, mode, r, rbits
+        )
+        over = False
+        if is_nan:
+            val = np.int64(0)
+            over = True
+        elif neg != 0:
+            if is_inf or huge or q > neg_max:
+                over = True
+                val = -q if policy == WRAP and not is_inf else -neg_max
+            else:
+                val = -q
+        else:
+            if is_inf or huge or q > pos_max:
+                over = True
+                val = q if policy == WRAP and not is_inf else pos_max
+            else:
+                val = q
+        out[i] = val & mask
+        bad += np.int64(over)
+    return bad
+
+
+@numba.njit(**_PJIT)
+def int_quantize(
+    xb, out, rnd, fin, ulp_exp, nbits, pos_max, neg_max, policy, mode, rbits,
+):  # pragma: no cover - jitted
+    """Fused encode + decode of a fixed-point format (value = integer * 2**ulp_exp)."""
+    mask = (np.int64(1) << nbits) - 1
+    half = np.int64(1) << (nbits - 1)
+    bad = 0
+    for i in prange(xb.size):
+        r = rnd[i] if mode == STOCH else np.int64(0)
+        neg, is_nan, is_inf, q, huge = fixed_round1(
+            np.int64(xb[i]), fin, ulp_exp, mode, r, rbits
+        )
+        over = False
+        if is_nan:
+            val = np.int64(0)
+            over = True
+        elif neg != 0:
+            if is_inf or huge or q > neg_max:
+                over = True
+                val = -q if policy == WRAP and not is_inf else -neg_max
+            else:
+                val = -q
+        else:
+            if is_inf or huge or q > pos_max:
+                over = True
+                val = q if policy == WRAP and not is_inf else pos_max
+            else:
+                val = q
+        if policy == WRAP and over and not is_nan and not is_inf:
+            val = val & mask
+            if neg_max > 0 and val >= half:
+                val -= np.int64(1) << nbits
+        out[i] = math.ldexp(float(val), ulp_exp)
+        bad += np.int64(over)
+    return bad
+
+
+@numba.njit(**_PJIT)
+def sorted_encode(
+    x, out, rnd, keys, vals, mid, mid_exact, order, mode,
+):  # pragma: no cover - jitted
+    """Nearest/directed/stochastic rounding onto a sorted table of finite values.
+
+    ``keys`` are total-order integer keys of ``vals`` (so -0 sorts below +0); ``mid[j]``
+    is the float64 midpoint between vals[j] and vals[j+1], rounded down, and
+    ``mid_exact[j]`` says whether that rounding was exact. Ties go to the entry whose
+    code (``order``, the entry's index in the user's table) is even for RNE, away from
+    zero for RNA. Returns the count of NaN inputs (mapped to the entry nearest 0).
+    """
+    n = x.size
+    last = vals.size - 1
+    bad = 0
+    for i in prange(n):
+        xv = x[i]
+        if xv != xv:
+            bad += 1
+            out[i] = order[np.argmin(np.abs(vals))]
+            continue
+        b = _key(xv)
+        # largest j with keys[j] <= b
+        lo = 0
+        hi = last + 1
+        while lo < hi:
+            m = (lo + hi) >> 1
+            if keys[m] <= b:
+                lo = m + 1
+            else:
+                hi = m
+        j = lo - 1
+        if j < 0:
+            out[i] = order[0]
+            continue
+        if j >= last or keys[j] == b:
+            out[i] = order[j]
+            continue
+        a = vals[j]
+        c = vals[j + 1]
+        # xv lies strictly between a and c
+        if mode == RTZ:
+            pick_hi = xv < 0.0
+        elif mode == UP:
+            pick_hi = True
+        elif mode == DOWN:
+            pick_hi = False
+        elif mode == STOCH:
+            pick_hi = rnd[i] * TWO_M62 < (xv - a) / (c - a)
+        else:
+            md = mid[j]
+            if xv > md:
+                pick_hi = True
+            elif xv < md or not mid_exact[j]:
+                pick_hi = False
+            elif mode == RNA:
+                pick_hi = abs(c) > abs(a)
+            else:
+                pick_hi = (order[j + 1] & 1) == 0
+        out[i] = order[j + 1] if pick_hi else order[j]
+    return bad
+
+
+@numba.njit(**_INLINE)
+def _key(xv):  # pragma: no cover - jitted
+    """Total-order key of a float64 (monotone in value, -0 below +0)."""
+    a = np.empty(1, np.float64)
+    a[0] = xv
+    k = a.view(np.int64)[0]
+    return k if k >= 0 else -(k & np.int64(0x7FFFFFFFFFFFFFFF)) - 1
+
+
+@numba.njit(**_PJIT)
+def pack_bits(codes, out, bits):  # pragma: no cover - jitted
+    """Little-endian bit stream: code i occupies bits [i*bits, (i+1)*bits)."""
+    nbytes = out.size
+    for byte in prange(nbytes):
+        acc = np.int64(0)
+        start = byte * 8
+        first = start // bits
+        last = min((start + 7) // bits, codes.size - 1)
+        for k in range(first, last + 1):
+            off = k * bits - start
+            c = np.int64(codes[k]) & ((np.int64(1) << bits) - 1)
+            acc |= (c << off) if off >= 0 else (c >> -off)
+        out[byte] = acc & 0xFF
+
+
+@numba.njit(**_PJIT)
+def unpack_bits(data, out, bits):  # pragma: no cover - jitted
+    for k in prange(out.size):
+        start = k * bits
+        acc = np.int64(0)
+        b0 = start >> 3
+        b1 = (start + bits - 1) >> 3
+        for b in range(b0, b1 + 1):
+            off = b * 8 - start
+            v = np.int64(data[b])
+            acc |= (v << off) if off >= 0 else (v >> -off)
+        out[k] = acc & ((np.int64(1) << bits) - 1)
+
+
+@numba.extending.intrinsic
+def _bitcast(typingctx, x, like):  # pragma: no cover - compile-time
+    """Reinterpret the bits of scalar ``x`` as the scalar type of ``like`` (same width)."""
+    target = like.dtype if isinstance(like, numba.types.Array) else like
+    sig = target(x, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(target))
+
+    return sig, codegen
+
+
+@numba.njit(**_PJIT)
+def mf_quantize_f32(
+    xb, outb, man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy, mode,
+):  # pragma: no cover - jitted
+    """Fast fused quantize for float32 in and out (IEEE bit patterns as uint32).
+
+    Valid when the format's values are float32 numbers with emin >= -126 (its normal
+    binades are float32 normal binades) and it has subnormals. The normal range rounds by
+    adding at a fixed bit position (the carry walks into the exponent), the subnormal
+    range through an exact integer significand times the subnormal unit. Written as
+    uint32 selects with no data-dependent branch so that LLVM vectorizes it.
+    """
+    u = np.uint32
+    s0 = u(23 - man)
+    unit32 = np.float32(math.ldexp(1.0, emin - man))
+    uemin = u(emin + 127)  # biased float32 exponent of the format's smallest normal
+    maxb = u(max_bits)
+    infb = u(inf_bits)
+    nanb = u(nan_bits)
+    zero = u(0)
+    one = u(1)
+    keep_sign = u(0xFFFFFFFF) if signed else zero
+    m_rne = mode == RNE
+    m_rna = mode == RNA
+    m_up = mode == UP
+    m_down = mode == DOWN
+    p_inf = policy == OINF
+    p_nan = policy == ONAN
+    to_max_pos = mode == RTZ or mode == DOWN
+    to_max_neg = mode == RTZ or mode == UP
+    bad = 0
+    for i in prange(xb.size):
+        v = u(xb[i])
+        a = v & u(0x7FFFFFFF)
+        sgn = v & u(0x80000000)
+        neg = sgn != zero
+        e = a >> u(23)
+        sub = e < uemin
+        # subnormal range: shift the explicit significand further right
+        extra = (uemin - e) if sub else zero
+        s = min(s0 + extra, u(31))
+        sig = (a & u(0x7FFFFF)) | ((one if e != zero else zero) << u(23))
+        src = sig if sub else a
+        q = src >> s
+        rem = src - (q << s)
+        full = one << s
+        twice = rem << one
+        nz = rem != zero
+        inc_rne = (twice > full) | ((twice == full) & ((q & one) == one))
+        inc_rna = (twice >= full) & nz
+        inc_up = nz & (not neg)
+        inc_down = nz & neg
+        inc = (
+            inc_rne if m_rne else (inc_rna if m_rna else (inc_up if m_up else (
+                inc_down if m_down else False)))
+        )
+        q = q + (one if inc else zero)
+        rsub = _bitcast(np.float32(q) * unit32, zero)
+        r = rsub if sub else q << s
+        is_nan = a > u(0x7F800000)
+        is_inf = a == u(0x7F800000)
+        over = (r > maxb) & (not is_nan)
+        to_max = (not is_inf) & ((to_max_neg if neg else to_max_pos))
+        r_over = infb if (p_inf and not to_max) else (nanb if (p_nan and not to_max) else maxb)
+        r = r_over if over else r
+        r = nanb if is_nan else r
+        # unsigned formats: a negative nonzero result is out of range
+        below = (keep_sign == zero) & neg & (r != zero) & (not is_nan)
+        r = (nanb if p_nan else zero) if below else r
+        sign_out = zero if (fnuz and r == zero) else (sgn & keep_sign)
+        outb[i] = r | sign_out
+        bad += np.int64(over | below | (is_nan & (nanb == zero)))
+    return bad

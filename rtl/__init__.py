@@ -1,0 +1,3 @@
+"""numfab.rtl: not built yet (see the open issues); nothing is exported."""
+
+__all__: list[str] = []
