@@ -1,6 +1,34 @@
-"""numfab.formats: the numeric truth. Every scalar number format, bit-exact."""
+"""numfab.formats: the numeric truth. Every scalar number format, bit-exact.
 
+Formats are frozen dataclasses (:class:`Minifloat`, :class:`Integer`, :class:`FixedPoint`,
+:class:`BipolarInt`, :class:`Lut`); :func:`parse` turns names into formats and
+``str(fmt)`` gives the canonical name back.
+"""
+
+from ._base import Format
 from ._enums import Overflow, Rounding, Special
+from .integer import FixedPoint, Integer
+from .lut import NF4_VALUES, BipolarInt, Lut
 from .minifloat import Minifloat
+from .names import ALIASES, NAMED, canonical_name, named_formats, parse
+from .packing import pack, unpack
 
-__all__ = ["Minifloat", "Overflow", "Rounding", "Special"]
+__all__ = [
+    "ALIASES",
+    "NAMED",
+    "NF4_VALUES",
+    "BipolarInt",
+    "FixedPoint",
+    "Format",
+    "Integer",
+    "Lut",
+    "Minifloat",
+    "Overflow",
+    "Rounding",
+    "Special",
+    "canonical_name",
+    "named_formats",
+    "pack",
+    "parse",
+    "unpack",
+]

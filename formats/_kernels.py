@@ -306,7 +306,7 @@ def int_quantize(
 
 @numba.njit(**_PJIT)
 def sorted_encode(
-    x, out, rnd, keys, vals, mid, mid_exact, order, mode,
+    x, out, rnd, keys, vals, mid, mid_exact, order, mode, nan_code,
 ):  # pragma: no cover - jitted
     """Nearest/directed/stochastic rounding onto a sorted table of finite values.
 
@@ -323,7 +323,7 @@ def sorted_encode(
         xv = x[i]
         if xv != xv:
             bad += 1
-            out[i] = order[np.argmin(np.abs(vals))]
+            out[i] = nan_code
             continue
         b = _key(xv)
         # largest j with keys[j] <= b
@@ -345,8 +345,9 @@ def sorted_encode(
         a = vals[j]
         c = vals[j + 1]
         # xv lies strictly between a and c
+        xneg = _key(xv) < 0
         if mode == RTZ:
-            pick_hi = xv < 0.0
+            pick_hi = abs(c) < abs(a) or (abs(c) == abs(a) and not xneg)
         elif mode == UP:
             pick_hi = True
         elif mode == DOWN:
@@ -360,7 +361,7 @@ def sorted_encode(
             elif xv < md or not mid_exact[j]:
                 pick_hi = False
             elif mode == RNA:
-                pick_hi = abs(c) > abs(a)
+                pick_hi = abs(c) > abs(a) or (abs(c) == abs(a) and not xneg)
             else:
                 pick_hi = (order[j + 1] & 1) == 0
         out[i] = order[j + 1] if pick_hi else order[j]
@@ -370,9 +371,7 @@ def sorted_encode(
 @numba.njit(**_INLINE)
 def _key(xv):  # pragma: no cover - jitted
     """Total-order key of a float64 (monotone in value, -0 below +0)."""
-    a = np.empty(1, np.float64)
-    a[0] = xv
-    k = a.view(np.int64)[0]
+    k = _bitcast(np.float64(xv), np.int64(0))
     return k if k >= 0 else -(k & np.int64(0x7FFFFFFFFFFFFFFF)) - 1
 
 

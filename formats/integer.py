@@ -1,0 +1,182 @@
+"""Two's-complement integers and fixed point."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from . import _kernels as K
+from ._base import Format, _Input, check_int, pow2
+from ._enums import Overflow
+
+__all__ = ["FixedPoint", "Integer"]
+
+
+class _Fixed(Format):
+    """Shared machinery: value = two's-complement integer * 2**ulp_exp."""
+
+    @property
+    def _ulp_exp(self) -> int:
+        return 0
+
+    @property
+    def _pos_max(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @property
+    def _neg_max(self) -> int:
+        return 1 << (self.bits - 1) if self.signed else 0
+
+    @property
+    def max(self) -> float:
+        return self._pos_max * pow2(self._ulp_exp)
+
+    @property
+    def min(self) -> float:
+        return -self._neg_max * pow2(self._ulp_exp)
+
+    @property
+    def smallest_normal(self) -> float:
+        """Smallest positive value (fixed point has no subnormals)."""
+        return pow2(self._ulp_exp)
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return pow2(self._ulp_exp)
+
+    @property
+    def eps(self) -> float:
+        """Spacing of the values, 2**-frac_bits."""
+        return pow2(self._ulp_exp)
+
+    @property
+    def allowed_overflow(self) -> tuple[Overflow, ...]:
+        return (Overflow.SATURATE, Overflow.WRAP, Overflow.ERROR)
+
+    def _encode_flat(
+        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+    ) -> int:
+        self._check_wrap(inp, policy)
+        xb, fin = inp.bits()
+        return int(
+            K.int_encode(
+                xb, out, rnd, fin, self._ulp_exp, self.bits, self._pos_max, self._neg_max,
+                policy, mode, rbits,
+            )
+        )
+
+    def _quantize_flat(
+        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+    ) -> int:
+        self._check_wrap(inp, policy)
+        xb, fin = inp.bits()
+        return int(
+            K.int_quantize(
+                xb, out, rnd, fin, self._ulp_exp, self.bits, self._pos_max, self._neg_max,
+                policy, mode, rbits,
+            )
+        )
+
+    def _check_wrap(self, inp: _Input, policy: int) -> None:
+        if policy == K.WRAP and not np.isfinite(inp.flat).all():
+            raise ValueError(f"x holds NaN or Inf, which cannot wrap into {self}")
+
+    def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
+        c = codes.astype(np.int64)
+        if self.signed:
+            c = np.where(c >= (1 << (self.bits - 1)), c - (1 << self.bits), c)
+        out[...] = np.ldexp(c.astype(np.float64), self._ulp_exp)
+
+    @property
+    def valid_codes(self) -> int:
+        return self.num_codes
+
+
+@dataclasses.dataclass(frozen=True)
+class Integer(_Fixed):
+    """A ``bits``-wide integer: two's complement when signed (value = code - 2**bits for
+    codes >= 2**(bits-1)), plain binary when unsigned.
+
+    ``narrow=True`` drops the most negative code (-2**(bits-1)) so the range is symmetric,
+    as symmetric INT weight quantizers use; encode never produces that code and decode
+    rejects it. Rounding: every mode of :class:`Rounding` (nearest-even ties go to the even
+    integer). Overflow: ``saturate`` (default), ``wrap`` (keep the low ``bits`` bits), or
+    ``error``. NaN saturates to 0.
+    """
+
+    bits: int  # type: ignore[misc]
+    signed: bool = True  # type: ignore[misc]
+    narrow: bool = False
+
+    def __post_init__(self) -> None:
+        check_int(self.bits, "bits", 1, 53)
+        for flag in ("signed", "narrow"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
+        if self.narrow and not (self.signed and self.bits >= 2):
+            raise ValueError("narrow=True needs a signed integer of at least 2 bits")
+
+    @property
+    def _neg_max(self) -> int:
+        if not self.signed:
+            return 0
+        return (1 << (self.bits - 1)) - (1 if self.narrow else 0)
+
+    @property
+    def allowed_overflow(self) -> tuple[Overflow, ...]:
+        if self.narrow:
+            return (Overflow.SATURATE, Overflow.ERROR)
+        return super().allowed_overflow
+
+    @property
+    def valid_codes(self) -> int:
+        return self.num_codes
+
+    def decode(self, codes: Any, **kw: Any) -> Any:
+        if self.narrow:
+            arr = np.asarray(codes.detach().cpu().numpy() if hasattr(codes, "detach") else codes)
+            if arr.dtype.kind in "iu" and (arr == (1 << (self.bits - 1))).any():
+                raise ValueError(
+                    f"code {1 << (self.bits - 1)} (-2**{self.bits - 1}) is not part of {self}"
+                )
+        return super().decode(codes, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedPoint(_Fixed):
+    """Fixed point ``fixed<int_bits,frac_bits>``: a (int_bits + frac_bits)-bit integer
+    scaled by 2**-frac_bits. ``int_bits`` counts the sign bit when signed (the apytypes
+    convention), so ``fixed<1,7>`` spans [-1, 1 - 2**-7]. Either count may be negative as
+    long as the total is 1..53. Rounding and overflow as :class:`Integer`.
+    """
+
+    int_bits: int
+    frac_bits: int
+    signed: bool = True  # type: ignore[misc]
+
+    def __post_init__(self) -> None:
+        check_int(self.int_bits, "int_bits", -1074, 1074)
+        check_int(self.frac_bits, "frac_bits", -1074, 1074)
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise TypeError(f"signed must be a bool, not {self.signed!r}")
+        total = self.int_bits + self.frac_bits
+        if not 1 <= total <= 53:
+            raise ValueError(
+                f"int_bits + frac_bits must be in 1..53, not {self.int_bits} + "
+                f"{self.frac_bits} = {total}"
+            )
+        if self.frac_bits > 1074 or self.int_bits > 1024:
+            raise ValueError(
+                "fixed point values must be float64 numbers: frac_bits <= 1074 and "
+                f"int_bits <= 1024, not fixed<{self.int_bits},{self.frac_bits}>"
+            )
+
+    @property
+    def bits(self) -> int:  # type: ignore[override]
+        return self.int_bits + self.frac_bits
+
+    @property
+    def _ulp_exp(self) -> int:
+        return -self.frac_bits

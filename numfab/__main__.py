@@ -1,0 +1,3 @@
+from numfab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""The ``numfab`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+import formats
+from formats import Format, Minifloat
+
+
+def _fmt_value(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return repr(float(v))
+
+
+def _kind(f: Format) -> str:
+    return type(f).__name__
+
+
+def format_facts(f: Format) -> dict[str, str]:
+    """The facts `numfab formats NAME` prints, as strings."""
+    facts = {
+        "name": str(f),
+        "kind": _kind(f),
+        "bits": str(f.bits),
+        "signed": str(f.signed),
+        "max": _fmt_value(f.max),
+        "min": _fmt_value(f.min),
+        "smallest_normal": _fmt_value(f.smallest_normal),
+        "smallest_subnormal": _fmt_value(f.smallest_subnormal),
+        "eps": _fmt_value(f.eps),
+        "has_inf": str(f.has_inf),
+        "has_nan": str(f.has_nan),
+        "default_overflow": f.default_overflow.value,
+    }
+    if isinstance(f, Minifloat):
+        facts.update(
+            exp_bits=str(f.exp_bits),
+            man_bits=str(f.man_bits),
+            bias=str(f.bias),
+            special=f.special.value,
+            subnormals=str(f.subnormals),
+            nan_code="none" if f.nan_code is None else hex(f.nan_code),
+            repr=repr(f),
+        )
+    else:
+        facts["repr"] = repr(f) if len(repr(f)) < 200 else repr(f)[:200] + "..."
+    return facts
+
+
+def zoo_table() -> str:
+    """One line per named format: name, bits, max, smallest subnormal, eps, specials."""
+    head = f"{'name':<20} {'bits':>4} {'max':>12} {'smallest':>12} {'eps':>10}  specials"
+    lines = [head, "-" * len(head)]
+    for name, f in formats.NAMED.items():
+        spec = ",".join(s for s, ok in (("inf", f.has_inf), ("nan", f.has_nan)) if ok) or "-"
+        lines.append(
+            f"{name:<20} {f.bits:>4} {f.max:>12.6g} {f.smallest_subnormal:>12.6g} "
+            f"{f.eps:>10.4g}  {spec}"
+        )
+    fams = ("families: e<E>m<M>[b<bias>][fn|fnuz|_finite][_nosub] (u-prefix: unsigned), "
+            "int<n>/uint<n>[_narrow], fixed<i,f>/ufixed<i,f>, bipolar<n>, lut[v0,...]")
+    lines.append(fams)
+    return "\n".join(lines)
+
+
+def _cmd_formats(args: argparse.Namespace) -> int:
+    if not args.name:
+        print(zoo_table())
+        return 0
+    try:
+        f = formats.parse(args.name)
+    except ValueError as exc:
+        print(f"numfab formats: {exc}", file=sys.stderr)
+        return 2
+    for k, v in format_facts(f).items():
+        print(f"{k:<20} {v}")
+    if f.bits <= 8:
+        print(f"\n{'code':>6} {'hex':>6} {'bin':>{f.bits + 2}}  value")
+        for code, v in enumerate(f.values()):
+            print(f"{code:>6} {code:#06x} {code:#0{f.bits + 2}b}  {_fmt_value(v)}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = zoo_table()
+    print(table)
+    (out / "formats.txt").write_text(table + "\n")
+    names = ["float4_e2m1fn", "nf4", "int4", "bipolar4", "float6_e2m3fn", "float6_e3m2fn"]
+    fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.3 * len(names)), sharex=False)
+    for ax, name in zip(axes, names):
+        f = formats.parse(name)
+        v = f.finite_values()
+        v = v / np.max(np.abs(v))
+        ax.vlines(v, 0, 1, lw=1.2)
+        ax.set_yticks([])
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_title(f"{name} ({f.bits} bits, {np.unique(v).size} values, scaled to max 1)",
+                     fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(out / "value_grids.png", dpi=120)
+    # Quantization error of a normal distribution per format (real data through the kernels).
+    x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
+    rows = []
+    for name in ["float8_e4m3fn", "float8_e5m2", "float6_e2m3fn", "float4_e2m1fn", "nf4", "int8"]:
+        f = formats.parse(name)
+        scale = f.max / np.abs(x).max()
+        q = f.quantize(x * scale, overflow="saturate") / scale
+        rel = float(np.sqrt(np.mean((q - x) ** 2)) / np.sqrt(np.mean(x**2)))
+        rows.append(f"{name:<16} bits={f.bits:<3} rms-rel-error={rel:.4e}")
+    report = "\n".join(rows)
+    print(report)
+    (out / "quantization_error.txt").write_text(report + "\n")
+    print(f"wrote {out / 'value_grids.png'}, {out / 'formats.txt'}, {out / 'quantization_error.txt'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="numfab",
+        description="numfab: bit-exact number formats for hardware co-design.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    pf = sub.add_parser(
+        "formats",
+        help="list the named formats, or show one format's facts and code table",
+        description="Without NAME, list every named format. With NAME (canonical, alias or "
+        "family syntax such as e3m4b5, int6, 'fixed<4,4>', bipolar3), print its facts and, "
+        "for formats of at most 8 bits, its full code -> value table.",
+    )
+    pf.add_argument("name", nargs="?", help="format name, e.g. float8_e4m3fn or e2m1")
+    pf.set_defaults(func=_cmd_formats)
+    pd = sub.add_parser(
+        "demo",
+        help="print the format zoo and write value-grid plots to --out",
+        description="Print the format zoo table, plot value grids of low-bit formats and "
+        "measure quantization error of a normal distribution per format.",
+    )
+    pd.add_argument("--out", default="out", help="output folder (default: out)")
+    pd.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
