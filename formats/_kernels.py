@@ -29,11 +29,13 @@ TWO_M62 = 2.0**-62
 
 
 @numba.njit(**_INLINE)
-def round_right(sig, shift, neg, mode, rnd, rbits):  # pragma: no cover - jitted
+def round_right(sig, shift, neg, mode, rnd, rbits, par):  # pragma: no cover - jitted
     """Round the non-negative integer ``sig / 2**shift`` (shift >= 0) to an integer.
 
     ``rnd`` is a uniform random integer in [0, 2**62) used only by STOCH; ``rbits`` > 0
     limits stochastic rounding to that many random bits (hardware-style truncation).
+    ``par`` is added to ``q`` before the nearest-even parity test, for formats whose code
+    parity is not the significand's (no mantissa bits: the exponent field decides).
     """
     s = shift if shift < 62 else 62
     q = sig >> s
@@ -41,7 +43,7 @@ def round_right(sig, shift, neg, mode, rnd, rbits):  # pragma: no cover - jitted
     full = np.int64(1) << s
     twice = rem << 1
     if mode == RNE:
-        inc = (twice > full) or (twice == full and (q & 1) == 1)
+        inc = (twice > full) or (twice == full and ((q + par) & 1) == 1)
     elif mode == RNA:
         inc = twice >= full and rem != 0
     elif mode == RTZ:
@@ -92,7 +94,9 @@ def mf_encode1(
             return nancode | (neg * sign_bit if (signed and not fnuz) else 0), False
         return np.int64(0), policy == OERR
     e_eff = ex if ex > emin else emin
-    q = round_right(sig, e_eff - man - ex + fin[0], neg, mode, rnd, rbits)
+    # With no mantissa bits a normal code's parity is its exponent field's.
+    par = (e_eff - emin + (0 if nosub else 1) + 1) & 1 if (man == 0 and ex >= emin) else 0
+    q = round_right(sig, e_eff - man - ex + fin[0], neg, mode, rnd, rbits, par)
     if nosub:
         if ex < emin or sig == 0:
             mag = np.int64(0)
@@ -225,7 +229,7 @@ def fixed_round1(v, fin, ulp_exp, mode, rnd, rbits):  # pragma: no cover
     shift = ulp_exp - ex + fin[0]
     huge = False
     if shift >= 0:
-        q = round_right(sig, shift, neg, mode, rnd, rbits)
+        q = round_right(sig, shift, neg, mode, rnd, rbits, 0)
     else:
         left = -shift
         huge = ex - ulp_exp >= 62

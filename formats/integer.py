@@ -134,6 +134,17 @@ class Integer(_Fixed):
     def valid_codes(self) -> int:
         return self.num_codes
 
+    def codes(self) -> np.ndarray:
+        """Every valid code in order (narrow integers leave out -2**(bits-1))."""
+        c = np.arange(self.num_codes, dtype=np.int64)
+        if self.narrow:
+            c = c[c != 1 << (self.bits - 1)]
+        return c.astype(self.code_dtype)
+
+    def values(self) -> np.ndarray:
+        """The value of every valid code (see :meth:`codes`), in code order."""
+        return self.decode(self.codes())
+
     def decode(self, codes: Any, **kw: Any) -> Any:
         if self.narrow:
             arr = np.asarray(codes.detach().cpu().numpy() if hasattr(codes, "detach") else codes)

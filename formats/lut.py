@@ -117,8 +117,8 @@ class Lut(_Table):
     larger magnitude under nearest-away. Toward-zero picks the neighbour of smaller
     magnitude; up/down the neighbour above/below; stochastic picks the upper neighbour with
     probability (x - lo) / (hi - lo) (float64, bias < 2**-52). Inputs beyond the table
-    saturate to its ends (the only policy besides ``error``); NaN becomes the entry nearest
-    zero, or raises with ``overflow="error"``.
+    saturate to its ends (the only policy besides ``error``, which rejects anything outside
+    [min, max]); NaN becomes the entry nearest zero, or raises with ``overflow="error"``.
     """
 
     table: tuple[float, ...]

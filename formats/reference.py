@@ -1,0 +1,233 @@
+"""Slow, obviously-correct scalar reference: exact rationals and Python ints.
+
+Independent of the kernels: values come from the field definitions with ``Fraction``,
+and rounding picks between the two neighbouring representable values by exact
+comparison. Used by the tests over every code of every format up to 16 bits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import math
+from fractions import Fraction
+
+from ._base import Format
+from ._enums import Overflow, Rounding, Special
+from .integer import FixedPoint, Integer
+from .lut import BipolarInt, Lut
+from .minifloat import Minifloat
+
+__all__ = ["ref_decode", "ref_encode", "ref_grid"]
+
+Value = Fraction | float  # float only for NaN and +-Inf
+
+
+def ref_decode(fmt: Format, code: int) -> Value:
+    """Exact value of ``code`` (a Fraction; NaN/Inf as floats; -0 as float -0.0)."""
+    if isinstance(fmt, Minifloat):
+        e, m = fmt.exp_bits, fmt.man_bits
+        sign = (code >> (e + m)) & 1 if fmt.signed else 0
+        f = (code >> m) & ((1 << e) - 1)
+        man = code & ((1 << m) - 1)
+        top = (1 << e) - 1
+        if fmt.special is Special.IEEE and f == top:
+            return math.nan if man else (-math.inf if sign else math.inf)
+        if fmt.special is Special.FN and f == top and man == (1 << m) - 1:
+            return math.nan
+        if fmt.special is Special.FNUZ and sign and f == 0 and man == 0:
+            return math.nan
+        if f == 0 and fmt.subnormals:
+            mag = Fraction(man, 1 << m) * Fraction(2) ** (1 - fmt.bias)
+        else:
+            mag = (1 + Fraction(man, 1 << m)) * Fraction(2) ** (f - fmt.bias)
+        if mag == 0 and sign:
+            return -0.0
+        return -mag if sign else mag
+    if isinstance(fmt, (Integer, FixedPoint)):
+        v = code - (1 << fmt.bits) if fmt.signed and code >> (fmt.bits - 1) else code
+        frac = fmt.frac_bits if isinstance(fmt, FixedPoint) else 0
+        return Fraction(v) / Fraction(2) ** frac
+    if isinstance(fmt, BipolarInt):
+        return Fraction(2 * code - (2**fmt.bits - 1))
+    if isinstance(fmt, Lut):
+        v = fmt.table[code]
+        return -0.0 if v == 0 and math.copysign(1, v) < 0 else Fraction(v)
+    raise TypeError(f"no reference for {fmt!r}")
+
+
+def _codes(fmt: Format) -> range:
+    return range(fmt.valid_codes)
+
+
+@functools.lru_cache(maxsize=64)
+def ref_grid(fmt: Format) -> list[tuple[Fraction, int]]:
+    """Finite (value, code) pairs sorted by value; -0 dropped in favour of +0, and codes
+    a narrow integer excludes left out."""
+    pairs = []
+    for c in _codes(fmt):
+        if isinstance(fmt, Integer) and fmt.narrow and c == 1 << (fmt.bits - 1):
+            continue
+        v = ref_decode(fmt, c)
+        if isinstance(v, float):
+            continue
+        pairs.append((v, c))
+    pairs.sort(key=lambda p: p[0])
+    return pairs
+
+
+def _beyond(fmt: Format, grid: list[tuple[Fraction, int]], top: bool) -> tuple[Fraction, int]:
+    """The value (and code parity) just past the end of the range, with the spacing the
+    format would continue with (unbounded exponent for minifloats)."""
+    v, c = grid[-1] if top else grid[0]
+    if isinstance(fmt, Minifloat) and not top and not fmt.signed:
+        return (v - (grid[1][0] - grid[0][0]), c + 1)
+    if isinstance(fmt, Minifloat):
+        step = Fraction(2) ** (fmt.emax - fmt.man_bits)
+        return (v + step, c + 1) if top else (v - step, c + 1)
+    if len(grid) > 1:
+        step = grid[-1][0] - grid[-2][0] if top else grid[1][0] - grid[0][0]
+    else:
+        step = Fraction(1)
+    return (v + step, c + 1) if top else (v - step, c + 1)
+
+
+def ref_encode(
+    fmt: Format,
+    x: float,
+    rounding: Rounding | str = Rounding.NEAREST_EVEN,
+    overflow: Overflow | str | None = None,
+) -> int | None:
+    """Code for ``x`` (deterministic modes). Returns None where the result is NaN, so that
+    tests compare NaN-ness rather than NaN payloads; raises ValueError for errors."""
+    mode = Rounding.coerce(rounding, "rounding")
+    policy = fmt._policy(overflow)
+    if mode is Rounding.STOCHASTIC:
+        raise ValueError("the reference handles deterministic modes; see ref_up_probability")
+    grid = ref_grid(fmt)
+    if math.isnan(x):
+        if fmt.has_nan:
+            return None
+        if policy is Overflow.ERROR:
+            raise ValueError("NaN")
+        return _nearest_zero_code(fmt, grid)
+    neg = math.copysign(1.0, x) < 0
+    if math.isinf(x):
+        return _overflow(fmt, grid, neg, policy, mode, is_inf=True)
+    xf = Fraction(x)
+    lo_v, lo_c = grid[0]
+    hi_v, hi_c = grid[-1]
+    zero_less = isinstance(fmt, Minifloat) and not fmt.subnormals
+    if zero_less:
+        tiny = Fraction(fmt.smallest_normal)
+        if xf < 0 and not fmt.signed:
+            return _overflow(fmt, grid, neg, policy, mode)
+        if xf == 0:
+            if policy is Overflow.NAN:
+                return None
+            if policy is Overflow.ERROR:
+                raise ValueError("zero")
+            return 0
+        if abs(xf) < tiny:  # below the least magnitude: clamps to it under every mode
+            return (1 << (fmt.bits - 1)) if neg else 0
+    if isinstance(fmt, (Lut, BipolarInt)) and not lo_v <= xf <= hi_v:
+        return _overflow(fmt, grid, neg, policy, mode)  # tables: outside [min, max]
+    ext, values = _extended(fmt)
+    if xf > ext[-1][0]:
+        return _overflow(fmt, grid, neg, policy, mode)
+    if xf < ext[0][0]:
+        return _overflow(fmt, grid, neg, policy, mode)
+    i = bisect.bisect_left(values, xf)
+    if values[i] == xf:
+        choice = i
+    else:
+        a, b = i - 1, i
+        va, vb = values[a], values[b]
+        if mode is Rounding.TOWARD_ZERO:
+            if abs(va) != abs(vb):
+                choice = a if abs(va) < abs(vb) else b
+            else:
+                choice = a if neg else b
+        elif mode is Rounding.UP:
+            choice = b
+        elif mode is Rounding.DOWN:
+            choice = a
+        else:
+            mid = (va + vb) / 2
+            if xf < mid:
+                choice = a
+            elif xf > mid:
+                choice = b
+            elif mode is Rounding.NEAREST_AWAY:
+                choice = b if abs(vb) > abs(va) or (abs(vb) == abs(va) and not neg) else a
+            else:
+                choice = a if ext[a][1] % 2 == 0 else b
+    v, c = ext[choice]
+    if choice == 0 or choice == len(ext) - 1:
+        return _overflow(fmt, grid, neg, policy, mode)
+    return _signed_zero(fmt, v, c, neg)
+
+
+@functools.lru_cache(maxsize=64)
+def _extended(fmt: Format) -> tuple[list[tuple[Fraction, int]], list[Fraction]]:
+    """The grid extended one step past each end, so that rounding decides overflow."""
+    grid = ref_grid(fmt)
+    ext = [_beyond(fmt, grid, False), *grid, _beyond(fmt, grid, True)]
+    return ext, [p[0] for p in ext]
+
+
+def _signed_zero(fmt: Format, v: Fraction, c: int, neg: bool) -> int | None:
+    if v != 0:
+        return c
+    if isinstance(fmt, Minifloat):
+        if fmt.has_negative_zero and neg:
+            return c | (1 << (fmt.bits - 1))
+        return c
+    if isinstance(fmt, Lut):
+        for code, t in enumerate(fmt.table):
+            if t == 0 and (math.copysign(1, t) < 0) == neg:
+                return code
+    return c
+
+
+def _nearest_zero_code(fmt: Format, grid: list[tuple[Fraction, int]]) -> int:
+    best = min(grid, key=lambda p: (abs(p[0]), p[0] < 0))
+    return best[1]
+
+
+def _overflow(
+    fmt: Format, grid: list[tuple[Fraction, int]], neg: bool, policy: Overflow, mode: Rounding,
+    is_inf: bool = False,
+) -> int | None:
+    if policy is Overflow.ERROR:
+        raise ValueError("overflow")
+    below = neg and not fmt.signed
+    if below:
+        if isinstance(fmt, Minifloat) and policy is Overflow.NAN:
+            return None
+        return grid[0][1]
+    to_max = not is_inf and (
+        mode is Rounding.TOWARD_ZERO
+        or (mode is Rounding.DOWN and not neg)
+        or (mode is Rounding.UP and neg)
+    )
+    end = grid[0][1] if neg else grid[-1][1]
+    if policy is Overflow.SATURATE or to_max:
+        return end
+    if policy is Overflow.INF:
+        assert isinstance(fmt, Minifloat)
+        inf = ((1 << fmt.exp_bits) - 1) << fmt.man_bits
+        return inf | ((1 << (fmt.bits - 1)) if neg else 0)
+    return None
+
+
+def ref_up_probability(fmt: Format, x: float) -> tuple[int, int, Fraction]:
+    """For stochastic rounding of an in-range ``x``: (lower code, upper code, P(upper))."""
+    grid = ref_grid(fmt)
+    xf = Fraction(x)
+    values = [p[0] for p in grid]
+    i = bisect.bisect_right(values, xf)
+    a, b = grid[i - 1], grid[min(i, len(grid) - 1)]
+    if a[0] == xf or a == b:
+        return a[1], a[1], Fraction(0)
+    return a[1], b[1], (xf - a[0]) / (b[0] - a[0])

@@ -1,0 +1,20 @@
+"""numfab's record of where an oracle and numfab disagree, each with its reason.
+
+This is the one place these are kept; tests consult it and README links here.
+"""
+
+from __future__ import annotations
+
+#: (oracle, format, what) -> reason
+DIVERGENCES: dict[tuple[str, str, str], str] = {
+    ("ml_dtypes", "float4_e2m1fn", "NaN input"): (
+        "ml_dtypes turns NaN into -0 in formats without NaN; numfab gives +0 under "
+        "saturate and raises under overflow='error' (there is no NaN to give)."
+    ),
+    ("ml_dtypes", "float6_e2m3fn", "NaN input"): "as float4_e2m1fn",
+    ("ml_dtypes", "float6_e3m2fn", "NaN input"): "as float4_e2m1fn",
+    ("torch", "float8_e4m3fn", "overflow"): (
+        "torch saturates E4M3FN overflow (and +-Inf) to +-448; ml_dtypes and numfab's default "
+        "give NaN. numfab matches torch with overflow='saturate'."
+    ),
+}
