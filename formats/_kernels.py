@@ -346,6 +346,9 @@ def sorted_encode(
         if j >= last or keys[j] == b:
             out[i] = order[j]
             continue
+        if vals[j + 1] == xv:  # -0.0 against a table holding only +0.0
+            out[i] = order[j + 1]
+            continue
         a = vals[j]
         c = vals[j + 1]
         # xv lies strictly between a and c

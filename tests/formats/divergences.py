@@ -13,6 +13,12 @@ DIVERGENCES: dict[tuple[str, str, str], str] = {
     ),
     ("ml_dtypes", "float6_e2m3fn", "NaN input"): "as float4_e2m1fn",
     ("ml_dtypes", "float6_e3m2fn", "NaN input"): "as float4_e2m1fn",
+    ("ml_dtypes", "float8_e8m0fnu", "ties"): (
+        "E8M0 has no mantissa bits, so nearest-even must look at the exponent field's parity "
+        "(as gfloat and the OCP MX rule do); ml_dtypes 0.6 rounds every tie up (the open "
+        "upstream fix). numfab follows the code-parity rule; ties are checked against the "
+        "exact reference and gfloat instead."
+    ),
     ("torch", "float8_e4m3fn", "overflow"): (
         "torch saturates E4M3FN overflow (and +-Inf) to +-448; ml_dtypes and numfab's default "
         "give NaN. numfab matches torch with overflow='saturate'."

@@ -42,6 +42,11 @@ def test_encode_matches(name: str) -> None:
     x = rounding_inputs(fmt, np.float32)
     if not fmt.has_nan:
         x = x[~np.isnan(x)]  # divergence recorded in tests/formats/divergences.py
+    if fmt.man_bits == 0:
+        # ml_dtypes rounds E8M0 ties up (tests/formats/divergences.py): leave ties out
+        v = fmt.finite_values()
+        ties = np.concatenate([(v[:-1] + v[1:]) / 2, [fmt.max * 1.5]]).astype(np.float32)
+        x = x[~np.isin(np.abs(x), ties)]
     with np.errstate(over="ignore", invalid="ignore"):
         want = x.astype(dt)
     want_codes = want.view(_view(dt, fmt.bits)) if fmt.bits >= 8 else want.view(np.uint8)
