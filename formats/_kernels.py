@@ -370,7 +370,9 @@ def sorted_encode(
             elif mode == RNA:
                 pick_hi = abs(c) > abs(a) or (abs(c) == abs(a) and not xneg)
             else:
-                pick_hi = (order[j + 1] & 1) == 0
+                ca = order[j]
+                cb = order[j + 1]
+                pick_hi = (cb & 1) < (ca & 1) or ((cb & 1) == (ca & 1) and cb < ca)
         out[i] = order[j + 1] if pick_hi else order[j]
     return bad
 

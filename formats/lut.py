@@ -112,8 +112,9 @@ class Lut(_Table):
     width holding every index; codes past the table are invalid.
 
     Rounding is onto the nearest table value; a tie (an input exactly at the midpoint of
-    two neighbours) goes to the entry with the even code under nearest-even, so a table
-    listed in a minifloat's code order rounds exactly as that minifloat, and to the
+    two neighbours) goes to the entry with the even code under nearest-even (if both codes
+    have the same parity, which only an unordered table allows, to the lower code), so a
+    table listed in a minifloat's code order rounds exactly as that minifloat, and to the
     larger magnitude under nearest-away. Toward-zero picks the neighbour of smaller
     magnitude; up/down the neighbour above/below; stochastic picks the upper neighbour with
     probability (x - lo) / (hi - lo) (float64, bias < 2**-52). Inputs beyond the table

@@ -161,7 +161,11 @@ def ref_encode(
             elif mode is Rounding.NEAREST_AWAY:
                 choice = b if abs(vb) > abs(va) or (abs(vb) == abs(va) and not neg) else a
             else:
-                choice = a if ext[a][1] % 2 == 0 else b
+                ca, cb = ext[a][1], ext[b][1]
+                if ca % 2 != cb % 2:
+                    choice = a if ca % 2 == 0 else b
+                else:  # same parity (only in unordered tables): the lower code
+                    choice = a if ca < cb else b
     v, c = ext[choice]
     if choice == 0 or choice == len(ext) - 1:
         return _overflow(fmt, grid, neg, policy, mode)
