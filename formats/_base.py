@@ -75,7 +75,7 @@ class _Input:
             arr = arr.astype(np.float64)
         elif arr.dtype not in _FLOAT_INPUTS:
             arr = arr.astype(np.float64)
-        self.array = np.ascontiguousarray(arr)
+        self.array = np.asarray(arr, order="C")
         self.shape = self.array.shape
 
     @property

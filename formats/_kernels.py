@@ -369,6 +369,8 @@ def sorted_encode(
                 pick_hi = False
             elif mode == RNA:
                 pick_hi = abs(c) > abs(a) or (abs(c) == abs(a) and not xneg)
+            elif abs(c) == abs(a):  # a tie at zero between -v and +v: the sign of x
+                pick_hi = not xneg
             else:
                 ca = order[j]
                 cb = order[j + 1]
@@ -426,76 +428,190 @@ def _bitcast(typingctx, x, like):  # pragma: no cover - compile-time
     return sig, codegen
 
 
-@numba.njit(**_PJIT)
-def mf_quantize_f32(
-    xb, outb, man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy, mode,
-):  # pragma: no cover - jitted
-    """Fast fused quantize for float32 in and out (IEEE bit patterns as uint32).
+# --- fast float32 fake-quantization --------------------------------------------------
+# The general kernels above round through int64 and run at ~0.2-0.5 G elem/s. For the
+# common case (float32 in and out, a minifloat whose values are float32 numbers) the
+# kernels below reach memory speed: numba widens every uint32 operation to 64 bits, so
+# each intermediate is narrowed back with np.uint32(...) (keeping LLVM's vectors at 8 x
+# i32), rounding mode and signedness are compile-time constants (numba.literally through
+# _dispatch/_by_kind: one straight-line loop each), the target's subnormal range rounds
+# in float32 arithmetic (magic-number add, exact, then one correction step for the
+# directed modes), and the bad-element count is a uint32 tally per block.
 
-    Valid when the format's values are float32 numbers with emin >= -126 (its normal
-    binades are float32 normal binades) and it has subnormals. The normal range rounds by
-    adding at a fixed bit position (the carry walks into the exponent), the subnormal
-    range through an exact integer significand times the subnormal unit. Written as
-    uint32 selects with no data-dependent branch so that LLVM vectorizes it.
+
+@numba.njit(**_INLINE)
+def _sel(c, x, y):  # pragma: no cover - jitted
+    """Branch-free select on uint32: c is 0 or 1."""
+    m = np.uint32(np.uint32(0) - c)
+    return np.uint32(np.uint32(x & m) | np.uint32(y & np.uint32(~m)))
+
+
+@numba.njit(**_INLINE)
+def _elem(v, mode, signed, fnuz, lsb, emin_bits, cadd, unit, half_unit, maxb, ro, nanb,
+          below_val, nan0):  # pragma: no cover - jitted
+    """One element. ``mode``, ``signed``, ``fnuz`` are literals at every call site (so
+    each kernel compiles to straight-line code for its case). Returns (bits, bad 0/1).
+
+    numba widens every uint32 operation to 64 bits, so each intermediate is narrowed
+    back with u(...); that keeps LLVM's vectors at 8 x i32.
     """
     u = np.uint32
-    s0 = u(23 - man)
-    unit32 = np.float32(math.ldexp(1.0, emin - man))
-    uemin = u(emin + 127)  # biased float32 exponent of the format's smallest normal
-    maxb = u(max_bits)
-    infb = u(inf_bits)
-    nanb = u(nan_bits)
-    zero = u(0)
+    f = np.float32
     one = u(1)
-    keep_sign = u(0xFFFFFFFF) if signed else zero
-    m_rne = mode == RNE
-    m_rna = mode == RNA
-    m_up = mode == UP
-    m_down = mode == DOWN
-    p_inf = policy == OINF
-    p_nan = policy == ONAN
-    to_max_pos = mode == RTZ or mode == DOWN
-    to_max_neg = mode == RTZ or mode == UP
+    zero = u(0)
+    fz = f(0.0)
+    v = u(v)
+    a = u(v & u(0x7FFFFFFF))
+    sgn = u(v & u(0x80000000))
+    negb = u(v >> u(31))                          # 1 if sign set
+    posb = u(negb ^ one)
+    mask = u(lsb - one)
+    nmask = u(~mask)
+    # ---- normal binades: integer rounding at bit s0 ----
+    if mode == RNE:
+        rnorm = u(u(u(a + u(mask >> one)) + u(u(a & lsb) != zero)) & nmask)
+    elif mode == RNA:
+        rnorm = u(u(a + u(u(mask >> one) + one)) & nmask)
+    elif mode == RTZ:
+        rnorm = u(a & nmask)
+    elif mode == UP:
+        rnorm = u(u(a + u(mask & u(negb - one))) & nmask)     # away when positive
+    else:
+        rnorm = u(u(a + u(mask & u(zero - negb))) & nmask)    # away when negative
+    # ---- target subnormal range: float32 arithmetic ----
+    if mode == UP or mode == DOWN:
+        # signed value: rn = x rounded to nearest even multiple of unit (cadd = 1.5 *
+        # 2**(emin-man+23) keeps x + cadd inside one binade for |x| < 2**emin), then
+        # step toward +inf (UP) or -inf (DOWN) when inexact; |rs| is the magnitude.
+        xs = _bitcast(v, fz)
+        rn = f(f(xs + cadd) - cadd)
+        d = f(xs - rn)
+        if mode == UP:
+            rs = f(rn + (unit if d > fz else fz))
+        else:
+            rs = f(rn - (unit if d < fz else fz))
+        rsub = u(_bitcast(rs, zero) & u(0x7FFFFFFF))
+    else:
+        ax = _bitcast(a, fz)
+        rn = f(f(ax + cadd) - cadd)
+        if mode == RNE:
+            rs = rn
+        else:
+            d = f(ax - rn)
+            if mode == RNA:
+                rs = f(rn + (unit if d == half_unit else fz))
+            else:  # RTZ
+                rs = f(rn - (unit if d < fz else fz))
+        rsub = _bitcast(rs, zero)
+    r = _sel(u(a < emin_bits), rsub, rnorm)
+    # ---- specials, overflow, sign ----
+    is_nan = u(a > u(0x7F800000))
+    notnan = u(is_nan ^ one)
+    over = u(u(r > maxb) & notnan)
+    if mode == RNE or mode == RNA:
+        r_over = ro
+    else:
+        notinf = u(a != u(0x7F800000))
+        if mode == RTZ:
+            to_max = notinf
+        elif mode == UP:
+            to_max = u(notinf & negb)
+        else:
+            to_max = u(notinf & posb)
+        r_over = _sel(to_max, maxb, ro)
+    r = _sel(over, r_over, r)
+    r = _sel(is_nan, nanb, r)
+    if signed:
+        if fnuz:
+            sign_out = u(sgn & u(~u(zero - u(r == zero))))   # a zero result is +0
+        else:  # NaN into a format without NaN gives +0
+            sign_out = u(sgn & u(~u(zero - u(is_nan & nan0))))
+        bad = u(over | u(is_nan & nan0))
+    else:
+        # unsigned: a negative nonzero result is out of range (NaN or 0), counted
+        below = u(u(negb & u(r != zero)) & notnan)
+        r = _sel(below, below_val, r)
+        sign_out = zero
+        bad = u(u(over | below) | u(is_nan & nan0))
+    return u(r | sign_out), bad
+
+
+_BLK = 16384  # counting kernels: a uint32 tally per block keeps the inner loop 8 x i32
+
+# Kernels: one per (mode, sign kind, counting), generated by _gen_kernels_source() below
+# (literal arguments to _elem make each one straight-line code). Kind s = signed,
+# z = signed fnuz, u = unsigned. Counting kernels return the number of bad elements.
+@numba.njit(**_PJIT)
+def _kernel(xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
+    numba.literally(mode)
+    numba.literally(signed)
+    numba.literally(fnuz)
+    n = xb.size
     bad = 0
-    for i in prange(xb.size):
-        v = u(xb[i])
-        a = v & u(0x7FFFFFFF)
-        sgn = v & u(0x80000000)
-        neg = sgn != zero
-        e = a >> u(23)
-        sub = e < uemin
-        # subnormal range: shift the explicit significand further right
-        extra = (uemin - e) if sub else zero
-        s = min(s0 + extra, u(31))
-        sig = (a & u(0x7FFFFF)) | ((one if e != zero else zero) << u(23))
-        src = sig if sub else a
-        q = src >> s
-        rem = src - (q << s)
-        full = one << s
-        twice = rem << one
-        nz = rem != zero
-        inc_rne = (twice > full) | ((twice == full) & ((q & one) == one))
-        inc_rna = (twice >= full) & nz
-        inc_up = nz & (not neg)
-        inc_down = nz & neg
-        inc = (
-            inc_rne if m_rne else (inc_rna if m_rna else (inc_up if m_up else (
-                inc_down if m_down else False)))
-        )
-        q = q + (one if inc else zero)
-        rsub = _bitcast(np.float32(q) * unit32, zero)
-        r = rsub if sub else q << s
-        is_nan = a > u(0x7F800000)
-        is_inf = a == u(0x7F800000)
-        over = (r > maxb) & (not is_nan)
-        to_max = (not is_inf) & ((to_max_neg if neg else to_max_pos))
-        r_over = infb if (p_inf and not to_max) else (nanb if (p_nan and not to_max) else maxb)
-        r = r_over if over else r
-        r = nanb if is_nan else r
-        # unsigned formats: a negative nonzero result is out of range
-        below = (keep_sign == zero) & neg & (r != zero) & (not is_nan)
-        r = (nanb if p_nan else zero) if below else r
-        sign_out = zero if (fnuz and r == zero) else (sgn & keep_sign)
-        outb[i] = r | sign_out
-        bad += np.int64(over | below | (is_nan & (nanb == zero)))
+    for blk in prange((n + _BLK - 1) // _BLK):
+        lo = blk * _BLK
+        hi = min(lo + _BLK, n)
+        cnt = np.uint32(0)
+        for i in range(lo, hi):
+            j = np.uint64(i)
+            r, b = _elem(xb[j], mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+            outb[j] = r
+            cnt = np.uint32(cnt + b)
+        bad += cnt
     return bad
+
+
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_kind(xb, outb, mode, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
+    numba.literally(mode)
+    if kind == 0:
+        return _kernel(xb, outb, mode, True, False, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    if kind == 1:
+        return _kernel(xb, outb, mode, True, True, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    return _kernel(xb, outb, mode, False, False, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _dispatch(xb, outb, mode, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
+    """Turn the runtime mode into a compile-time constant (one specialised loop each)."""
+    if mode == RNE:
+        return _by_kind(xb, outb, RNE, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    if mode == RNA:
+        return _by_kind(xb, outb, RNA, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    if mode == RTZ:
+        return _by_kind(xb, outb, RTZ, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    if mode == UP:
+        return _by_kind(xb, outb, UP, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    return _by_kind(xb, outb, DOWN, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+
+
+def _consts(man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy):
+    if not (0 <= man <= 22 and -126 <= emin and emin - man + 23 <= 127):
+        raise ValueError("format not representable by the float32 fast path")
+    u = np.uint32
+    ro = inf_bits if policy == OINF else (nan_bits if policy == ONAN else max_bits)
+    return (
+        u(1 << (23 - man)),                                    # lsb of the kept bits
+        u((emin + 127) << 23),                                 # bits of 2**emin
+        np.float32(math.ldexp(1.5, emin - man + 23)),          # magic add (1.5 * 2**k)
+        np.float32(math.ldexp(1.0, emin - man)),               # subnormal unit
+        np.float32(math.ldexp(1.0, emin - man - 1)),           # half unit
+        u(max_bits), u(ro), u(nan_bits),
+        u(nan_bits if policy == ONAN else 0),                  # unsigned below-range value
+        u(1 if nan_bits == 0 else 0),                          # NaN input counts as bad
+    )
+
+
+def quantize_f32(xb, outb, man, emin, signed, fnuz, max_bits, inf_bits, nan_bits,
+                 policy, mode):
+    """Fused float32 -> minifloat -> float32 for deterministic modes (uint32 views).
+
+    Valid for formats with subnormals, 1 <= man <= 22 and emin >= -126 whose values are
+    float32 numbers (``fast_f32_ok``). Returns the number of bad elements (overflowed,
+    out-of-range negatives of unsigned formats, NaN into a format without NaN).
+    """
+    c = _consts(man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy)
+    kind = (1 if fnuz else 0) if signed else 2
+    return int(_dispatch(xb.reshape(-1), outb.reshape(-1), int(mode), kind, *c))

@@ -115,7 +115,8 @@ class Lut(_Table):
     two neighbours) goes to the entry with the even code under nearest-even (if both codes
     have the same parity, which only an unordered table allows, to the lower code), so a
     table listed in a minifloat's code order rounds exactly as that minifloat, and to the
-    larger magnitude under nearest-away. Toward-zero picks the neighbour of smaller
+    larger magnitude under nearest-away. A tie at zero between -v and +v (a table without
+    zero) follows the sign of the zero under every mode, keeping rounding sign-symmetric. Toward-zero picks the neighbour of smaller
     magnitude; up/down the neighbour above/below; stochastic picks the upper neighbour with
     probability (x - lo) / (hi - lo) (float64, bias < 2**-52). Inputs beyond the table
     saturate to its ends (the only policy besides ``error``, which rejects anything outside
@@ -159,8 +160,8 @@ class BipolarInt(_Table):
     inverted (:meth:`from_twos_complement`, :meth:`to_twos_complement`).
 
     Rounding is onto the odd integers with the table rules of :class:`Lut` (ties: the
-    even code under nearest-even; for x = +-0 the tie between -1 and +1 follows the sign
-    of zero under toward-zero and nearest-away).
+    even code under nearest-even, except that x = +-0, the tie between -1 and +1, follows
+    the sign of the zero, so rounding stays sign-symmetric).
     """
 
     bits: int  # type: ignore[misc]

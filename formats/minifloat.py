@@ -67,8 +67,11 @@ class Minifloat(Format):
                 "special 'ieee' needs exp_bits >= 2 and man_bits >= 1 (the top exponent "
                 f"field holds Inf and NaN), not exp_bits={self.exp_bits}, man_bits={self.man_bits}"
             )
-        if self.special is Special.FNUZ and not self.signed:
-            raise ValueError("special 'fnuz' puts NaN at the negative-zero code; it needs signed=True")
+        if self.special is Special.FNUZ and not (self.signed and self.subnormals):
+            raise ValueError(
+                "special 'fnuz' puts NaN at the negative-zero code; it needs signed=True "
+                "and subnormals=True"
+            )
         if self.bias is None:
             default = 1 << (self.exp_bits - 1)
             object.__setattr__(self, "bias", default if self.special is Special.FNUZ else default - 1)
@@ -206,6 +209,26 @@ class Minifloat(Format):
 
     # --- kernels ------------------------------------------------------------------------
     @functools.cached_property
+    def _fast_f32(self) -> bool:
+        """Whether the float32 fast path applies (see _kernels.quantize_f32)."""
+        return (
+            self.subnormals and 1 <= self.man_bits <= 22 and self.emin >= -126
+            and self.emax <= 127 and self.emin - self.man_bits >= -149
+        )
+
+    @functools.cached_property
+    def _f32_bits(self) -> tuple[int, int, int]:
+        """float32 bit patterns of max, +Inf (or 0) and NaN (or 0) for the fast path."""
+        def bits(v: float) -> int:
+            return int(np.array(v, np.float32).view(np.uint32))
+
+        return (
+            bits(self.max),
+            bits(np.inf) if self.has_inf else 0,
+            bits(np.nan) if self.has_nan else 0,
+        )
+
+    @functools.cached_property
     def _params(self) -> tuple[Any, ...]:
         nan = self.nan_code
         return (
@@ -253,6 +276,12 @@ class Minifloat(Format):
     def _quantize_flat(
         self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
+        if self._fast_f32 and out.dtype == np.float32 and mode != K.STOCH:
+            x32 = inp.flat if inp.flat.dtype == np.float32 else inp.flat.astype(np.float32)
+            return int(K.quantize_f32(
+                x32.view(np.uint32), out.view(np.uint32), self.man_bits, self.emin,
+                self.signed, self.special is Special.FNUZ, *self._f32_bits, policy, mode,
+            ))
         if self.bits > 16:
             return super()._quantize_flat(inp, out, mode, policy, rnd, rbits)
         xb, fin = inp.bits()

@@ -162,7 +162,9 @@ def ref_encode(
                 choice = b if abs(vb) > abs(va) or (abs(vb) == abs(va) and not neg) else a
             else:
                 ca, cb = ext[a][1], ext[b][1]
-                if ca % 2 != cb % 2:
+                if abs(va) == abs(vb):  # tie at zero between -v and +v: the sign of x
+                    choice = a if neg else b
+                elif ca % 2 != cb % 2:
                     choice = a if ca % 2 == 0 else b
                 else:  # same parity (only in unordered tables): the lower code
                     choice = a if ca < cb else b
