@@ -19,6 +19,11 @@ DIVERGENCES: dict[tuple[str, str, str], str] = {
         "upstream fix). numfab follows the code-parity rule; ties are checked against the "
         "exact reference and gfloat instead."
     ),
+    ("gfloat", "float8_e8m0fnu", "below 2**-127"): (
+        "gfloat 0.5 rounds inputs below E8M0's least value 2**-127 to 2**-128 (or 0) under "
+        "nearest and toward-zero, values E8M0 cannot hold; numfab clamps them to 2**-127 "
+        "(E8M0 has no zero and no subnormals). Checked against the exact reference instead."
+    ),
     ("torch", "float8_e4m3fn", "overflow"): (
         "torch saturates E4M3FN overflow (and +-Inf) to +-448; ml_dtypes and numfab's default "
         "give NaN. numfab matches torch with overflow='saturate'."
