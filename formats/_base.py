@@ -46,7 +46,9 @@ class _Input:
         self.scalar = False
         self.torch_like: Any = None
         if isinstance(x, (bool, np.bool_)):
-            raise TypeError(f"{parameter} must be numeric (float array, tensor or number), not bool")
+            raise TypeError(
+                f"{parameter} must be numeric (float array, tensor or number), not bool"
+            )
         if isinstance(x, numbers.Real):
             self.scalar = True
             arr = np.asarray(float(x), dtype=np.float64)
@@ -173,7 +175,9 @@ class Format(abc.ABC):
             if isinstance(rand_bits, bool) or not isinstance(rand_bits, (int, np.integer)) or not (
                 1 <= rand_bits <= 62
             ):
-                raise ValueError(f"rand_bits must be an integer in 1..62 or None, not {rand_bits!r}")
+                raise ValueError(
+                    f"rand_bits must be an integer in 1..62 or None, not {rand_bits!r}"
+                )
         if mode is not Rounding.STOCHASTIC:
             if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
                 raise TypeError(f"seed must be an int or numpy.random.Generator, not {seed!r}")
@@ -375,6 +379,26 @@ class Format(abc.ABC):
     @abc.abstractmethod
     def max(self) -> float:
         """Largest finite value."""
+
+    @property
+    @abc.abstractmethod
+    def min(self) -> float:
+        """Most negative finite value (the least value for unsigned formats)."""
+
+    @property
+    @abc.abstractmethod
+    def smallest_normal(self) -> float:
+        """Smallest positive normal value (formats without subnormals: smallest positive)."""
+
+    @property
+    @abc.abstractmethod
+    def smallest_subnormal(self) -> float:
+        """Smallest positive value."""
+
+    @property
+    @abc.abstractmethod
+    def eps(self) -> float:
+        """Gap between 1 and the next larger value of the format's precision."""
 
 
 def check_int(value: Any, parameter: str, lo: int, hi: int) -> int:

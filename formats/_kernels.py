@@ -542,7 +542,9 @@ _BLK = 16384  # counting kernels: a uint32 tally per block keeps the inner loop 
 # (literal arguments to _elem make each one straight-line code). Kind s = signed,
 # z = signed fnuz, u = unsigned. Counting kernels return the number of bad elements.
 @numba.njit(**_PJIT)
-def _kernel(xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
+def _kernel(
+    xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0
+):  # pragma: no cover
     numba.literally(mode)
     numba.literally(signed)
     numba.literally(fnuz)

@@ -116,11 +116,12 @@ class Lut(_Table):
     have the same parity, which only an unordered table allows, to the lower code), so a
     table listed in a minifloat's code order rounds exactly as that minifloat, and to the
     larger magnitude under nearest-away. A tie at zero between -v and +v (a table without
-    zero) follows the sign of the zero under every mode, keeping rounding sign-symmetric. Toward-zero picks the neighbour of smaller
-    magnitude; up/down the neighbour above/below; stochastic picks the upper neighbour with
-    probability (x - lo) / (hi - lo) (float64, bias < 2**-52). Inputs beyond the table
-    saturate to its ends (the only policy besides ``error``, which rejects anything outside
-    [min, max]); NaN becomes the entry nearest zero, or raises with ``overflow="error"``.
+    zero) follows the sign of the zero under every mode. Toward-zero picks the neighbour
+    of smaller magnitude; up/down the neighbour above/below; stochastic picks the upper
+    neighbour with probability (x - lo) / (hi - lo) (float64, bias < 2**-52). Inputs
+    beyond the table saturate to its ends (the only policy besides ``error``, which
+    rejects anything outside [min, max]); NaN becomes the entry nearest zero, or raises
+    with ``overflow="error"``.
     """
 
     table: tuple[float, ...]

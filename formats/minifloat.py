@@ -74,7 +74,8 @@ class Minifloat(Format):
             )
         if self.bias is None:
             default = 1 << (self.exp_bits - 1)
-            object.__setattr__(self, "bias", default if self.special is Special.FNUZ else default - 1)
+            bias = default if self.special is Special.FNUZ else default - 1
+            object.__setattr__(self, "bias", bias)
         if isinstance(self.bias, bool) or not isinstance(self.bias, (int, np.integer)):
             raise TypeError(f"bias must be an integer, not {self.bias!r}")
         object.__setattr__(self, "bias", int(self.bias))

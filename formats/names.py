@@ -155,10 +155,10 @@ def parse(name: Any) -> Format:
             m["special"]
         ]
         signed = not m["u"] and m["special"] != "fnu"
+        extra = {} if m["bias"] is None else {"bias": int(m["bias"])}
         fmt = Minifloat(
-            int(m["e"]), int(m["m"]),
-            bias=None if m["bias"] is None else int(m["bias"]),
-            special=special, subnormals=not m["nosub"], signed=signed,
+            int(m["e"]), int(m["m"]), special=special, subnormals=not m["nosub"],
+            signed=signed, **extra,
         )
         if m["width"] is not None and int(m["width"]) != fmt.bits:
             raise ValueError(f"{name!r}: float{m['width']} does not match the {fmt.bits} bits")

@@ -51,8 +51,8 @@ def ref_decode(fmt: Format, code: int) -> Value:
     if isinstance(fmt, BipolarInt):
         return Fraction(2 * code - (2**fmt.bits - 1))
     if isinstance(fmt, Lut):
-        v = fmt.table[code]
-        return -0.0 if v == 0 and math.copysign(1, v) < 0 else Fraction(v)
+        t = fmt.table[code]
+        return -0.0 if t == 0 and math.copysign(1, t) < 0 else Fraction(t)
     raise TypeError(f"no reference for {fmt!r}")
 
 

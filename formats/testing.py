@@ -196,7 +196,9 @@ def check_directed_brackets(fmt: Format, x: Any) -> None:
     u = _arr(fmt.quantize(xs, Rounding.UP, "saturate"))
     if not ((d <= xs) & (xs <= u) & (d == lo) & (u == hi)).all():
         i = int(np.argmin((d <= xs) & (xs <= u) & (d == lo) & (u == hi)))
-        raise AssertionError(f"x={xs[i]!r}: down={d[i]!r} up={u[i]!r}, neighbours {lo[i]!r}, {hi[i]!r}")
+        raise AssertionError(
+            f"x={xs[i]!r}: down={d[i]!r} up={u[i]!r}, neighbours {lo[i]!r}, {hi[i]!r}"
+        )
 
 
 def check_round_trip(fmt: Format) -> None:

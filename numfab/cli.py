@@ -127,7 +127,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     report = "\n".join(rows)
     print(report)
     (out / "quantization_error.txt").write_text(report + "\n")
-    print(f"wrote {out / 'value_grids.png'}, {out / 'formats.txt'}, {out / 'quantization_error.txt'}")
+    written = ", ".join(str(out / n) for n in ("value_grids.png", "formats.txt",
+                                                "quantization_error.txt"))
+    print(f"wrote {written}")
     return 0
 
 

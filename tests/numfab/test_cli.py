@@ -1,0 +1,56 @@
+"""The numfab command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import formats
+from numfab.cli import main
+
+
+def test_formats_lists_every_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formats"]) == 0
+    out = capsys.readouterr().out
+    for name in formats.NAMED:
+        assert name in out
+
+
+def test_formats_name_facts_and_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formats", "e4m3"]) == 0
+    out = capsys.readouterr().out
+    assert "float8_e4m3fn" in out and "448.0" in out and "0.001953125" in out
+    lines = [ln for ln in out.splitlines() if ln.strip().startswith(("126 ", "127 "))]
+    assert "448.0" in lines[0] and "nan" in lines[1]
+    assert len([ln for ln in out.splitlines() if "0b" in ln]) == 256
+
+
+def test_formats_wide_has_no_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formats", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "bias                 127" in out and "0b" not in out
+
+
+def test_formats_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formats", "e4m3x"]) == 2
+    assert "did you mean" in capsys.readouterr().err
+
+
+def test_help_is_complete() -> None:
+    out = subprocess.run([sys.executable, "-m", "numfab", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "formats" in out and "demo" in out
+    sub = subprocess.run([sys.executable, "-m", "numfab", "formats", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "code -> value table" in sub
+
+
+def test_demo_writes_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "value_grids.png").stat().st_size > 10000
+    assert "float8_e4m3fn" in (tmp_path / "formats.txt").read_text()
+    err = (tmp_path / "quantization_error.txt").read_text()
+    assert "nf4" in err and "int8" in err
