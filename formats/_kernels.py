@@ -9,6 +9,7 @@ No kernel uses fastmath.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -433,8 +434,8 @@ def _bitcast(typingctx, x, like):  # pragma: no cover - compile-time
 # common case (float32 in and out, a minifloat whose values are float32 numbers) the
 # kernels below reach memory speed: numba widens every uint32 operation to 64 bits, so
 # each intermediate is narrowed back with np.uint32(...) (keeping LLVM's vectors at 8 x
-# i32), rounding mode and signedness are compile-time constants (numba.literally through
-# _dispatch/_by_kind: one straight-line loop each), the target's subnormal range rounds
+# i32), rounding mode and signedness are compile-time constants (closure constants in
+# _fast_entry: one straight-line loop each), the target's subnormal range rounds
 # in float32 arithmetic (magic-number add, exact, then one correction step for the
 # directed modes), and the bad-element count is a uint32 tally per block.
 
@@ -545,9 +546,6 @@ _BLK = 16384  # counting kernels: a uint32 tally per block keeps the inner loop 
 def _kernel(
     xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0
 ):  # pragma: no cover
-    numba.literally(mode)
-    numba.literally(signed)
-    numba.literally(fnuz)
     n = xb.size
     bad = 0
     for blk in prange((n + _BLK - 1) // _BLK):
@@ -565,28 +563,19 @@ def _kernel(
 
 
 
-@numba.njit(cache=True, nogil=True)
-def _by_kind(xb, outb, mode, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
-    numba.literally(mode)
-    if kind == 0:
-        return _kernel(xb, outb, mode, True, False, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
-    if kind == 1:
-        return _kernel(xb, outb, mode, True, True, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
-    return _kernel(xb, outb, mode, False, False, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+@functools.cache
+def _fast_entry(mode, kind):
+    """The fast-path kernel for one rounding mode and sign kind (0 signed, 1 fnuz, 2
+    unsigned): a closure whose constants numba folds, compiled (and cached on disk) on
+    first use, so that each (mode, kind) is one straight-line loop."""
+    signed = kind != 2
+    fnuz = kind == 1
 
+    @numba.njit(cache=True, nogil=True)
+    def entry(xb, outb, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
+        return _kernel(xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
 
-@numba.njit(cache=True, nogil=True)
-def _dispatch(xb, outb, mode, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
-    """Turn the runtime mode into a compile-time constant (one specialised loop each)."""
-    if mode == RNE:
-        return _by_kind(xb, outb, RNE, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
-    if mode == RNA:
-        return _by_kind(xb, outb, RNA, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
-    if mode == RTZ:
-        return _by_kind(xb, outb, RTZ, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
-    if mode == UP:
-        return _by_kind(xb, outb, UP, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
-    return _by_kind(xb, outb, DOWN, kind, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    return entry
 
 
 def _consts(man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy):
@@ -616,4 +605,4 @@ def quantize_f32(xb, outb, man, emin, signed, fnuz, max_bits, inf_bits, nan_bits
     """
     c = _consts(man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy)
     kind = (1 if fnuz else 0) if signed else 2
-    return int(_dispatch(xb.reshape(-1), outb.reshape(-1), int(mode), kind, *c))
+    return int(_fast_entry(int(mode), kind)(xb.reshape(-1), outb.reshape(-1), *c))
