@@ -606,3 +606,57 @@ def quantize_f32(xb, outb, man, emin, signed, fnuz, max_bits, inf_bits, nan_bits
     c = _consts(man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy)
     kind = (1 if fnuz else 0) if signed else 2
     return int(_fast_entry(int(mode), kind)(xb.reshape(-1), outb.reshape(-1), *c))
+
+
+@numba.njit(**_PJIT)
+def fixed_quantize_fast(x, out, scale, inv_scale, lo, hi, mode):  # pragma: no cover
+    """Fused quantize of float32/float64 input to integer * 2**-f (deterministic modes,
+    saturating). float64 arithmetic throughout: scaling by a power of two is exact, the
+    rounding functions are exact, and the clamp bounds are integers. NaN gives 0. Returns
+    the number of out-of-range (or NaN) elements."""
+    bad = 0
+    for i in prange(x.size):
+        y = np.float64(x[i]) * scale
+        if mode == RNE:
+            r = np.rint(y)
+        elif mode == RNA:
+            t = np.trunc(y)
+            r = t + np.copysign(1.0, y) if abs(y - t) >= 0.5 else t
+        elif mode == RTZ:
+            r = np.trunc(y)
+        elif mode == UP:
+            r = np.ceil(y)
+        else:
+            r = np.floor(y)
+        nan = y != y
+        over = nan or r > hi or r < lo
+        r = min(max(r, lo), hi)
+        out[i] = (0.0 if nan else r) * inv_scale
+        bad += np.int64(over)
+    return bad
+
+
+@numba.njit(**_PJIT)
+def table_nearest(x, out, mids, exact, tie_rule, order, npad, nan_code):  # pragma: no cover
+    """Nearest rounding onto a sorted table by a branch-free binary search over the
+    midpoints (``mids``: float64 midpoints rounded down, padded with +Inf to ``npad``, a
+    power of two; ``exact``: whether each was exact). A tie at an exact midpoint follows
+    ``tie_rule`` per gap: 0 the lower entry, 1 the upper, 2 the sign of x. Writes codes;
+    NaN gets ``nan_code``. Returns the number of NaN inputs."""
+    bad = 0
+    nmid = exact.size
+    for i in prange(x.size):
+        xv = np.float64(x[i])
+        pos = 0
+        step = npad >> 1
+        while step > 0:
+            pos += step if xv > mids[pos + step - 1] else 0
+            step >>= 1
+        j = min(pos, nmid - 1)
+        tie = pos < nmid and exact[j] and xv == mids[j]
+        rule = tie_rule[j]
+        up = tie and (rule == 1 or (rule == 2 and _bitcast(xv, np.int64(0)) >= 0))
+        nan = xv != xv
+        out[i] = nan_code if nan else order[pos + np.int64(up)]
+        bad += np.int64(nan)
+    return bad

@@ -85,14 +85,48 @@ class _Table(Format):
     def valid_codes(self) -> int:
         return len(self.table)
 
+    @functools.cached_property
+    def _nan_code(self) -> int:
+        """Code NaN inputs get: the entry nearest zero (+0 before -0)."""
+        return min(range(len(self.table)),
+                   key=lambda i: (abs(self.table[i]), bool(np.signbit(self.table[i]))))
+
+    @functools.cached_property
+    def _nearest(self) -> dict[int, tuple[np.ndarray, ...]]:
+        """Per nearest mode: padded midpoints, exactness, tie rules (table_nearest)."""
+        keys, vals, mid, exact, order = self._sorted
+        nmid = max(vals.size - 1, 1)
+        npad = 1 << nmid.bit_length()  # the search reaches counts 0..npad-1 >= nmid
+        mids = np.full(npad, np.inf)
+        mids[: vals.size - 1] = mid[: vals.size - 1]
+        ex = exact[:nmid].copy() if vals.size > 1 else np.zeros(1, np.bool_)
+        rules = {}
+        for mode in (K.RNE, K.RNA):
+            rule = np.zeros(nmid, np.int64)
+            for j in range(vals.size - 1):
+                a, c = vals[j], vals[j + 1]
+                if abs(a) == abs(c):
+                    rule[j] = 2
+                elif mode == K.RNA:
+                    rule[j] = int(abs(c) > abs(a))
+                else:
+                    ca, cb = order[j] & 1, order[j + 1] & 1
+                    rule[j] = int(cb < ca or (cb == ca and order[j + 1] < order[j]))
+            rules[mode] = (mids, ex, rule, order, np.int64(npad))
+        return rules
+
     def _encode_flat(
         self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         keys, vals, mid, exact, order = self._sorted
         x = inp.flat.astype(np.float64) if inp.flat.dtype == np.float16 else inp.flat
-        nan_code = min(range(len(self.table)), key=lambda i: (abs(self.table[i]),
-                                                              np.signbit(self.table[i])))
-        bad = int(K.sorted_encode(x, out, rnd, keys, vals, mid, exact, order, mode, nan_code))
+        nan_code = self._nan_code
+        if mode in (K.RNE, K.RNA):
+            bad = int(K.table_nearest(x, out, *self._nearest[mode], nan_code))
+        else:
+            bad = int(
+                K.sorted_encode(x, out, rnd, keys, vals, mid, exact, order, mode, nan_code)
+            )
         if policy == K.OERR:
             with np.errstate(invalid="ignore"):
                 bad += int(np.count_nonzero((x > vals[-1]) | (x < vals[0]) | np.isinf(x)))
