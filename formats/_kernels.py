@@ -544,7 +544,7 @@ _BLK = 16384  # counting kernels: a uint32 tally per block keeps the inner loop 
 # z = signed fnuz, u = unsigned. Counting kernels return the number of bad elements.
 @numba.njit(**_PJIT)
 def _kernel(
-    xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0
+    xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0, codes, cc
 ):  # pragma: no cover
     n = xb.size
     bad = 0
@@ -555,25 +555,53 @@ def _kernel(
         for i in range(lo, hi):
             j = np.uint64(i)
             r, b = _elem(xb[j], mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
-            outb[j] = r
+            if codes:
+                outb[j] = _code_of(r, signed, fnuz, eb, cc)
+            else:
+                outb[j] = r
             cnt = np.uint32(cnt + b)
         bad += cnt
     return bad
 
 
+@numba.njit(**_INLINE)
+def _code_of(r, signed, fnuz, eb, cc):  # pragma: no cover - jitted
+    """The code of a quantized value given as float32 bits ``r`` (branch-free).
+
+    ``cc`` = (shift 23 - man, offset of the exponent field, 2**-(emin - man) split into
+    two float32 factors, code of +Inf, NaN magnitude code, sign-bit position of the code).
+    """
+    u = np.uint32
+    shift, offset, inv1, inv2, inf_code, nan_mag, sbit = cc
+    a = u(r & u(0x7FFFFFFF))
+    neg = u(r >> u(31))
+    normal = u(u(a >> shift) - offset)
+    sub = u(np.float32(np.float32(_bitcast(a, np.float32(0.0)) * inv1) * inv2))
+    mag = _sel(u(a >= eb), normal, sub)
+    mag = _sel(u(a == u(0x7F800000)), inf_code, mag)
+    is_nan = u(a > u(0x7F800000))
+    mag = _sel(is_nan, nan_mag, mag)
+    if signed:
+        if fnuz:
+            # NaN is the negative-zero code; a zero result is +0
+            neg = u(_sel(is_nan, u(1), u(neg & u(mag != u(0)))))
+        return u(mag | u(neg << sbit))
+    return mag
 
 
 @functools.cache
-def _fast_entry(mode, kind):
-    """The fast-path kernel for one rounding mode and sign kind (0 signed, 1 fnuz, 2
-    unsigned): a closure whose constants numba folds, compiled (and cached on disk) on
-    first use, so that each (mode, kind) is one straight-line loop."""
+def _fast_entry(mode, kind, codes):
+    """The fast-path kernel for one rounding mode, sign kind (0 signed, 1 fnuz, 2
+    unsigned) and output (float32 bits or codes): a closure whose constants numba folds,
+    compiled (and cached on disk) on first use, so that each is one straight-line loop."""
     signed = kind != 2
     fnuz = kind == 1
 
     @numba.njit(cache=True, nogil=True)
-    def entry(xb, outb, lb, eb, c, un, hu, mx, ro, nb, bv, n0):  # pragma: no cover
-        return _kernel(xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+    def entry(xb, outb, lb, eb, c, un, hu, mx, ro, nb, bv, n0, cc):  # pragma: no cover
+        return _kernel(
+            xb, outb, mode, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0, codes, cc
+        )
 
     return entry
 
@@ -605,7 +633,28 @@ def quantize_f32(xb, outb, man, emin, signed, fnuz, max_bits, inf_bits, nan_bits
     """
     c = _consts(man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy)
     kind = (1 if fnuz else 0) if signed else 2
-    return int(_fast_entry(int(mode), kind)(xb.reshape(-1), outb.reshape(-1), *c))
+    f0, u0 = np.float32(0.0), np.uint32(0)
+    cc = (u0, u0, f0, f0, u0, u0, u0)
+    return int(_fast_entry(int(mode), kind, False)(xb.reshape(-1), outb.reshape(-1), *c, cc))
+
+
+def encode_f32(xb, out, man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy, mode,
+               inf_code, nan_mag, nbits):
+    """Codes from float32 bits: the fast quantizer, then the value's fields re-packed.
+
+    Same validity as :func:`quantize_f32`; ``inf_code``/``nan_mag`` are the magnitude codes
+    of Inf and NaN (0 where absent) and ``nbits`` the code width.
+    """
+    c = _consts(man, emin, signed, fnuz, max_bits, inf_bits, nan_bits, policy)
+    cc = (
+        np.uint32(23 - man),
+        np.uint32(((emin + 127 - 1) << man) & 0xFFFFFFFF),
+        np.float32(math.ldexp(1.0, (man - emin) // 2)),
+        np.float32(math.ldexp(1.0, man - emin - (man - emin) // 2)),
+        np.uint32(inf_code), np.uint32(nan_mag), np.uint32(nbits - 1),
+    )
+    kind = (1 if fnuz else 0) if signed else 2
+    return int(_fast_entry(int(mode), kind, True)(xb.reshape(-1), out.reshape(-1), *c, cc))
 
 
 @numba.njit(**_PJIT)
@@ -638,20 +687,25 @@ def fixed_quantize_fast(x, out, scale, inv_scale, lo, hi, mode):  # pragma: no c
 
 @numba.njit(**_PJIT)
 def table_nearest(x, out, mids, exact, tie_rule, order, npad, nan_code):  # pragma: no cover
-    """Nearest rounding onto a sorted table by a branch-free binary search over the
-    midpoints (``mids``: float64 midpoints rounded down, padded with +Inf to ``npad``, a
-    power of two; ``exact``: whether each was exact). A tie at an exact midpoint follows
-    ``tie_rule`` per gap: 0 the lower entry, 1 the upper, 2 the sign of x. Writes codes;
-    NaN gets ``nan_code``. Returns the number of NaN inputs."""
+    """Nearest rounding onto a sorted table by counting (small tables) or a branch-free
+    binary search over the midpoints (``mids``: float64 midpoints rounded down, padded
+    with +Inf to ``npad``, a power of two; ``exact``: whether each was exact). A tie at
+    an exact midpoint follows ``tie_rule`` per gap: 0 the lower entry, 1 the upper, 2 the
+    sign of x. Writes codes; NaN gets ``nan_code``. Returns the number of NaN inputs."""
     bad = 0
     nmid = exact.size
     for i in prange(x.size):
         xv = np.float64(x[i])
         pos = 0
-        step = npad >> 1
-        while step > 0:
-            pos += step if xv > mids[pos + step - 1] else 0
-            step >>= 1
+        if npad <= 64:
+            # small tables: count the midpoints below x (vectorizes; 7x the search)
+            for k in range(npad):
+                pos += xv > mids[k]
+        else:
+            step = npad >> 1
+            while step > 0:
+                pos += step if xv > mids[pos + step - 1] else 0
+                step >>= 1
         j = min(pos, nmid - 1)
         tie = pos < nmid and exact[j] and xv == mids[j]
         rule = tie_rule[j]

@@ -92,7 +92,7 @@ class _Table(Format):
                    key=lambda i: (abs(self.table[i]), bool(np.signbit(self.table[i]))))
 
     @functools.cached_property
-    def _nearest(self) -> dict[int, tuple[np.ndarray, ...]]:
+    def _nearest(self) -> dict[int, tuple[Any, ...]]:
         """Per nearest mode: padded midpoints, exactness, tie rules (table_nearest)."""
         keys, vals, mid, exact, order = self._sorted
         nmid = max(vals.size - 1, 1)

@@ -257,6 +257,14 @@ class Minifloat(Format):
     def _encode_flat(
         self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
+        if self._fast_f32 and inp.flat.dtype == np.float32 and mode != K.STOCH:
+            nan = self.nan_code  # positive; FNUZ's NaN is sign | 0, handled in the kernel
+            nan_mag = 0 if nan is None or self.special is Special.FNUZ else nan
+            return int(K.encode_f32(
+                inp.flat.view(np.uint32), out, self.man_bits, self.emin, self.signed,
+                self.special is Special.FNUZ, *self._f32_bits, policy, mode,
+                max(self._infmag, 0), nan_mag, self.bits,
+            ))
         xb, fin = inp.bits()
         return int(K.mf_encode(xb, out, rnd, fin, *self._params, policy, mode, rbits))
 
