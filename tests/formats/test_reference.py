@@ -147,3 +147,47 @@ def test_stochastic_reproducible_and_rand_bits() -> None:
         f.encode(x, "stochastic")
     with pytest.raises(ValueError, match="rand_bits"):
         f.encode(x, "stochastic", seed=1, rand_bits=0)
+
+
+FAST = ["float8_e4m3fn", "float8_e5m2fnuz", "e3m4b5", "ue4m3", "float4_e2m1fn", "float6_e3m2fn"]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
+@pytest.mark.parametrize("name", FAST)
+def test_float32_fast_path_reference(name: str, mode: Rounding) -> None:
+    """float32 inputs take the fast kernels (encode and quantize); check both against the
+    exact reference under every policy."""
+    fmt = formats.parse(name)
+    assert isinstance(fmt, Minifloat) and fmt._fast_f32
+    x = _inputs(fmt).astype(np.float32)
+    for policy in fmt.allowed_overflow:
+        if policy is Overflow.ERROR:
+            continue
+        codes = fmt.encode(x, mode, policy)
+        q = fmt.quantize(x, mode, policy)
+        for xi, c, qi in zip(x, codes, q):
+            want = ref_encode(fmt, float(xi), mode, policy)
+            if want is None:
+                assert math.isnan(fmt.decode(int(c))) and math.isnan(qi), (xi, mode, policy)
+            else:
+                assert int(c) == want, (str(fmt), float(xi), mode.value, policy.value)
+                assert qi == np.float32(fmt.decode(want))
+    big = np.array([fmt.max * 4, -fmt.max * 4, np.nan], np.float32)
+    with pytest.raises(ValueError, match="out of range"):
+        fmt.encode(big[:1] if fmt.has_nan else big, mode, "error")
+    with pytest.raises(ValueError, match="out of range"):
+        fmt.quantize(big[:1], mode, "error")
+
+
+def test_float32_bfloat16_fast_path() -> None:
+    fmt = formats.parse("bfloat16")
+    with np.errstate(over="ignore"):
+        x = _inputs(fmt, 400).astype(np.float32)
+    for mode in MODES:
+        got = fmt.encode(x, mode)
+        for xi, c in zip(x, got):
+            want = ref_encode(fmt, float(xi), mode, None)
+            if want is None:
+                assert math.isnan(fmt.decode(int(c)))
+            else:
+                assert int(c) == want, (float(xi), mode.value)
