@@ -136,29 +136,13 @@ def mf_encode1(
 
 @numba.njit(**_PJIT)
 def mf_encode(
-    xb, out, rnd, fin, man, emin, nosub, signed, fnuz, maxmag, infmag,
-    nancode, nbits, policy, mode, rbits,
-):  # pragma: no cover - jitted
-    n = xb.size
-    bad = 0
-    for i in prange(n):
-        r = rnd[i] if mode == STOCH else np.int64(0)
-        code, over = mf_encode1(
-            np.int64(xb[i]), fin, man, emin, nosub, signed, fnuz, maxmag,
-            infmag, nancode, nbits, policy, mode, r, rbits,
-        )
-        out[i] = code
-        bad += np.int64(over)
-    return bad
-
-
-@numba.njit(**_PJIT)
-def mf_quantize_table(
     xb, out, table, rnd, fin, man, emin, nosub, signed, fnuz, maxmag, infmag,
     nancode, nbits, policy, mode, rbits,
 ):  # pragma: no cover - jitted
-    """Fused encode + table decode, for formats of at most 16 bits."""
+    """Encode every element; with a non-empty ``table`` (the value of each code, formats
+    of at most 16 bits) write the decoded values instead: fused fake-quantization."""
     n = xb.size
+    use_table = table.size > 0
     bad = 0
     for i in prange(n):
         r = rnd[i] if mode == STOCH else np.int64(0)
@@ -166,7 +150,10 @@ def mf_quantize_table(
             np.int64(xb[i]), fin, man, emin, nosub, signed, fnuz, maxmag,
             infmag, nancode, nbits, policy, mode, r, rbits,
         )
-        out[i] = table[code]
+        if use_table:
+            out[i] = table[code]
+        else:
+            out[i] = code
         bad += np.int64(over)
     return bad
 
@@ -238,6 +225,20 @@ def fixed_round1(v, fin, ulp_exp, mode, rnd, rbits):  # pragma: no cover
     return neg, is_nan, is_inf, q, huge
 
 
+@numba.njit(**_INLINE)
+def int_value1(v, fin, ulp_exp, pos_max, neg_max, policy, mode, rnd, rbits):  # pragma: no cover
+    """Round one IEEE bit pattern to a signed integer count of 2**ulp_exp, saturating (or,
+    under WRAP, keeping the exact integer for the caller to wrap). Returns (value,
+    overflowed, wrappable) where wrappable is false for NaN and Inf."""
+    neg, is_nan, is_inf, q, huge = fixed_round1(v, fin, ulp_exp, mode, rnd, rbits)
+    if is_nan:
+        return np.int64(0), True, False
+    limit = neg_max if neg != 0 else pos_max
+    over = is_inf or huge or q > limit
+    mag = q if (not over or (policy == WRAP and not is_inf)) else limit
+    return (-mag if neg != 0 else mag), over, not is_inf
+
+
 @numba.njit(**_PJIT)
 def int_encode(
     xb, out, rnd, fin, ulp_exp, nbits, pos_max, neg_max, policy, mode, rbits,
@@ -247,25 +248,9 @@ def int_encode(
     bad = 0
     for i in prange(xb.size):
         r = rnd[i] if mode == STOCH else np.int64(0)
-        neg, is_nan, is_inf, q, huge = fixed_round1(
-            np.int64(xb[i]), fin, ulp_exp, mode, r, rbits
+        val, over, _ = int_value1(
+            np.int64(xb[i]), fin, ulp_exp, pos_max, neg_max, policy, mode, r, rbits
         )
-        over = False
-        if is_nan:
-            val = np.int64(0)
-            over = True
-        elif neg != 0:
-            if is_inf or huge or q > neg_max:
-                over = True
-                val = -q if policy == WRAP and not is_inf else -neg_max
-            else:
-                val = -q
-        else:
-            if is_inf or huge or q > pos_max:
-                over = True
-                val = q if policy == WRAP and not is_inf else pos_max
-            else:
-                val = q
         out[i] = val & mask
         bad += np.int64(over)
     return bad
@@ -281,26 +266,10 @@ def int_quantize(
     bad = 0
     for i in prange(xb.size):
         r = rnd[i] if mode == STOCH else np.int64(0)
-        neg, is_nan, is_inf, q, huge = fixed_round1(
-            np.int64(xb[i]), fin, ulp_exp, mode, r, rbits
+        val, over, finite = int_value1(
+            np.int64(xb[i]), fin, ulp_exp, pos_max, neg_max, policy, mode, r, rbits
         )
-        over = False
-        if is_nan:
-            val = np.int64(0)
-            over = True
-        elif neg != 0:
-            if is_inf or huge or q > neg_max:
-                over = True
-                val = -q if policy == WRAP and not is_inf else -neg_max
-            else:
-                val = -q
-        else:
-            if is_inf or huge or q > pos_max:
-                over = True
-                val = q if policy == WRAP and not is_inf else pos_max
-            else:
-                val = q
-        if policy == WRAP and over and not is_nan and not is_inf:
+        if policy == WRAP and over and finite:
             val = val & mask
             if neg_max > 0 and val >= half:
                 val -= np.int64(1) << nbits

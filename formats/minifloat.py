@@ -14,6 +14,8 @@ from ._enums import Overflow, Special
 
 __all__ = ["Minifloat"]
 
+_NO_TABLE = np.zeros(0, np.float64)
+
 
 @dataclasses.dataclass(frozen=True, eq=True)
 class Minifloat(Format):
@@ -266,7 +268,7 @@ class Minifloat(Format):
                 max(self._infmag, 0), nan_mag, self.bits,
             ))
         xb, fin = inp.bits()
-        return int(K.mf_encode(xb, out, rnd, fin, *self._params, policy, mode, rbits))
+        return int(K.mf_encode(xb, out, _NO_TABLE, rnd, fin, *self._params, policy, mode, rbits))
 
     def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
         if self.bits <= 16:
@@ -295,6 +297,4 @@ class Minifloat(Format):
             return super()._quantize_flat(inp, out, mode, policy, rnd, rbits)
         xb, fin = inp.bits()
         table = self._table32 if out.dtype == np.float32 else self._table64
-        return int(
-            K.mf_quantize_table(xb, out, table, rnd, fin, *self._params, policy, mode, rbits)
-        )
+        return int(K.mf_encode(xb, out, table, rnd, fin, *self._params, policy, mode, rbits))
