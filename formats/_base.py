@@ -304,7 +304,10 @@ class Format(abc.ABC):
 
         Same parameters and errors as :meth:`encode`; ``out`` must match the input's shape
         and float dtype. Results that the input dtype cannot hold (only possible when a
-        format's range exceeds the input dtype's) overflow to Inf as an IEEE cast would.
+        format's range exceeds the input dtype's) overflow to Inf as an IEEE cast would,
+        and integer/fixed-point values wider than the dtype's significand (more than 24
+        bits for float32) are rounded by the final cast: use float64 input, or
+        :meth:`encode`, whose codes are always exact.
         """
         mode = self._mode(rounding)
         policy = self._policy(overflow)

@@ -186,7 +186,12 @@ class Lut(_Table):
 @dataclasses.dataclass(frozen=True)
 class BipolarInt(_Table):
     """Bipolar-INT of "Efficient Arbitrary Precision Acceleration for Large Language Models
-    on GPU Tensor Cores" (Ma et al., arXiv:2409.17870, the data-format section).
+    on GPU Tensor Cores" (Ma et al., arXiv:2409.17870; its abstract: "a novel bipolar-INT
+    data format that facilitates parallel computing and supports symmetric quantization";
+    the extended APT-LLM paper, arXiv:2508.19087: "efficient and lossless conversion with
+    signed INT"). The paper's full text could not be consulted when this was written, so
+    the section number is not cited; the definition below is the one those properties
+    imply and that the bit-plane GEMM relies on.
 
     Bit ``i`` of an n-bit code weighs ``+2**i`` when set and ``-2**i`` when clear, so code
     ``u`` means ``2*u - (2**n - 1)``: the odd integers from ``-(2**n - 1)`` to
