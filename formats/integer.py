@@ -17,6 +17,8 @@ __all__ = ["FixedPoint", "Integer"]
 class _Fixed(Format):
     """Shared machinery: value = two's-complement integer * 2**ulp_exp."""
 
+    narrow: bool
+
     @property
     def _ulp_exp(self) -> int:
         return 0
@@ -27,7 +29,31 @@ class _Fixed(Format):
 
     @property
     def _neg_max(self) -> int:
-        return 1 << (self.bits - 1) if self.signed else 0
+        if not self.signed:
+            return 0
+        return (1 << (self.bits - 1)) - (1 if self.narrow else 0)
+
+
+    def codes(self) -> np.ndarray:
+        """Every valid code in order (narrow integers leave out -2**(bits-1))."""
+        c = np.arange(self.num_codes, dtype=np.int64)
+        if self.narrow:
+            c = c[c != 1 << (self.bits - 1)]
+        return c.astype(self.code_dtype)
+
+    def values(self) -> np.ndarray:
+        """The value of every valid code (see :meth:`codes`), in code order."""
+        return self.decode(self.codes())
+
+    def decode(self, codes: Any, **kw: Any) -> Any:
+        if self.narrow:
+            arr = np.asarray(codes.detach().cpu().numpy() if hasattr(codes, "detach") else codes)
+            if arr.dtype.kind in "iu" and (arr == (1 << (self.bits - 1))).any():
+                raise ValueError(
+                    f"code {1 << (self.bits - 1)} (-2**{self.bits - 1}) is not part of {self}"
+                )
+        return super().decode(codes, **kw)
+
 
     @property
     def max(self) -> float:
@@ -53,6 +79,8 @@ class _Fixed(Format):
 
     @property
     def allowed_overflow(self) -> tuple[Overflow, ...]:
+        if self.narrow:  # wrapping could land on the excluded code
+            return (Overflow.SATURATE, Overflow.ERROR)
         return (Overflow.SATURATE, Overflow.WRAP, Overflow.ERROR)
 
     def _encode_flat(
@@ -123,60 +151,28 @@ class Integer(_Fixed):
         if self.narrow and not (self.signed and self.bits >= 2):
             raise ValueError("narrow=True needs a signed integer of at least 2 bits")
 
-    @property
-    def _neg_max(self) -> int:
-        if not self.signed:
-            return 0
-        return (1 << (self.bits - 1)) - (1 if self.narrow else 0)
-
-    @property
-    def allowed_overflow(self) -> tuple[Overflow, ...]:
-        if self.narrow:
-            return (Overflow.SATURATE, Overflow.ERROR)
-        return super().allowed_overflow
-
-    @property
-    def valid_codes(self) -> int:
-        return self.num_codes
-
-    def codes(self) -> np.ndarray:
-        """Every valid code in order (narrow integers leave out -2**(bits-1))."""
-        c = np.arange(self.num_codes, dtype=np.int64)
-        if self.narrow:
-            c = c[c != 1 << (self.bits - 1)]
-        return c.astype(self.code_dtype)
-
-    def values(self) -> np.ndarray:
-        """The value of every valid code (see :meth:`codes`), in code order."""
-        return self.decode(self.codes())
-
-    def decode(self, codes: Any, **kw: Any) -> Any:
-        if self.narrow:
-            arr = np.asarray(codes.detach().cpu().numpy() if hasattr(codes, "detach") else codes)
-            if arr.dtype.kind in "iu" and (arr == (1 << (self.bits - 1))).any():
-                raise ValueError(
-                    f"code {1 << (self.bits - 1)} (-2**{self.bits - 1}) is not part of {self}"
-                )
-        return super().decode(codes, **kw)
-
-
 @dataclasses.dataclass(frozen=True)
 class FixedPoint(_Fixed):
     """Fixed point ``fixed<int_bits,frac_bits>``: a (int_bits + frac_bits)-bit integer
     scaled by 2**-frac_bits. ``int_bits`` counts the sign bit when signed (the apytypes
     convention), so ``fixed<1,7>`` spans [-1, 1 - 2**-7]. Either count may be negative as
-    long as the total is 1..53. Rounding and overflow as :class:`Integer`.
+    long as the total is 1..53. ``narrow=True`` drops the most negative code, as for
+    :class:`Integer`. Rounding and overflow as :class:`Integer`.
     """
 
     int_bits: int
     frac_bits: int
     signed: bool = True  # type: ignore[misc]
+    narrow: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.int_bits, "int_bits", -1074, 1074)
         check_int(self.frac_bits, "frac_bits", -1074, 1074)
-        if not isinstance(self.signed, (bool, np.bool_)):
-            raise TypeError(f"signed must be a bool, not {self.signed!r}")
+        for flag in ("signed", "narrow"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"{flag} must be a bool, not {getattr(self, flag)!r}")
+        if self.narrow and not (self.signed and self.bits >= 2):
+            raise ValueError("narrow=True needs a signed format of at least 2 bits")
         total = self.int_bits + self.frac_bits
         if not 1 <= total <= 53:
             raise ValueError(

@@ -82,7 +82,9 @@ _MINIFLOAT_RE = re.compile(
     r"(?P<special>fnuz|fnu|fn|_finite|_ieee)?(?P<nosub>_nosub)?$"
 )
 _INT_RE = re.compile(r"^(?P<u>u)?int(?P<bits>\d+)(?P<narrow>_narrow)?$")
-_FIXED_RE = re.compile(r"^(?P<u>u)?fixed<\s*(?P<i>-?\d+)\s*,\s*(?P<f>-?\d+)\s*>$")
+_FIXED_RE = re.compile(
+    r"^(?P<u>u)?fixed<\s*(?P<i>-?\d+)\s*,\s*(?P<f>-?\d+)\s*>(?P<narrow>_narrow)?$"
+)
 _BIPOLAR_RE = re.compile(r"^bipolar(?:<(?P<a>\d+)>|(?P<b>\d+))$")
 _LUT_RE = re.compile(r"^lut\[(?P<body>[^\]]*)\]$")
 
@@ -108,7 +110,8 @@ def canonical_name(fmt: Format) -> str:
     if isinstance(fmt, Integer):
         return f"{'' if fmt.signed else 'u'}int{fmt.bits}{'_narrow' if fmt.narrow else ''}"
     if isinstance(fmt, FixedPoint):
-        return f"{'' if fmt.signed else 'u'}fixed<{fmt.int_bits},{fmt.frac_bits}>"
+        narrow = "_narrow" if fmt.narrow else ""
+        return f"{'' if fmt.signed else 'u'}fixed<{fmt.int_bits},{fmt.frac_bits}>{narrow}"
     if isinstance(fmt, BipolarInt):
         return f"bipolar{fmt.bits}"
     if isinstance(fmt, Lut):
@@ -168,7 +171,7 @@ def parse(name: Any) -> Format:
         return Integer(int(m["bits"]), signed=not m["u"], narrow=bool(m["narrow"]))
     m = _FIXED_RE.match(low)
     if m:
-        return FixedPoint(int(m["i"]), int(m["f"]), signed=not m["u"])
+        return FixedPoint(int(m["i"]), int(m["f"]), signed=not m["u"], narrow=bool(m["narrow"]))
     m = _BIPOLAR_RE.match(low)
     if m:
         return BipolarInt(int(m["a"] or m["b"]))

@@ -66,7 +66,7 @@ def ref_grid(fmt: Format) -> list[tuple[Fraction, int]]:
     a narrow integer excludes left out."""
     pairs = []
     for c in _codes(fmt):
-        if isinstance(fmt, Integer) and fmt.narrow and c == 1 << (fmt.bits - 1):
+        if getattr(fmt, "narrow", False) and c == 1 << (fmt.bits - 1):
             continue
         v = ref_decode(fmt, c)
         if isinstance(v, float):

@@ -21,7 +21,8 @@ FORMATS = [
     "e3m4b5", "float8_e4m3fnuz", "e5m2fnuz", "e2m2_finite", "e3m0_finite", "e4m0fn",
     "e5m0fn", "ue4m3", "ue5m3", "ue8m0", "float8_e8m0fnu", "e3m2b1_nosub", "e2m1", "e4m3",
     "float8_e4m3", "e1m2_finite", "e1m3fnuz", "int4", "uint3", "int5_narrow", "fixed<3,2>",
-    "ufixed<2,3>", "fixed<-1,4>", "bipolar1", "bipolar3", "nf4", "lut[-2.0,-0.0,0.0,0.3,1.0]",
+    "ufixed<2,3>", "fixed<-1,4>",
+    "fixed<2,3>_narrow", "bipolar1", "bipolar3", "nf4", "lut[-2.0,-0.0,0.0,0.3,1.0]",
     "lut[3.0,-1.0,0.5]",
 ]
 WIDE = ["bfloat16", "float16", "e6m9", "e7m8fn"]
@@ -62,7 +63,8 @@ def _check(fmt: formats.Format, x: np.ndarray, mode: Rounding, policy: Overflow)
 def test_decode_reference(name: str) -> None:
     fmt = formats.parse(name)
     got = fmt.values()
-    codes = fmt.codes() if isinstance(fmt, formats.Integer) else range(len(got))
+    fixed = isinstance(fmt, (formats.Integer, formats.FixedPoint))
+    codes = fmt.codes() if fixed else range(len(got))
     for c, g in zip(codes, got):
         c = int(c)
         w = ref_decode(fmt, c)
