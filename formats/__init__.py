@@ -7,15 +7,31 @@ Formats are frozen dataclasses (:class:`Minifloat`, :class:`Integer`, :class:`Fi
 
 from ._base import Format
 from ._enums import Overflow, Rounding, Special
+from .block import BlockEncoded, BlockScaled, ScaleRule
 from .integer import FixedPoint, Integer
 from .lut import NF4_VALUES, BipolarInt, Lut
 from .minifloat import Minifloat
-from .names import ALIASES, NAMED, canonical_name, named_formats, parse
+from .names import (
+    ALIASES,
+    NAMED,
+    NAMED_BLOCKS,
+    bfp,
+    canonical_name,
+    grouped_int,
+    named_formats,
+    parse,
+)
 from .packing import pack, unpack
 
 __all__ = [
     "ALIASES",
     "NAMED",
+    "NAMED_BLOCKS",
+    "BlockEncoded",
+    "BlockScaled",
+    "ScaleRule",
+    "bfp",
+    "grouped_int",
     "NF4_VALUES",
     "BipolarInt",
     "FixedPoint",

@@ -7,12 +7,16 @@ import re
 from typing import Any
 
 from ._base import Format
-from ._enums import Special
+from ._enums import Rounding, Special
+from .block import BlockScaled, ScaleRule
 from .integer import FixedPoint, Integer
 from .lut import NF4_VALUES, BipolarInt, Lut
 from .minifloat import Minifloat
 
-__all__ = ["ALIASES", "NAMED", "canonical_name", "named_formats", "parse"]
+__all__ = [
+    "ALIASES", "NAMED", "NAMED_BLOCKS", "bfp", "canonical_name", "grouped_int",
+    "named_formats", "parse",
+]
 
 _E2M1 = Minifloat(2, 1, special=Special.FINITE)
 
@@ -45,6 +49,29 @@ NAMED: dict[str, Format] = {
     "fp4_lut": Lut(tuple(float(v) for v in _E2M1.values())),
 }
 
+_E8M0 = NAMED["float8_e8m0fnu"]
+_FP32 = NAMED["float32"]
+
+#: Named block-scaled formats. OCP MX v1.0 (k=32, E8M0 scale, FLOOR rule; MXINT8's
+#: element is two's complement with an implicit 2**-6, here the symmetric range without
+#: -2.0 as the reference implementation microxcaling clamps; ``mxint8_full`` keeps -2.0);
+#: NVFP4 (16 E2M1 elements, E4M3 scale = amax/6 rounded nearest-even, FP32 tensor scale
+#: amax/(448*6)); NVINT4 is numfab's definition: NVFP4's layout with symmetric INT4
+#: elements (-7..7; the seed papers name it without defining it).
+NAMED_BLOCKS: dict[str, BlockScaled] = {
+    "mxfp8_e4m3": BlockScaled(NAMED["float8_e4m3fn"], _E8M0, 32),
+    "mxfp8_e5m2": BlockScaled(NAMED["float8_e5m2"], _E8M0, 32),
+    "mxfp6_e3m2": BlockScaled(NAMED["float6_e3m2fn"], _E8M0, 32),
+    "mxfp6_e2m3": BlockScaled(NAMED["float6_e2m3fn"], _E8M0, 32),
+    "mxfp4": BlockScaled(_E2M1, _E8M0, 32),
+    "mxint8": BlockScaled(FixedPoint(2, 6, narrow=True), _E8M0, 32),
+    "mxint8_full": BlockScaled(FixedPoint(2, 6), _E8M0, 32),
+    "nvfp4": BlockScaled(_E2M1, NAMED["float8_e4m3fn"], 16, scale_rule=ScaleRule.NEAREST,
+                         tensor_scale=_FP32),
+    "nvint4": BlockScaled(Integer(4, narrow=True), NAMED["float8_e4m3fn"], 16,
+                          scale_rule=ScaleRule.NEAREST, tensor_scale=_FP32),
+}
+
 #: Short names accepted by :func:`parse` -> canonical name.
 ALIASES: dict[str, str] = {
     "e4m3": "float8_e4m3fn",
@@ -74,6 +101,9 @@ ALIASES: dict[str, str] = {
     "fp64": "float64",
     "double": "float64",
     "tf32": "tfloat32",
+    "mxfp8": "mxfp8_e4m3",
+    "mxfp6": "mxfp6_e3m2",
+    "mxfp4_e2m1": "mxfp4",
 }
 
 _SUFFIX = {Special.IEEE: "", Special.FN: "fn", Special.FNUZ: "fnuz", Special.FINITE: "_finite"}
@@ -87,6 +117,88 @@ _FIXED_RE = re.compile(
 )
 _BIPOLAR_RE = re.compile(r"^bipolar(?:<(?P<a>\d+)>|(?P<b>\d+))$")
 _LUT_RE = re.compile(r"^lut\[(?P<body>[^\]]*)\]$")
+_BFP_RE = re.compile(r"^bfp(?P<m>\d+)_b(?P<k>\d+)$")
+_GROUP_RE = re.compile(r"^int(?P<n>\d+)_g(?P<k>\d+)(?:_(?P<scale>[a-z0-9_]+))?$")
+_BLOCK_RE = re.compile(r"^block<(?P<body>.*)>$")
+_GROUP_SCALES = ("float16", "bfloat16", "float32", "float8_e8m0fnu", "ue4m3", "ue5m3")
+
+
+def bfp(mantissa_bits: int, block_size: int) -> BlockScaled:
+    """Block floating point: a shared 8-bit exponent (E8M0) per ``block_size`` elements of
+    sign-magnitude ``mantissa_bits``-bit mantissas (sign included) in [-2, 2): the element
+    is the symmetric fixed point ``fixed<2,m-2>_narrow``, so the block's largest value keeps
+    its leading one (FLOOR rule)."""
+    if mantissa_bits < 2:
+        raise ValueError(f"bfp mantissa bits must be >= 2, not {mantissa_bits}")
+    return BlockScaled(FixedPoint(2, mantissa_bits - 2, narrow=True), _E8M0, block_size)
+
+
+def grouped_int(bits: int, group: int, scale: str = "float16") -> BlockScaled:
+    """Symmetric grouped integers (``int4_g128``): INT``bits`` elements in -(2**(b-1)-1)..
+    2**(b-1)-1, one scale per ``group`` = amax / (2**(b-1)-1) rounded nearest-even to
+    ``scale`` (float16 by default; bf16, fp32, e8m0 (rounded up), ue4m3, ue5m3)."""
+    if scale not in _GROUP_SCALES:
+        raise ValueError(
+            f"group scale must be one of {', '.join(_GROUP_SCALES)}, not {scale!r}"
+        )
+    sc = NAMED[scale]
+    rule = ScaleRule.RCEIL if scale == "float8_e8m0fnu" else ScaleRule.NEAREST
+    return BlockScaled(Integer(bits, narrow=True), sc, group, scale_rule=rule)
+
+
+def _block_name(f: BlockScaled) -> str:
+    for name, named in NAMED_BLOCKS.items():
+        if named == f:
+            return name
+    if f.scale == _E8M0 and f.scale_rule is ScaleRule.FLOOR and f.tensor_scale is None \
+            and f.axis == -1 and isinstance(f.element, FixedPoint) and f.element.narrow \
+            and f.element.int_bits == 2 and isinstance(f.block_size, int):
+        return f"bfp{f.element.bits}_b{f.block_size}"
+    if isinstance(f.element, Integer) and f.element.narrow and isinstance(f.block_size, int) \
+            and f.tensor_scale is None and f.axis == -1:
+        for sname in _GROUP_SCALES:
+            if f == grouped_int(f.element.bits, f.block_size, sname):
+                suffix = "" if sname == "float16" else f"_{sname}"
+                return f"int{f.element.bits}_g{f.block_size}{suffix}"
+    bs = f.block_size
+    size = f"{bs[0]}x{bs[1]}" if isinstance(bs, tuple) else str(bs)
+    parts = [str(f.element), str(f.scale), size, f.scale_rule.value]
+    if f.axis != -1:
+        parts.append(f"axis={f.axis}")
+    if f.tensor_scale is not None:
+        parts.append(f"tensor={f.tensor_scale}")
+    if f.scale_rounding is not Rounding.NEAREST_EVEN:
+        parts.append(f"round={f.scale_rounding.value}")
+    return "block<" + ";".join(parts) + ">"
+
+
+def _parse_block(body: str) -> BlockScaled:
+    parts = [p.strip() for p in body.split(";")]
+    if len(parts) < 4:
+        raise ValueError(
+            "block<...> needs element;scale;size;rule[;axis=..][;tensor=..][;round=..], "
+            f"not block<{body}>"
+        )
+    size_s = parts[2]
+    size: int | tuple[int, int]
+    if "x" in size_s:
+        r, c = size_s.split("x")
+        size = (int(r), int(c))
+    else:
+        size = int(size_s)
+    kw: dict[str, Any] = {}
+    for extra in parts[4:]:
+        key, _, val = extra.partition("=")
+        if key == "axis":
+            kw["axis"] = int(val)
+        elif key == "tensor":
+            kw["tensor_scale"] = parse(val)
+        elif key == "round":
+            kw["scale_rounding"] = val
+        else:
+            raise ValueError(f"block<...>: unknown option {key!r} (axis, tensor, round)")
+    rule = ScaleRule.coerce(parts[3], "scale_rule")
+    return BlockScaled(parse(parts[0]), parse(parts[1]), size, scale_rule=rule, **kw)
 
 
 def _minifloat_name(f: Minifloat) -> str:
@@ -100,8 +212,10 @@ def _minifloat_name(f: Minifloat) -> str:
     return name
 
 
-def canonical_name(fmt: Format) -> str:
+def canonical_name(fmt: Format | BlockScaled) -> str:
     """The canonical name of ``fmt`` (used by ``str(fmt)``)."""
+    if isinstance(fmt, BlockScaled):
+        return _block_name(fmt)
     for name, named in NAMED.items():
         if type(named) is type(fmt) and named == fmt:
             return name
@@ -125,23 +239,26 @@ def named_formats() -> dict[str, Format]:
 
 
 def _suggest(name: str) -> str:
-    pool = list(NAMED) + list(ALIASES) + ["int8", "uint4", "fixed<4,4>", "bipolar4", "e3m4b5"]
+    pool = list(NAMED) + list(NAMED_BLOCKS) + list(ALIASES)
+    pool += ["int8", "uint4", "fixed<4,4>", "bipolar4", "e3m4b5", "int4_g128", "bfp8_b16"]
     close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return (
-        f"unknown format name {name!r}{hint} (named formats: {', '.join(NAMED)}; families: "
+        f"unknown format name {name!r}{hint} (named formats: {', '.join(NAMED)}; block "
+        f"formats: {', '.join(NAMED_BLOCKS)}, bfp<m>_b<k>, int<n>_g<k>[_<scale>], "
+        "block<element;scale;size;rule[;axis=..][;tensor=..][;round=..]>; families: "
         "e<E>m<M>[b<bias>][fn|fnuz|_finite][_nosub], u-prefixed unsigned minifloats, "
         "int<n>/uint<n>[_narrow], fixed<i,f>/ufixed<i,f>, bipolar<n>, lut[v0,v1,...])"
     )
 
 
-def parse(name: Any) -> Format:
+def parse(name: Any) -> Any:
     """The format called ``name`` (canonical, alias or family syntax).
 
     Raises TypeError for a non-string and ValueError, with the closest valid names, for
     an unknown one. A :class:`Format` is returned unchanged.
     """
-    if isinstance(name, Format):
+    if isinstance(name, (Format, BlockScaled)):
         return name
     if not isinstance(name, str):
         raise TypeError(f"format name must be a str, not {type(name).__name__}")
@@ -149,8 +266,20 @@ def parse(name: Any) -> Format:
     low = key.lower()
     if low in NAMED:
         return NAMED[low]
+    if low in NAMED_BLOCKS:
+        return NAMED_BLOCKS[low]
     if low in ALIASES:
-        return NAMED[ALIASES[low]]
+        target = ALIASES[low]
+        return NAMED_BLOCKS[target] if target in NAMED_BLOCKS else NAMED[target]
+    m = _BLOCK_RE.match(low)
+    if m:
+        return _parse_block(m["body"])
+    m = _BFP_RE.match(low)
+    if m:
+        return bfp(int(m["m"]), int(m["k"]))
+    m = _GROUP_RE.match(low)
+    if m:
+        return grouped_int(int(m["n"]), int(m["k"]), m["scale"] or "float16")
     m = _MINIFLOAT_RE.match(low)
     if m:
         special = {None: Special.IEEE, "_ieee": Special.IEEE, "fn": Special.FN,

@@ -1,0 +1,328 @@
+"""Block-scaled formats: OCP MX, NVFP4/NVINT4, block floating point, grouped integers.
+
+A block-scaled format is composed of scalar formats: each block of ``block_size``
+elements shares one scale (a code of the ``scale`` format); each element is a code of the
+``element`` format; NVFP4-style formats add one float32 tensor scale. Values are
+``element * scale (* tensor_scale)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from ._base import Format, _Input
+from ._enums import Rounding, _Choice
+from .minifloat import Minifloat
+
+__all__ = ["BlockEncoded", "BlockScaled", "ScaleRule"]
+
+
+class ScaleRule(_Choice):
+    """How a block's scale follows from its largest magnitude ``amax``."""
+
+    #: OCP MX v1.0 section 6.3: 2**(floor(log2(amax)) - emax_elem); may clip the block max
+    FLOOR = "floor"
+    #: 2**ceil(log2(amax)) / 2**emax_elem: never clips, may waste the top binade
+    CEIL = "ceil"
+    #: FLOOR applied to amax rounded (ties away) to the element's precision (torchao EVEN)
+    EVEN = "even"
+    #: amax / elem_max rounded up to the scale format (NVIDIA cuBLAS / Blackwell)
+    RCEIL = "rceil"
+    #: amax / elem_max rounded to the scale format with ``scale_rounding`` (NVFP4, INT groups)
+    NEAREST = "nearest"
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockScaled:
+    """A block-scaled format.
+
+    Parameters
+    ----------
+    element : scalar format of the elements (any :class:`Format`)
+    scale : scalar format of the per-block scale; a format with no mantissa bits (E8M0)
+        holds powers of two and takes the exponent rules FLOOR/CEIL/EVEN/RCEIL
+    block_size : elements per block along ``axis`` (int), or a tuple ``(rows, cols)`` for
+        2-D tiles over the last two axes
+    axis : the axis blocked by an int ``block_size``
+    scale_rule : a :class:`ScaleRule`
+    tensor_scale : format of an extra per-tensor scale ``amax / (elem_max * scale_max)``
+        (NVFP4: float32), or None
+    scale_rounding : rounding of ``amax / elem_max`` into a scale format with mantissa
+        bits under ``ScaleRule.NEAREST``
+
+    A block at the edge of a tensor whose length is not a multiple of the block size is a
+    partial block: its scale comes from the elements it has. Elements are rounded
+    nearest-even after division by the (already quantized) scale and saturate at the
+    element format's largest value (OCP MX v1.0 section 6.3: "clamped to the maximum
+    normal"); a block holding NaN or Inf gets the NaN scale where the scale format has one
+    (its values all decode as NaN, as section 6.3 allows), else the largest scale.
+    """
+
+    element: Format
+    scale: Format
+    block_size: int | tuple[int, int]
+    axis: int = -1
+    scale_rule: ScaleRule = ScaleRule.FLOOR
+    tensor_scale: Format | None = None
+    scale_rounding: Rounding = Rounding.NEAREST_EVEN
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.element, Format):
+            raise TypeError(f"element must be a scalar Format, not {self.element!r}")
+        if not isinstance(self.scale, Format):
+            raise TypeError(f"scale must be a scalar Format, not {self.scale!r}")
+        if self.scale.max <= 0:
+            raise ValueError(f"scale format {self.scale} has no positive values")
+        object.__setattr__(self, "scale_rule", ScaleRule.coerce(self.scale_rule, "scale_rule"))
+        object.__setattr__(
+            self, "scale_rounding", Rounding.coerce(self.scale_rounding, "scale_rounding")
+        )
+        bs = self.block_size
+        if isinstance(bs, tuple):
+            if len(bs) != 2 or not all(isinstance(b, int) and b > 0 for b in bs):
+                raise ValueError(
+                    f"block_size must be a positive int or a (rows, cols) tuple, not {bs!r}"
+                )
+        elif isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
+            raise ValueError(f"block_size must be a positive int or (rows, cols), not {bs!r}")
+        if isinstance(self.axis, bool) or not isinstance(self.axis, int):
+            raise TypeError(f"axis must be an int, not {self.axis!r}")
+        if self.pow2_scale and self.scale_rule is ScaleRule.NEAREST:
+            object.__setattr__(self, "scale_rule", ScaleRule.RCEIL)
+        if not self.pow2_scale and self.scale_rule in (
+            ScaleRule.FLOOR, ScaleRule.CEIL, ScaleRule.EVEN
+        ):
+            raise ValueError(
+                f"scale_rule {self.scale_rule.value!r} needs a power-of-two scale format "
+                f"(no mantissa bits), not {self.scale}; use 'nearest' or 'rceil'"
+            )
+        if self.scale_rule is ScaleRule.EVEN and not isinstance(self.element, Minifloat):
+            raise ValueError("scale_rule 'even' needs a minifloat element format")
+
+    # --- facts --------------------------------------------------------------------------
+    @property
+    def pow2_scale(self) -> bool:
+        """Whether the scale format holds only powers of two (E8M0-like)."""
+        return isinstance(self.scale, Minifloat) and self.scale.man_bits == 0
+
+    @property
+    def block_numel(self) -> int:
+        bs = self.block_size
+        return bs[0] * bs[1] if isinstance(bs, tuple) else bs
+
+    @property
+    def elem_max(self) -> float:
+        return float(self.element.max)
+
+    @property
+    def emax_elem(self) -> int:
+        """Exponent of the element format's largest value (OCP MX's emax_elem)."""
+        return math.floor(math.log2(self.elem_max))
+
+    @property
+    def bits_per_element(self) -> float:
+        """Element bits plus the block scale amortised over a full block (the tensor
+        scale, if any, is amortised per tensor by :attr:`BlockEncoded.bits_per_element`)."""
+        return self.element.bits + self.scale.bits / self.block_numel
+
+    @property
+    def bits(self) -> int:
+        return self.element.bits
+
+    def __str__(self) -> str:
+        from .names import canonical_name
+
+        return canonical_name(self)  # type: ignore[arg-type]
+
+    # --- blocking -----------------------------------------------------------------------
+    def _blocks(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        """View ``x`` as (nblocks, block_numel) float64 rows padded with zeros, and a
+        function putting such rows back into ``x``'s shape."""
+        if isinstance(self.block_size, tuple):
+            if x.ndim < 2:
+                raise ValueError(
+                    f"2-D tiles {self.block_size} need an input of rank >= 2, not {x.ndim}"
+                )
+            br, bc = self.block_size
+            *lead, m, n = x.shape
+            mp, np_ = -(-m // br) * br, -(-n // bc) * bc
+            xp = np.zeros((*lead, mp, np_), np.float64)
+            xp[..., :m, :n] = x
+            t = xp.reshape(*lead, mp // br, br, np_ // bc, bc)
+            k = len(lead)
+            t = np.moveaxis(t, k + 1, k + 2)  # (..., mb, nb, br, bc)
+            grid = t.shape[:-2]
+            rows = np.ascontiguousarray(t).reshape(-1, br * bc)
+
+            def back(r: np.ndarray) -> np.ndarray:
+                u = np.moveaxis(r.reshape(*grid, br, bc), k + 2, k + 1)
+                return u.reshape(*lead, mp, np_)[..., :m, :n]
+
+            return rows, (back, grid)
+        if x.ndim == 0:
+            raise ValueError("block formats need an array of rank >= 1")
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ValueError(f"axis must be in {-x.ndim}..{x.ndim - 1} for rank {x.ndim}, "
+                             f"not {self.axis}")
+        bs = self.block_size
+        xm = np.moveaxis(x, self.axis, -1)
+        *lead, n = xm.shape
+        npad = -(-n // bs) * bs
+        xp = np.zeros((*lead, npad), np.float64)
+        xp[..., :n] = xm
+        grid = (*lead, npad // bs)
+        rows = xp.reshape(-1, bs)
+        axis = self.axis
+
+        def back1(r: np.ndarray) -> np.ndarray:
+            return np.moveaxis(r.reshape(*lead, npad)[..., :n], -1, axis)
+
+        return rows, (back1, grid)
+
+    # --- scales -------------------------------------------------------------------------
+    def _scale_values(self, amax: np.ndarray, ts: float) -> np.ndarray:
+        """Quantized scale values (float64) for finite block maxima ``amax``."""
+        sc = self.scale
+        rule = self.scale_rule
+        target = amax / ts
+        if self.pow2_scale:
+            assert isinstance(sc, Minifloat)
+            with np.errstate(divide="ignore"):
+                m, e = np.frexp(target)  # target = m * 2**e, m in [0.5, 1)
+            flo = e - 1  # floor(log2(target)) for target > 0
+            if rule is ScaleRule.FLOOR:
+                k = flo - self.emax_elem
+            elif rule is ScaleRule.CEIL:
+                k = flo + (m != 0.5) - self.emax_elem
+            elif rule is ScaleRule.EVEN:
+                assert isinstance(self.element, Minifloat)
+                r = Minifloat(11, self.element.man_bits).quantize(target, "nearest_away")
+                k = np.frexp(r)[1] - 1 - self.emax_elem
+            else:  # RCEIL: least k with elem_max * 2**k >= target, exactly
+                k = np.frexp(target / self.elem_max)[1] - 1
+                k = np.where(np.ldexp(self.elem_max, k) >= target, k, k + 1)
+                k = np.where(np.ldexp(self.elem_max, k - 1) >= target, k - 1, k)
+            lo = sc.emin
+            hi = sc.emax
+            k = np.where(target > 0, k, lo)
+            return np.ldexp(1.0, np.clip(k, lo, hi).astype(np.int64))
+        mode = Rounding.UP if rule is ScaleRule.RCEIL else self.scale_rounding
+        return np.asarray(sc.quantize(target / self.elem_max, mode, "saturate"), np.float64)
+
+    # --- public API ---------------------------------------------------------------------
+    def encode(self, x: Any) -> BlockEncoded:
+        """Quantize ``x`` (numpy or torch, any rank) into element codes and block scales."""
+        inp = _Input(x)
+        arr = inp.array.astype(np.float64)
+        rows, (back, grid) = self._blocks(arr)
+        finite = np.isfinite(rows)
+        bad_block = ~finite.all(axis=1)
+        mag = np.where(finite, np.abs(rows), 0.0)
+        amax = mag.max(axis=1) if rows.shape[1] else np.zeros(rows.shape[0])
+        ts = 1.0
+        ts_code = None
+        if self.tensor_scale is not None:
+            tmax = float(amax.max()) if amax.size else 0.0
+            ideal = tmax / (self.elem_max * float(self.scale.max))
+            ts = float(self.tensor_scale.quantize(ideal, overflow="saturate")) if ideal > 0 else 1.0
+            if ts == 0.0:
+                ts = 1.0
+            ts_code = ts
+        svals = self._scale_values(amax, ts)
+        s_all = svals * ts
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.where(s_all[:, None] > 0, rows / s_all[:, None], 0.0)
+        scaled = np.where(finite, scaled, rows)
+        codes = self.element.encode(scaled, overflow="saturate")
+        vals = self.element.decode(codes)
+        saturated = (np.abs(scaled) > self.elem_max) & finite
+        flushed = (vals == 0) & (rows != 0) & finite
+        scodes = self.scale.encode(svals, overflow="saturate")
+        nan_scale = self.scale.has_nan
+        if bad_block.any():
+            if nan_scale:
+                scodes = np.where(bad_block, self.scale.encode(np.nan), scodes)
+            else:
+                scodes = np.where(bad_block, self.scale.encode(self.scale.max), scodes)
+        full_codes = back(codes.astype(np.float64)).astype(self.element.code_dtype)
+        return BlockEncoded(
+            format=self,
+            codes=full_codes,
+            scales=scodes.reshape(grid),
+            tensor_scale=ts_code,
+            saturated=saturated.sum(axis=1).reshape(grid),
+            flushed=flushed.sum(axis=1).reshape(grid),
+            torch_like=inp.torch_like,
+        )
+
+    def quantize(self, x: Any) -> Any:
+        """``encode(x).dequantize()``: the fake-quantized tensor, same type/shape/dtype."""
+        enc = self.encode(x)
+        out = enc.dequantize()
+        inp = _Input(x)
+        if inp.torch_like is not None:
+            import torch
+
+            return torch.from_numpy(out.astype(np.float32)).to(inp.torch_like.dtype).to(
+                inp.torch_like.device
+            )
+        return out.astype(inp.array.dtype) if not inp.scalar else float(out)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockEncoded:
+    """Element codes, block scale codes and tensor scale of a block-scaled tensor.
+
+    Attributes
+    ----------
+    codes : element codes, the input's shape
+    scales : scale codes, one per block (shape: the block grid)
+    tensor_scale : the float32 tensor scale value, or None
+    saturated, flushed : per block, how many elements clipped at the element format's
+        largest value / became zero although nonzero (diagnostics)
+    """
+
+    format: BlockScaled
+    codes: np.ndarray
+    scales: np.ndarray
+    tensor_scale: float | None
+    saturated: np.ndarray
+    flushed: np.ndarray
+    torch_like: Any = None
+
+    def dequantize(self) -> np.ndarray:
+        """The values: element * scale (* tensor scale), float64, the input's shape."""
+        f = self.format
+        ev = f.element.decode(self.codes)
+        sv = f.scale.decode(self.scales) * (self.tensor_scale or 1.0)
+        rows, (back, grid) = f._blocks(ev)
+        vals = rows * sv.reshape(-1)[:, None]
+        return back(vals)
+
+    @property
+    def numel(self) -> int:
+        return int(self.codes.size)
+
+    @property
+    def nbytes(self) -> int:
+        """Storage: packed element codes + packed scale codes (+ 4 bytes tensor scale)."""
+        f = self.format
+        return (
+            -(-self.numel * f.element.bits // 8)
+            + -(-self.scales.size * f.scale.bits // 8)
+            + (4 if self.tensor_scale is not None else 0)
+        )
+
+    @property
+    def bits_per_element(self) -> float:
+        """Stored bits per element, the tensor scale amortised over this tensor."""
+        f = self.format
+        extra = 32 / self.numel if self.tensor_scale is not None and self.numel else 0.0
+        return f.element.bits + self.scales.size * f.scale.bits / max(self.numel, 1) + extra
+
+
+
