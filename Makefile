@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# The CPU wheel of torch lies on this disk; an unpinned torch would pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev]'
+	# torchao (MX/NVFP4 oracle) declares a newer torch; its pure-PyTorch paths run on 2.13.
+	$(PIP) install -q --no-deps 'torchao==0.18.0'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -24,6 +24,30 @@ DIVERGENCES: dict[tuple[str, str, str], str] = {
         "nearest and toward-zero, values E8M0 cannot hold; numfab clamps them to 2**-127 "
         "(E8M0 has no zero and no subnormals). Checked against the exact reference instead."
     ),
+    ("torchao", "mx*", "scale code 0"): (
+        "torchao 0.18 divides the elements of a block whose E8M0 scale is 2**-127 by 2**-126 "
+        "(a clamp to float32's smallest normal, for Triton) but dequantizes with 2**-127, and "
+        "its RCEIL path multiplies such blocks by 1.0; numfab uses the stored scale both ways."
+    ),
+    ("torchao", "mx*", "rceil near powers of two"): (
+        "torchao computes ceil(log2(amax / max_pos)) with a float32 log2, so for amax/max_pos "
+        "a few ulps above a power of two it picks the scale one binade too small; numfab takes "
+        "the least power of two with max_pos * 2**k >= amax, exactly."
+    ),
+    ("torchao", "mx*", "Inf in a block"): (
+        "torchao's FLOOR gives a block holding Inf the scale code 255 - emax_elem; numfab gives "
+        "the NaN scale (the block decodes to NaN), as for NaN, per OCP MX v1.0 section 6.3."
+    ),
+    ("torchao", "nvfp4", "scales below 2**-6"): (
+        "torchao clamps NVFP4 block scales to the smallest normal E4M3 (2**-6) where the "
+        "smallest subnormal is meant (reported upstream); numfab rounds amax/6 to E4M3 with "
+        "subnormals, so small blocks keep their precision."
+    ),
+    ("torchao", "nvfp4", "element division"): (
+        "torchao multiplies elements by a float32 reciprocal of the scale (two roundings); "
+        "NVFP4 divides by the quantized scale, which numfab does exactly. They differ only where "
+        "the reciprocal's rounding moves a quotient across an E2M1 rounding boundary."
+    ),
     ("torch", "float8_e4m3fn", "overflow"): (
         "torch saturates E4M3FN overflow (and +-Inf) to +-448; ml_dtypes and numfab's default "
         "give NaN. numfab matches torch with overflow='saturate'."
