@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import formats
-from formats import BlockScaled, ScaleRule
+from formats import BlockScaled
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -136,3 +136,128 @@ def test_outlier_flushes_small_elements() -> None:
     # scale 2**(floor(log2 1000) - 2) = 128: 1000/128 = 7.8 saturates to 6, 1e-3/128 -> 0
     assert enc.flushed.tolist() == [31] and enc.saturated.tolist() == [1]
     assert enc.dequantize()[5] == 768.0
+
+
+GFLOAT = {"mxfp4": "format_info_mxfp4_e2m1", "mxfp8_e4m3": "format_info_mxfp8_e4m3",
+          "mxfp6_e2m3": "format_info_mxfp6_e2m3", "mxint8_full": "format_info_mxint8"}
+
+
+@pytest.mark.parametrize("name", list(GFLOAT))
+def test_mx_against_gfloat(name: str) -> None:
+    """gfloat's OCP MX blocks (FLOOR rule, nearest-even, saturating); gfloat keeps
+    MXINT8's -2.0, as numfab's mxint8_full does."""
+    import gfloat
+    import gfloat.formats as gf
+
+    fi = getattr(gf, GFLOAT[name])
+    x = _data(16, 64, seed=5).astype(np.float64)
+    got = formats.parse(name).quantize(x)
+    want = np.stack([
+        np.concatenate([gfloat.quantize_block(fi, blk, gfloat.compute_scale_amax)
+                        for blk in row.reshape(-1, 32)])
+        for row in x
+    ])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_mxint8_minus_two_policy() -> None:
+    """MXINT8 elements are int8 * 2**-6. mxint8 keeps the symmetric range (-127..127, as
+    microxcaling clamps); mxint8_full also uses the code -128 (-2.0, as gfloat)."""
+    x = np.zeros(32)
+    x[0] = -1.999  # amax 1.999: scale 2**0
+    assert formats.parse("mxint8").quantize(x)[0] == -127 / 64
+    assert formats.parse("mxint8_full").quantize(x)[0] == -2.0
+    assert formats.parse("mxint8").encode(x).codes[0] == 129
+    assert formats.parse("mxint8_full").encode(x).codes[0] == 128
+
+
+def test_special_blocks() -> None:
+    f = formats.parse("mxfp8_e4m3")
+    x = np.zeros((4, 32))
+    x[1, 3] = np.nan
+    x[2, 7] = -np.inf
+    x[2, 0] = 1.0
+    x[3] = 1e-45  # below every scale: scale clamps at 2**-127 and elements flush
+    enc = f.encode(x)
+    e8 = formats.parse("e8m0")
+    sc = e8.decode(enc.scales)
+    assert sc[0] == 2.0**-127  # all-zero block: the least scale, zeros come back
+    assert np.isnan(sc[1]) and np.isnan(sc[2])
+    d = enc.dequantize()
+    assert (d[0] == 0).all() and np.isnan(d[1]).all() and np.isnan(d[2]).all()
+    assert (d[3] == 0).all() and enc.flushed[3] == 32
+    # amax 3e38 -> scale 2**(127 - 8); 3e38 / 2**119 = 451 > 448: FLOOR clips all 32
+    big = f.encode(np.full(32, 3e38))
+    assert big.scales.tolist() == [127 + 127 - 8] and big.saturated.tolist() == [32]
+    fp4 = formats.parse("mxfp4")
+    assert np.isnan(fp4.quantize(np.array([np.nan] + [1.0] * 31))).all()
+
+
+def test_partial_blocks_2d_tiles_any_axis() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 37))
+    f = formats.parse("mxfp4")
+    q = f.quantize(x)
+    assert q.shape == x.shape
+    # the partial last block (5 elements) takes its scale from those 5 elements
+    alone = f.quantize(x[:, 32:])
+    np.testing.assert_array_equal(q[:, 32:], alone)
+    # axis=0 equals quantizing the transpose along the last axis
+    f0 = BlockScaled(f.element, f.scale, 32, axis=0)
+    np.testing.assert_array_equal(f0.quantize(x.T), q.T)
+    # 2-D tiles: each 4x8 tile shares one scale
+    t = BlockScaled(f.element, f.scale, (4, 8))
+    enc = t.encode(x)
+    assert enc.scales.shape == (2, 5)
+    np.testing.assert_array_equal(t.quantize(x)[:4, :8], f.quantize(x[:4, :8].reshape(1, 32)
+                                                                    ).reshape(4, 8))
+    # rank 3, torch in -> torch out
+    t3 = torch.from_numpy(rng.standard_normal((2, 3, 64)).astype(np.float32))
+    q3 = f.quantize(t3)
+    assert isinstance(q3, torch.Tensor) and q3.shape == t3.shape
+    np.testing.assert_array_equal(q3.numpy(), f.quantize(t3.numpy()))
+
+
+def test_bits_and_bytes() -> None:
+    x = np.ones((4, 64), np.float32)
+    assert formats.parse("mxfp4").bits_per_element == 4.25
+    assert formats.parse("nvfp4").bits_per_element == 4.5
+    enc = formats.parse("nvfp4").encode(x)
+    assert enc.bits_per_element == 4.5 + 32 / 256
+    assert enc.nbytes == 256 // 2 + 16 + 4
+    assert formats.parse("mxfp6_e3m2").encode(x).nbytes == 256 * 6 // 8 + 8
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: BlockScaled(formats.parse("e2m1"), formats.parse("e8m0"), 0), "block_size"),
+        (lambda: BlockScaled(formats.parse("e2m1"), formats.parse("e8m0"), (4, 0)), "block_size"),
+        (lambda: BlockScaled(formats.parse("e2m1"), formats.parse("e8m0"), 32,
+                             scale_rule="median"), "scale_rule must be one of"),
+        (lambda: BlockScaled(formats.parse("e2m1"), formats.parse("e4m3"), 32,
+                             scale_rule="floor"), "needs a power-of-two scale"),
+        (lambda: BlockScaled(formats.parse("e2m1"), formats.Lut((-1.0, 0.0)), 32),
+         "no positive values"),
+        (lambda: formats.parse("mxfp4").encode(np.zeros((2, 3))) and
+         BlockScaled(formats.parse("e2m1"), formats.parse("e8m0"), 32, axis=2).encode(
+             np.zeros((2, 3))), "axis must be in -2..1"),
+        (lambda: BlockScaled(formats.parse("e2m1"), formats.parse("e8m0"), (2, 2)).encode(
+            np.zeros(3)), "rank >= 2"),
+        (lambda: formats.parse("int4_g128_float8"), "unknown format name|group scale"),
+        (lambda: formats.parse("bfp1_b8"), "mantissa bits"),
+    ],
+)
+def test_block_bad_input(call, match) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_names_round_trip() -> None:
+    for name, f in formats.NAMED_BLOCKS.items():
+        assert str(f) == name and formats.parse(name) == f
+    for name in ["bfp8_b16", "bfp4_b8", "int4_g128", "int8_g32_bfloat16", "int4_g64_ue4m3",
+                 "block<float4_e2m1fn;float8_e8m0fnu;16x16;floor>",
+                 "block<nf4;float16;64;nearest;axis=0>"]:
+        f = formats.parse(name)
+        assert formats.parse(str(f)) == f
