@@ -683,3 +683,49 @@ def table_nearest(x, out, mids, exact, tie_rule, order, npad, nan_code):  # prag
         out[i] = nan_code if nan else order[pos + np.int64(up)]
         bad += np.int64(nan)
     return bad
+
+
+# --- block-scaled fake-quantization ---------------------------------------------------
+@numba.njit(**_PJIT)
+def block_amax(rows, amax, bad):  # pragma: no cover - jitted
+    """Per row of ``rows`` (nblocks, bs): the largest finite magnitude, and whether the
+    row holds NaN or Inf."""
+    for b in prange(rows.shape[0]):
+        m = 0.0
+        nonfinite = False
+        for j in range(rows.shape[1]):
+            v = abs(np.float64(rows[b, j]))
+            nonfinite |= not (v < np.inf)
+            m = max(m, v if v < np.inf else 0.0)
+        amax[b] = m
+        bad[b] = nonfinite
+
+
+@numba.njit(**_PJIT)
+def block_divide_odd(rows, scale, out):  # pragma: no cover - jitted
+    """out = rows / scale (per row) rounded to float32 *to odd*: truncate toward zero and
+    set the last bit if inexact, so that one later nearest rounding to a format with at
+    least two fewer significand bits equals rounding the exact quotient once (Boldo and
+    Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms using
+    rounding to odd", 2008). A zero scale gives 0; a NaN scale NaN."""
+    for b in prange(rows.shape[0]):
+        s = scale[b]
+        for j in range(rows.shape[1]):
+            q = np.float64(rows[b, j]) / s if s != 0.0 else 0.0
+            t = np.float32(q)
+            tb = _bitcast(t, np.uint32(0))
+            back = np.float64(t)
+            if back != q and q == q and abs(q) < np.inf:
+                if abs(back) > abs(q):
+                    tb = np.uint32(tb - np.uint32(1))
+                tb = np.uint32(tb | np.uint32(1))
+            out[b, j] = _bitcast(tb, np.float32(0.0))
+
+
+@numba.njit(**_PJIT)
+def block_multiply(vals, scale, out):  # pragma: no cover - jitted
+    """out = vals * scale per row (float64 product, one rounding to out's dtype)."""
+    for b in prange(vals.shape[0]):
+        s = scale[b]
+        for j in range(vals.shape[1]):
+            out[b, j] = np.float64(vals[b, j]) * s

@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import formats
 from formats import BlockScaled
@@ -261,3 +263,41 @@ def test_names_round_trip() -> None:
                  "block<nf4;float16;64;nearest;axis=0>"]:
         f = formats.parse(name)
         assert formats.parse(str(f)) == f
+
+
+FAST_BLOCK = ["mxfp4", "mxfp8_e4m3", "mxfp6_e3m2", "nvfp4", "nvint4", "mxint8", "int4_g32",
+              "bfp6_b16"]
+
+
+@pytest.mark.parametrize("name", FAST_BLOCK)
+def test_fast_quantize_equals_encode_dequantize(name: str) -> None:
+    """The fused float32 path equals encode().dequantize() rounded to float32, specials
+    and tiny/huge blocks included."""
+    f = formats.parse(name)
+    x = _data(32, 128, seed=11)
+    x[0, :7] = [np.nan, 1.0, -np.inf, 0.0, -0.0, 3e38, -1e-40]
+    x[1] = 0.0
+    x[2] = 1e-42
+    q = f.quantize(x)
+    ref = f.encode(x).dequantize().astype(np.float32)
+    assert q.dtype == np.float32
+    np.testing.assert_array_equal(q, ref)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, width=32), min_size=32, max_size=32),
+       st.sampled_from(["mxfp4", "mxfp8_e4m3", "mxfp6_e2m3", "mxint8"]))
+def test_mx_properties(vals: list[float], name: str) -> None:
+    f = formats.parse(name)
+    x = np.array(vals, np.float32).reshape(1, 32)
+    enc = f.encode(x)
+    q = f.quantize(x)
+    np.testing.assert_array_equal(q, enc.dequantize().astype(np.float32))
+    np.testing.assert_array_equal(f.quantize(q), q)  # FLOOR keeps the scale: idempotent
+    s = float(formats.parse("e8m0").decode(enc.scales).reshape(-1)[0])
+    unsat = np.abs(x / s) <= f.elem_max
+    grid = np.unique(f.element.finite_values())
+    e = (x / s)[unsat].astype(np.float64)
+    j = np.clip(np.searchsorted(grid, e, side="right") - 1, 0, grid.size - 2)
+    half_gap = (grid[j + 1] - grid[j]) / 2
+    assert (np.abs(q[unsat] / s - e) <= half_gap).all()
