@@ -729,3 +729,33 @@ def block_multiply(vals, scale, out):  # pragma: no cover - jitted
         s = scale[b]
         for j in range(vals.shape[1]):
             out[b, j] = np.float64(vals[b, j]) * s
+
+
+@numba.njit(**_PJIT)
+def pow2_scales(amax, rule, emax_elem, elem_max, man_elem, lo, hi, out):
+    """Each block's power-of-two scale 2**k (k clamped to lo..hi), exactly.
+
+    rule 0 FLOOR: floor(log2 amax) - emax_elem; 1 CEIL: ceil(log2 amax) - emax_elem;
+    2 EVEN: FLOOR of amax rounded (ties away) to man_elem + 1 significant bits;
+    3 RCEIL: least k with elem_max * 2**k >= amax. amax == 0 gives lo.
+    """  # pragma: no cover - jitted
+    for b in prange(amax.size):
+        a = amax[b]
+        if not a > 0.0:
+            out[b] = math.ldexp(1.0, lo)
+            continue
+        m, e = math.frexp(a)  # a = m * 2**e, 0.5 <= m < 1
+        if rule == 0:
+            k = e - 1 - emax_elem
+        elif rule == 1:
+            k = e - 1 + (1 if m != 0.5 else 0) - emax_elem
+        elif rule == 2:
+            r = math.floor(math.ldexp(m, man_elem + 1) + 0.5)
+            k = e - 1 + (1 if r >= (1 << (man_elem + 1)) else 0) - emax_elem
+        else:
+            k = math.frexp(a / elem_max)[1] - 1
+            if math.ldexp(elem_max, k) < a:
+                k += 1
+            if math.ldexp(elem_max, k - 1) >= a:
+                k -= 1
+        out[b] = math.ldexp(1.0, min(max(k, lo), hi))

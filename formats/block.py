@@ -192,25 +192,15 @@ class BlockScaled:
         target = amax / ts
         if self.pow2_scale:
             assert isinstance(sc, Minifloat)
-            with np.errstate(divide="ignore"):
-                m, e = np.frexp(target)  # target = m * 2**e, m in [0.5, 1)
-            flo = e - 1  # floor(log2(target)) for target > 0
-            if rule is ScaleRule.FLOOR:
-                k = flo - self.emax_elem
-            elif rule is ScaleRule.CEIL:
-                k = flo + (m != 0.5) - self.emax_elem
-            elif rule is ScaleRule.EVEN:
-                assert isinstance(self.element, Minifloat)
-                r = Minifloat(11, self.element.man_bits).quantize(target, "nearest_away")
-                k = np.frexp(r)[1] - 1 - self.emax_elem
-            else:  # RCEIL: least k with elem_max * 2**k >= target, exactly
-                k = np.frexp(target / self.elem_max)[1] - 1
-                k = np.where(np.ldexp(self.elem_max, k) >= target, k, k + 1)
-                k = np.where(np.ldexp(self.elem_max, k - 1) >= target, k - 1, k)
-            lo = sc.emin
-            hi = sc.emax
-            k = np.where(target > 0, k, lo)
-            return np.ldexp(1.0, np.clip(k, lo, hi).astype(np.int64))
+            rule_code = {ScaleRule.FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2,
+                         ScaleRule.RCEIL: 3}[rule]
+            man = self.element.man_bits if isinstance(self.element, Minifloat) else 0
+            out = np.empty(target.size, np.float64)
+            K.pow2_scales(
+                np.ascontiguousarray(target, np.float64).reshape(-1), rule_code,
+                self.emax_elem, self.elem_max, man, sc.emin, sc.emax, out,
+            )
+            return out.reshape(target.shape)
         mode = Rounding.UP if rule is ScaleRule.RCEIL else self.scale_rounding
         return np.asarray(sc.quantize(target / self.elem_max, mode, "saturate"), np.float64)
 
@@ -291,7 +281,12 @@ class BlockScaled:
             svals, ts = self._block_scales(amax, bad)
             s_all = svals * ts
             y = np.empty_like(rows)
-            K.block_divide_odd(rows, s_all, y)
+            if self.pow2_scale and self.tensor_scale is None:
+                # dividing by a power of two is exact (float32 subnormal results round to
+                # zero in every element format either way)
+                K.block_multiply(rows, 1.0 / s_all, y)
+            else:
+                K.block_divide_odd(rows, s_all, y)
             y = self.element.quantize(y, overflow="saturate", out=y)
             K.block_multiply(y, s_all, y)
             out = y.reshape(arr.shape)
