@@ -57,6 +57,26 @@ def format_facts(f: Format) -> dict[str, str]:
     return facts
 
 
+def block_facts(f: formats.BlockScaled) -> dict[str, str]:
+    """The facts `numfab formats NAME` prints for a block-scaled format."""
+    bs = f.block_size
+    return {
+        "name": str(f),
+        "kind": "BlockScaled",
+        "element": str(f.element),
+        "scale": str(f.scale),
+        "block_size": f"{bs[0]}x{bs[1]}" if isinstance(bs, tuple) else str(bs),
+        "axis": str(f.axis),
+        "scale_rule": f.scale_rule.value,
+        "tensor_scale": "none" if f.tensor_scale is None else str(f.tensor_scale),
+        "bits_per_element": f"{f.bits_per_element:g} (+ tensor scale amortised)"
+        if f.tensor_scale is not None else f"{f.bits_per_element:g}",
+        "element_max": _fmt_value(f.elem_max),
+        "emax_elem": str(f.emax_elem),
+        "scale_range": f"{_fmt_value(f.scale.smallest_subnormal)} .. {_fmt_value(f.scale.max)}",
+    }
+
+
 def zoo_table() -> str:
     """One line per named format: name, bits, max, smallest subnormal, eps, specials."""
     head = f"{'name':<20} {'bits':>4} {'max':>12} {'smallest':>12} {'eps':>10}  specials"
@@ -67,6 +87,8 @@ def zoo_table() -> str:
             f"{name:<20} {f.bits:>4} {f.max:>12.6g} {f.smallest_subnormal:>12.6g} "
             f"{f.eps:>10.4g}  {spec}"
         )
+    lines.append("block formats: " + ", ".join(
+        f"{n} ({b.bits_per_element:g} b/elem)" for n, b in formats.NAMED_BLOCKS.items()))
     fams = ("families: e<E>m<M>[b<bias>][fn|fnuz|_finite][_nosub] (u-prefix: unsigned), "
             "int<n>/uint<n>[_narrow], fixed<i,f>/ufixed<i,f>, bipolar<n>, lut[v0,...]")
     lines.append(fams)
@@ -82,6 +104,10 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"numfab formats: {exc}", file=sys.stderr)
         return 2
+    if isinstance(f, formats.BlockScaled):
+        for k, v in block_facts(f).items():
+            print(f"{k:<20} {v}")
+        return 0
     for k, v in format_facts(f).items():
         print(f"{k:<20} {v}")
     if f.bits <= 8:

@@ -54,3 +54,14 @@ def test_demo_writes_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "float8_e4m3fn" in (tmp_path / "formats.txt").read_text()
     err = (tmp_path / "quantization_error.txt").read_text()
     assert "nf4" in err and "int8" in err
+
+
+def test_formats_block_facts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formats", "mxfp4"]) == 0
+    out = capsys.readouterr().out
+    assert "float4_e2m1fn" in out and "float8_e8m0fnu" in out and "4.25" in out
+    assert main(["formats", "nvfp4"]) == 0
+    out = capsys.readouterr().out
+    assert "tensor_scale         float32" in out and "4.5" in out
+    assert main(["formats"]) == 0
+    assert "mxint8 (8.25 b/elem)" in capsys.readouterr().out
