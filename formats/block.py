@@ -263,6 +263,30 @@ class BlockScaled:
             svals = np.where(bad, np.nan if self.scale.has_nan else float(self.scale.max), svals)
         return svals, ts
 
+    def unpack(self, data: bytes, shape: tuple[int, ...]) -> BlockEncoded:
+        """Inverse of :meth:`BlockEncoded.pack` for a tensor of ``shape`` (diagnostics
+        are not stored: they come back as zeros)."""
+        from .packing import unpack
+
+        shape = tuple(int(d) for d in shape)
+        n = int(np.prod(shape))
+        _, (_, grid) = self._blocks(np.zeros(shape))
+        nblocks = int(np.prod(grid))
+        eb = -(-n * self.element.bits // 8)
+        sb = -(-nblocks * self.scale.bits // 8)
+        want = eb + sb + (4 if self.tensor_scale is not None else 0)
+        if len(data) != want:
+            raise ValueError(f"data must hold {want} bytes for {self} and shape {shape}, "
+                             f"not {len(data)}")
+        buf = np.frombuffer(data, np.uint8)
+        codes = unpack(buf[:eb], self.element.bits, n).reshape(shape)
+        scales = unpack(buf[eb:eb + sb], self.scale.bits, nblocks).reshape(grid)
+        ts = None
+        if self.tensor_scale is not None:
+            ts = float(np.frombuffer(data[eb + sb:], "<f4")[0])
+        zeros = np.zeros(grid, np.int64)
+        return BlockEncoded(self, codes, scales, ts, zeros, zeros)
+
     def quantize(self, x: Any) -> Any:
         """``encode(x).dequantize()``: the fake-quantized tensor, same type/shape/dtype.
 
@@ -340,6 +364,21 @@ class BlockEncoded:
     @property
     def numel(self) -> int:
         return int(self.codes.size)
+
+    def pack(self) -> bytes:
+        """The documented byte layout: element codes in C order packed with
+        :func:`formats.pack` (little-endian bit stream, so 4-bit codes go two a byte, low
+        nibble first), then the scale codes of the block grid in C order packed the same
+        way, then the tensor scale as a little-endian float32 if the format has one. The
+        shape is not stored; :meth:`BlockScaled.unpack` takes it."""
+        from .packing import pack
+
+        f = self.format
+        parts = [pack(self.codes, f.element.bits).tobytes(),
+                 pack(self.scales, f.scale.bits).tobytes()]
+        if self.tensor_scale is not None:
+            parts.append(np.array([self.tensor_scale], "<f4").tobytes())
+        return b"".join(parts)
 
     @property
     def nbytes(self) -> int:

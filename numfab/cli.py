@@ -159,6 +159,60 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def error_stats(x: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    """SQNR (dB), max and RMS absolute error of ``q`` against ``x`` over finite x."""
+    fin = np.isfinite(x)
+    xf, qf = x[fin].astype(np.float64), q[fin].astype(np.float64)
+    err = qf - xf
+    sig = float(np.sum(xf**2))
+    noise = float(np.sum(err**2))
+    sqnr = math.inf if noise == 0 else 10 * math.log10(sig / noise) if sig > 0 else -math.inf
+    return {
+        "sqnr_db": sqnr,
+        "max_abs_error": float(np.max(np.abs(err))) if err.size else 0.0,
+        "rms_error": float(np.sqrt(np.mean(err**2))) if err.size else 0.0,
+    }
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    try:
+        f = formats.parse(args.format)
+    except ValueError as exc:
+        print(f"numfab quantize: {exc}", file=sys.stderr)
+        return 2
+    try:
+        x = np.load(args.file, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        print(f"numfab quantize: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if x.dtype.kind not in "fiu":
+        print(f"numfab quantize: {args.file} holds {x.dtype}, not numbers", file=sys.stderr)
+        return 2
+    x = np.asarray(x, np.float32 if x.dtype != np.float64 else np.float64)
+    print(f"{args.file}: shape {x.shape}, dtype {x.dtype}, format {f}")
+    if isinstance(f, formats.BlockScaled):
+        enc = f.encode(x)
+        q = enc.dequantize()
+        print(f"bits_per_element     {enc.bits_per_element:.4f}")
+        print(f"nbytes               {enc.nbytes}")
+        print(f"saturated_elements   {int(enc.saturated.sum())}")
+        print(f"flushed_to_zero      {int(enc.flushed.sum())}")
+        print(f"blocks               {enc.scales.size}")
+    else:
+        q = f.quantize(x, overflow="saturate")
+        sat = int(np.count_nonzero(np.abs(x) > f.max))
+        flushed = int(np.count_nonzero((q == 0) & (x != 0)))
+        print(f"bits_per_element     {f.bits}")
+        print(f"saturated_elements   {sat}")
+        print(f"flushed_to_zero      {flushed}")
+    for k, v in error_stats(x, np.asarray(q)).items():
+        print(f"{k:<20} {v:.6g}")
+    if args.output:
+        np.save(args.output, np.asarray(q, x.dtype))
+        print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="numfab",
@@ -174,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pf.add_argument("name", nargs="?", help="format name, e.g. float8_e4m3fn or e2m1")
     pf.set_defaults(func=_cmd_formats)
+    pq = sub.add_parser(
+        "quantize",
+        help="quantize a saved .npy array and print error statistics",
+        description="Quantize the array in FILE (numpy .npy) to --format (scalar or block "
+        "format) and print SQNR, max and RMS error, and saturation/flush-to-zero counts "
+        "(per block for block formats). Scalar formats saturate on overflow.",
+    )
+    pq.add_argument("file", help="input .npy file")
+    pq.add_argument("--format", required=True, help="format name, e.g. nvfp4 or e4m3")
+    pq.add_argument("-o", "--output", help="write the quantized array to this .npy file")
+    pq.set_defaults(func=_cmd_quantize)
     pd = sub.add_parser(
         "demo",
         help="print the format zoo and write value-grid plots to --out",

@@ -301,3 +301,20 @@ def test_mx_properties(vals: list[float], name: str) -> None:
     j = np.clip(np.searchsorted(grid, e, side="right") - 1, 0, grid.size - 2)
     half_gap = (grid[j + 1] - grid[j]) / 2
     assert (np.abs(q[unsat] / s - e) <= half_gap).all()
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "mxfp6_e3m2", "int4_g32", "mxint8"])
+def test_packed_layout_round_trip(name: str) -> None:
+    f = formats.parse(name)
+    x = _data(6, 96, seed=4)
+    enc = f.encode(x)
+    data = enc.pack()
+    assert len(data) == enc.nbytes
+    back = f.unpack(data, x.shape)
+    np.testing.assert_array_equal(back.codes, enc.codes)
+    np.testing.assert_array_equal(back.scales, enc.scales)
+    np.testing.assert_array_equal(back.dequantize(), enc.dequantize())
+    with pytest.raises(ValueError, match="data must hold"):
+        f.unpack(data[:-1], x.shape)
+    if name == "mxfp4":  # first byte: elements 0 and 1, low nibble first
+        assert data[0] == int(enc.codes[0, 0]) | (int(enc.codes[0, 1]) << 4)

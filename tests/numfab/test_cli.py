@@ -65,3 +65,22 @@ def test_formats_block_facts(capsys: pytest.CaptureFixture[str]) -> None:
     assert "tensor_scale         float32" in out and "4.5" in out
     assert main(["formats"]) == 0
     assert "mxint8 (8.25 b/elem)" in capsys.readouterr().out
+
+
+def test_quantize_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    x[0, 0] = 1e4
+    src = tmp_path / "x.npy"
+    np.save(src, x)
+    out = tmp_path / "q.npy"
+    assert main(["quantize", str(src), "--format", "mxfp4", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "sqnr_db" in text and "bits_per_element     4.2500" in text
+    q = np.load(out)
+    np.testing.assert_array_equal(q, formats.parse("mxfp4").quantize(x))
+    assert main(["quantize", str(src), "--format", "e4m3"]) == 0
+    assert "saturated_elements   1" in capsys.readouterr().out
+    assert main(["quantize", str(src), "--format", "mxfp44"]) == 2
+    assert main(["quantize", str(tmp_path / "missing.npy"), "--format", "mxfp4"]) == 2
