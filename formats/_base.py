@@ -49,6 +49,8 @@ class _Input:
             raise TypeError(
                 f"{parameter} must be numeric (float array, tensor or number), not bool"
             )
+        if isinstance(x, numbers.Integral) and abs(int(x)) > 2**53:
+            raise ValueError(f"{parameter}={x} is beyond 2**53, which float64 cannot hold exactly")
         if isinstance(x, numbers.Real):
             self.scalar = True
             arr = np.asarray(float(x), dtype=np.float64)
@@ -74,6 +76,11 @@ class _Input:
                     f"not dtype {arr.dtype}"
                 )
         if arr.dtype.kind in "iu":
+            if arr.size and int(np.abs(arr.astype(np.float64)).max()) > 2**53:
+                raise ValueError(
+                    f"{parameter} holds integers beyond 2**53, which float64 cannot hold "
+                    "exactly; pass them as floats if rounding them first is intended"
+                )
             arr = arr.astype(np.float64)
         elif arr.dtype not in _FLOAT_INPUTS:
             arr = arr.astype(np.float64)
@@ -98,7 +105,12 @@ class _Input:
 
             if result.dtype == np.uint64 or result.dtype == np.uint32:
                 result = result.astype(np.int64)
-            return torch.from_numpy(np.ascontiguousarray(result)).to(self.torch_like.device)
+            out = torch.from_numpy(np.asarray(result, order="C").copy()).to(
+                self.torch_like.device
+            )
+            if result.dtype.kind == "f" and self.torch_like.is_floating_point():
+                out = out.to(self.torch_like.dtype)  # exact: the values came from that dtype
+            return out
         return result
 
 

@@ -88,6 +88,11 @@ def mf_encode1(
 ):  # pragma: no cover - jitted
     """Encode one IEEE bit pattern into a minifloat code. Returns (code, overflowed)."""
     neg, is_nan, is_inf, sig, ex = split_float(v, fin)
+    if sig != 0 and sig < (np.int64(1) << fin[0]):
+        # a subnormal input: normalise so the leading one sits at bit imb
+        lz = fin[0] + 1 - math.frexp(float(sig))[1]
+        sig <<= lz
+        ex -= lz
     sign_bit = np.int64(1) << (nbits - 1)
     over = False
     if is_nan:
@@ -103,6 +108,8 @@ def mf_encode1(
             mag = np.int64(0)
         else:
             mag = ((e_eff - emin) << man) + q - (np.int64(1) << man)
+    elif sig == 0:
+        mag = np.int64(0)
     else:
         mag = ((e_eff - emin) << man) + q
     if is_inf:
@@ -649,7 +656,7 @@ def fixed_quantize_fast(x, out, scale, inv_scale, lo, hi, mode):  # pragma: no c
         nan = y != y
         over = nan or r > hi or r < lo
         r = min(max(r, lo), hi)
-        out[i] = (0.0 if nan else r) * inv_scale
+        out[i] = (0.0 if nan else r + 0.0) * inv_scale  # + 0.0: -0 becomes +0
         bad += np.int64(over)
     return bad
 

@@ -35,6 +35,10 @@ class ScaleRule(_Choice):
     RCEIL = "rceil"
     #: amax / elem_max rounded to the scale format with ``scale_rounding`` (NVFP4, INT groups)
     NEAREST = "nearest"
+    #: least squared error per block among candidate scales: FLOOR's power of two times
+    #: 2**-1, 1, 2 (power-of-two scales), or amax / elem_max * c rounded to the scale format
+    #: for c in 1, 0.95, ..., 0.5; ties go to the earlier candidate
+    MSE = "mse"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,15 +189,21 @@ class BlockScaled:
         return rows, (back1, grid)
 
     # --- scales -------------------------------------------------------------------------
-    def _scale_values(self, amax: np.ndarray, ts: float) -> np.ndarray:
-        """Quantized scale values (float64) for finite block maxima ``amax``."""
+    def _scale_values(
+        self, amax: np.ndarray, ts: float, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Quantized scale values (float64) for finite block maxima ``amax`` (the blocks'
+        ``rows`` are needed by the MSE rule)."""
         sc = self.scale
         rule = self.scale_rule
         target = amax / ts
+        if rule is ScaleRule.MSE:
+            assert rows is not None
+            return self._mse_scales(target, ts, rows)
         if self.pow2_scale:
             assert isinstance(sc, Minifloat)
             rule_code = {ScaleRule.FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2,
-                         ScaleRule.RCEIL: 3}[rule]
+                         ScaleRule.RCEIL: 3, ScaleRule.MSE: 0}[rule]
             man = self.element.man_bits if isinstance(self.element, Minifloat) else 0
             out = np.empty(target.size, np.float64)
             K.pow2_scales(
@@ -203,6 +213,33 @@ class BlockScaled:
             return out.reshape(target.shape)
         mode = Rounding.UP if rule is ScaleRule.RCEIL else self.scale_rounding
         return np.asarray(sc.quantize(target / self.elem_max, mode, "saturate"), np.float64)
+
+    def _mse_scales(self, target: np.ndarray, ts: float, rows: np.ndarray) -> np.ndarray:
+        sc = self.scale
+        if self.pow2_scale:
+            base = dataclasses.replace(self, scale_rule=ScaleRule.FLOOR)._scale_values(
+                target * ts, ts)
+            lo, hi = sc.smallest_normal, sc.max
+            cands = [np.clip(base * f, lo, hi) for f in (1.0, 2.0, 0.5)]
+        else:
+            cands = [
+                np.asarray(sc.quantize(target / self.elem_max * c, self.scale_rounding,
+                                       "saturate"), np.float64)
+                for c in np.linspace(1.0, 0.5, 11)
+            ]
+        x = np.where(np.isfinite(rows), rows, 0.0).astype(np.float64)
+        best = cands[0]
+        best_err = np.full(x.shape[0], np.inf)
+        for cand in cands:
+            s_all = cand * ts
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.where(s_all[:, None] > 0, x / s_all[:, None], 0.0)
+            q = np.asarray(self.element.quantize(y, overflow="saturate")) * s_all[:, None]
+            err = ((q - x) ** 2).sum(axis=1)
+            better = err < best_err
+            best = np.where(better, cand, best)
+            best_err = np.where(better, err, best_err)
+        return best
 
     # --- public API ---------------------------------------------------------------------
     def encode(self, x: Any) -> BlockEncoded:
@@ -214,16 +251,8 @@ class BlockScaled:
         bad_block = ~finite.all(axis=1)
         mag = np.where(finite, np.abs(rows), 0.0)
         amax = mag.max(axis=1) if rows.shape[1] else np.zeros(rows.shape[0])
-        ts = 1.0
-        ts_code = None
-        if self.tensor_scale is not None:
-            tmax = float(amax.max()) if amax.size else 0.0
-            ideal = tmax / (self.elem_max * float(self.scale.max))
-            ts = float(self.tensor_scale.quantize(ideal, overflow="saturate")) if ideal > 0 else 1.0
-            if ts == 0.0:
-                ts = 1.0
-            ts_code = ts
-        svals = self._scale_values(amax, ts)
+        svals, ts = self._block_scales(amax, bad_block, rows)
+        ts_code = ts if self.tensor_scale is not None else None
         s_all = svals * ts
         with np.errstate(divide="ignore", invalid="ignore"):
             scaled = np.where(s_all[:, None] > 0, rows / s_all[:, None], 0.0)
@@ -233,12 +262,6 @@ class BlockScaled:
         saturated = (np.abs(scaled) > self.elem_max) & finite
         flushed = (vals == 0) & (rows != 0) & finite
         scodes = self.scale.encode(svals, overflow="saturate")
-        nan_scale = self.scale.has_nan
-        if bad_block.any():
-            if nan_scale:
-                scodes = np.where(bad_block, self.scale.encode(np.nan), scodes)
-            else:
-                scodes = np.where(bad_block, self.scale.encode(self.scale.max), scodes)
         full_codes = back(codes.astype(np.float64)).astype(self.element.code_dtype)
         return BlockEncoded(
             format=self,
@@ -250,15 +273,18 @@ class BlockScaled:
             torch_like=inp.torch_like,
         )
 
-    def _block_scales(self, amax: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, float]:
-        """Scale values per block (NaN for blocks holding NaN/Inf) and the tensor scale."""
+    def _block_scales(
+        self, amax: np.ndarray, bad: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, float]:
+        """Scale values per block (NaN for blocks holding NaN/Inf, or the largest scale
+        where the scale format has no NaN) and the tensor scale (1.0 if none)."""
         ts = 1.0
         if self.tensor_scale is not None:
             tmax = float(amax.max()) if amax.size else 0.0
             ideal = tmax / (self.elem_max * float(self.scale.max))
             ts = float(self.tensor_scale.quantize(ideal, overflow="saturate")) if ideal > 0 else 1.0
             ts = ts or 1.0
-        svals = self._scale_values(amax, ts)
+        svals = self._scale_values(amax, ts, rows)
         if bad.any():
             svals = np.where(bad, np.nan if self.scale.has_nan else float(self.scale.max), svals)
         return svals, ts
@@ -302,7 +328,7 @@ class BlockScaled:
             amax = np.empty(rows.shape[0], np.float64)
             bad = np.empty(rows.shape[0], np.bool_)
             K.block_amax(rows, amax, bad)
-            svals, ts = self._block_scales(amax, bad)
+            svals, ts = self._block_scales(amax, bad, rows)
             s_all = svals * ts
             y = np.empty_like(rows)
             if self.pow2_scale and self.tensor_scale is None:

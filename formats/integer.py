@@ -99,7 +99,10 @@ class _Fixed(Format):
         self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         self._check_wrap(inp, policy)
-        if mode != K.STOCH and policy in (K.SAT, K.OERR) and inp.flat.dtype != np.float16:
+        f = -self._ulp_exp
+        exact_scaling = (0 <= f <= 900) if inp.flat.dtype == np.float64 else (-800 <= f <= 900)
+        if mode != K.STOCH and policy in (K.SAT, K.OERR) and exact_scaling \
+                and inp.flat.dtype != np.float16:
             return int(K.fixed_quantize_fast(
                 inp.flat, out, pow2(-self._ulp_exp), pow2(self._ulp_exp),
                 float(-self._neg_max), float(self._pos_max), mode,

@@ -202,11 +202,14 @@ def _parse_block(body: str) -> BlockScaled:
 
 
 def _minifloat_name(f: Minifloat) -> str:
-    default = Minifloat(f.exp_bits, f.man_bits, special=f.special, signed=f.signed).bias
+    default = (1 << (f.exp_bits - 1)) - (0 if f.special is Special.FNUZ else 1)
     name = f"{'' if f.signed else 'u'}e{f.exp_bits}m{f.man_bits}"
     if f.bias != default:
         name += f"b{f.bias}"
-    name += _SUFFIX[f.special]
+    suffix = _SUFFIX[f.special]
+    if not suffix and name in ALIASES:
+        suffix = "_ieee"  # e2m1, e3m2, e2m3 name the OCP formats; say IEEE explicitly
+    name += suffix
     if not f.subnormals:
         name += "_nosub"
     return name

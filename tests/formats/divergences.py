@@ -17,7 +17,8 @@ DIVERGENCES: dict[tuple[str, str, str], str] = {
         "E8M0 has no mantissa bits, so nearest-even must look at the exponent field's parity "
         "(as gfloat and the OCP MX rule do); ml_dtypes 0.6 rounds every tie up (the open "
         "upstream fix). numfab follows the code-parity rule; ties are checked against the "
-        "exact reference and gfloat instead."
+        "exact reference and gfloat instead. ml_dtypes also maps float32 subnormal inputs "
+        "(2**-127 itself included) one binade up; numfab matches the exact reference."
     ),
     ("gfloat", "float8_e8m0fnu", "below 2**-127"): (
         "gfloat 0.5 rounds inputs below E8M0's least value 2**-127 to 2**-128 (or 0) under "

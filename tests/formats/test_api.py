@@ -162,3 +162,37 @@ def test_finfo_like_facts_consistent() -> None:
         v = f.finite_values()
         assert v.max() == f.max, name
         assert math.isclose(float(v[v > 0].min()), f.smallest_subnormal), name
+
+
+def test_review_regressions() -> None:
+    """Cases a differential fuzzer found (all against the exact reference)."""
+    from formats.reference import ref_encode
+
+    assert parse("float32").quantize(np.zeros(1, np.float16))[0] == 0.0
+    assert parse("bf16").encode(np.zeros(1, np.float16))[0] == 0
+    assert Minifloat(8, 3, bias=140).encode(np.zeros(1, np.float32))[0] == 0
+    assert Minifloat(11, 10, bias=1030).quantize(np.zeros(1))[0] == 0.0
+    x = np.float32(1.5 * 2.0**-127)
+    e8 = parse("e8m0")
+    assert e8.encode(np.array([x]))[0] == e8.encode(np.array([x], np.float64))[0] == \
+        ref_encode(e8, float(x))
+    for v in (2.0**-140, 3 * 2.0**-149, 5e-324):
+        for fmt in (parse("bf16"), Minifloat(8, 3, bias=140)):
+            got = int(fmt.encode(np.array([v], np.float64))[0])
+            assert got == ref_encode(fmt, v), (str(fmt), v)
+    odd = Minifloat(11, 6, bias=1059, special="fn", subnormals=False)
+    assert parse(str(odd)) == odd
+    for f in (Minifloat(3, 2), Minifloat(2, 1), Minifloat(2, 3)):
+        assert parse(str(f)) == f and str(f).endswith("_ieee")
+    t = torch.tensor(1.3)
+    assert parse("e4m3").quantize(t).shape == () and parse("e4m3").encode(t).shape == ()
+    assert parse("e4m3").quantize(torch.ones(2, dtype=torch.bfloat16)).dtype == torch.bfloat16
+    assert parse("fixed<-1000,1024>").quantize(np.array([0.0]))[0] == 0.0
+    f = FixedPoint(8, -1)
+    assert f.quantize(np.array([5e-324]), "up")[0] == 2.0
+    assert f.quantize(np.array([-5e-324]), "down")[0] == -2.0
+    assert math.copysign(1.0, Integer(4).quantize(np.array([-0.3]))[0]) == 1.0
+    with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
+        FixedPoint(63, -10).encode(2**60 + 1535)
+    with pytest.raises(ValueError, match="beyond 2\\*\\*53"):
+        Integer(53).encode(np.array([2**60], np.int64))

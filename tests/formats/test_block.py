@@ -318,3 +318,20 @@ def test_packed_layout_round_trip(name: str) -> None:
         f.unpack(data[:-1], x.shape)
     if name == "mxfp4":  # first byte: elements 0 and 1, low nibble first
         assert data[0] == int(enc.codes[0, 0]) | (int(enc.codes[0, 1]) << 4)
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "mxfp8_e4m3", "nvfp4", "int4_g32"])
+def test_mse_rule_never_worse_per_block(name: str) -> None:
+    """MSE searches candidates that include the base rule's scale (FLOOR for E8M0,
+    nearest for the others), so no block's squared error can grow."""
+    base = formats.parse(name)
+    mse = BlockScaled(base.element, base.scale, base.block_size, scale_rule="mse",
+                      tensor_scale=base.tensor_scale)
+    x = _data(32, 128, seed=9).astype(np.float64)
+    bs = base.block_size
+    eb = ((base.encode(x).dequantize() - x) ** 2).reshape(-1, bs).sum(axis=1)
+    em = ((mse.encode(x).dequantize() - x) ** 2).reshape(-1, bs).sum(axis=1)
+    assert (em <= eb * (1 + 1e-12)).all() and em.sum() < eb.sum()
+    np.testing.assert_array_equal(mse.quantize(x.astype(np.float32)),
+                                  mse.encode(x.astype(np.float32)).dequantize()
+                                  .astype(np.float32))

@@ -47,6 +47,8 @@ def test_encode_matches(name: str) -> None:
         v = fmt.finite_values()
         ties = np.concatenate([(v[:-1] + v[1:]) / 2, [fmt.max * 1.5]]).astype(np.float32)
         x = x[~np.isin(np.abs(x), ties)]
+        # ml_dtypes also rounds float32 subnormal inputs (below 2**-126) up a binade
+        x = x[~(np.abs(x) < 2.0**-126)]
     with np.errstate(over="ignore", invalid="ignore"):
         want = x.astype(dt)
     want_codes = want.view(_view(dt, fmt.bits)) if fmt.bits >= 8 else want.view(np.uint8)
