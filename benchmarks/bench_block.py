@@ -12,19 +12,11 @@ import argparse
 import json
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from _timing import best_time  # noqa: E402
 
 CASES = ["mxfp4", "mxfp8_e4m3", "nvfp4"]
-
-
-def _best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
@@ -37,7 +29,7 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
 
         for name in CASES:
             f = formats.parse(name)
-            res[name] = x.size / _best(lambda f=f: f.quantize(x), repeat)
+            res[name] = x.size / best_time(lambda f=f: f.quantize(x), repeat)
     else:
         import logging
         import warnings
@@ -59,14 +51,14 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
                 s, d = to_mx(t, dt, 32, ScaleCalculationMode.FLOOR)
                 return to_dtype(d, s, dt, 32, torch.float32)
 
-            res[name] = x.size / _best(mx, repeat)
+            res[name] = x.size / best_time(mx, repeat)
 
         def nv():  # type: ignore[no-untyped-def]
             pts = per_tensor_amax_to_scale(torch.max(torch.abs(t)))
             q = NVFP4Tensor.to_nvfp4(t, block_size=16, per_tensor_scale=pts)
             return q.dequantize(torch.float32)
 
-        res["nvfp4"] = x.size / _best(nv, repeat)
+        res["nvfp4"] = x.size / best_time(nv, repeat)
     return res
 
 

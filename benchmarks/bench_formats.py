@@ -14,19 +14,11 @@ import argparse
 import json
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+from _timing import best_time  # noqa: E402
 
 CASES = ["float8_e4m3fn", "float4_e2m1fn", "float6_e3m2fn", "int4", "bipolar4", "nf4"]
-
-
-def _time(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
@@ -36,7 +28,7 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
     res: dict[str, float] = {}
     if lib == "copy":
         out = np.empty_like(x)
-        res["memcpy"] = n / _time(lambda: np.copyto(out, x), repeat)
+        res["memcpy"] = n / best_time(lambda: np.copyto(out, x), repeat)
     elif lib == "numfab":
         import formats
 
@@ -45,23 +37,23 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
             f = formats.parse(name)
             scale = np.float32(f.max / 4)
             xs = (x * scale).astype(np.float32)
-            res[name] = n / _time(lambda f=f, xs=xs: f.quantize(xs, out=out), repeat)
+            res[name] = n / best_time(lambda f=f, xs=xs: f.quantize(xs, out=out), repeat)
         codes = np.empty(n, np.uint8)
         e4 = formats.parse("float8_e4m3fn")
-        res["float8_e4m3fn encode"] = n / _time(lambda: e4.encode(x, out=codes), repeat)
-        res["float8_e4m3fn decode"] = n / _time(lambda: e4.decode(codes, dtype=np.float32),
+        res["float8_e4m3fn encode"] = n / best_time(lambda: e4.encode(x, out=codes), repeat)
+        res["float8_e4m3fn decode"] = n / best_time(lambda: e4.decode(codes, dtype=np.float32),
                                                 repeat)
     elif lib == "ml_dtypes":
         import ml_dtypes
 
         for name in ["float8_e4m3fn", "float4_e2m1fn", "float6_e3m2fn", "int4"]:
             dt = getattr(ml_dtypes, name)
-            res[name] = n / _time(lambda dt=dt: x.astype(dt).astype(np.float32), repeat)
+            res[name] = n / best_time(lambda dt=dt: x.astype(dt).astype(np.float32), repeat)
     elif lib == "torch":
         import torch
 
         t = torch.from_numpy(x)
-        res["float8_e4m3fn"] = n / _time(
+        res["float8_e4m3fn"] = n / best_time(
             lambda: t.to(torch.float8_e4m3fn).to(torch.float32), repeat
         )
         res["torch_threads"] = float(torch.get_num_threads())
