@@ -1,7 +1,8 @@
 """Block-scaled fake quantization: numfab against torchao on the same cores, in one run.
 
 Quantize-dequantize of a 4096x4096 float32 tensor (MXFP4, MXFP8 E4M3, NVFP4 with a tensor
-scale), each library in its own process, reported as elements/s and ratios.
+scale), each library in its own process, reported as elements/s and ratios; numfab both
+into a fresh output (as torchao) and with ``out=``, beside a plain memory copy.
 
     .venv/bin/python benchmarks/bench_block.py [--n 4096] [--repeat 3]
 """
@@ -27,9 +28,12 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
     if lib == "numfab":
         import formats
 
+        o = np.empty_like(x)
         for name in CASES:
             f = formats.parse(name)
             res[name] = x.size / best_time(lambda f=f: f.quantize(x), repeat)
+            res[name + "/out"] = x.size / best_time(lambda f=f: f.quantize(x, out=o), repeat)
+        res["memcpy"] = x.size / best_time(lambda: np.copyto(o, x), repeat)
     else:
         import logging
         import warnings
@@ -79,10 +83,14 @@ def main() -> None:
         ).stdout
         res[lib] = json.loads(out.strip().splitlines()[-1])
     print(f"{args.n}x{args.n} float32, quantize + dequantize, best of {args.repeat}")
-    print(f"{'format':<14}{'numfab M/s':>12}{'torchao M/s':>13}{'ratio':>8}")
+    print("numfab: fresh output like torchao; out=: into a preallocated array")
+    print(f"{'format':<14}{'numfab M/s':>12}{'out= M/s':>10}{'torchao M/s':>13}{'ratio':>8}"
+          f"{'out= ratio':>11}")
     for name in CASES:
-        a, b = res["numfab"][name], res["torchao"][name]
-        print(f"{name:<14}{a / 1e6:12.0f}{b / 1e6:13.1f}{a / b:8.1f}")
+        a, o, b = res["numfab"][name], res["numfab"][name + "/out"], res["torchao"][name]
+        print(f"{name:<14}{a / 1e6:12.0f}{o / 1e6:10.0f}{b / 1e6:13.1f}{a / b:8.1f}"
+              f"{o / b:11.1f}")
+    print(f"memory copy (np.copyto, preallocated): {res['numfab']['memcpy'] / 1e6:.0f} M/s")
 
 
 if __name__ == "__main__":

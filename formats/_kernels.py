@@ -766,3 +766,161 @@ def pow2_scales(amax, rule, emax_elem, elem_max, man_elem, lo, hi, out):
             if math.ldexp(elem_max, k - 1) >= a:
                 k -= 1
         out[b] = math.ldexp(1.0, min(max(k, lo), hi))
+
+
+@numba.njit(**_INLINE)
+def _pow2_scale1(a, rule, emax_elem, elem_max, man_elem, lo, hi):  # pragma: no cover
+    """One block's power-of-two scale (the rules of :func:`pow2_scales`)."""
+    if not a > 0.0:
+        return math.ldexp(1.0, lo)
+    m, e = math.frexp(a)
+    if rule == 0:
+        k = e - 1 - emax_elem
+    elif rule == 1:
+        k = e - 1 + (1 if m != 0.5 else 0) - emax_elem
+    elif rule == 2:
+        r = math.floor(math.ldexp(m, man_elem + 1) + 0.5)
+        k = e - 1 + (1 if r >= (1 << (man_elem + 1)) else 0) - emax_elem
+    else:
+        k = math.frexp(a / elem_max)[1] - 1
+        if math.ldexp(elem_max, k) < a:
+            k += 1
+        if math.ldexp(elem_max, k - 1) >= a:
+            k -= 1
+    return math.ldexp(1.0, min(max(k, lo), hi))
+
+
+@numba.njit(**_PJIT)
+def block_amax_bits(rows, amax, bad):  # pragma: no cover - jitted
+    """:func:`block_amax` for float32 rows given as uint32 bits (integer max: vectorizes)."""
+    for b in prange(rows.shape[0]):
+        m = np.uint32(0)
+        nf = np.uint32(0)
+        for j in range(rows.shape[1]):
+            a = np.uint32(rows[b, j] & np.uint32(0x7FFFFFFF))
+            fin = np.uint32(a < np.uint32(0x7F800000))
+            nf = np.uint32(nf | np.uint32(fin ^ np.uint32(1)))
+            m = max(m, _sel(fin, a, np.uint32(0)))
+        amax[b] = np.float64(_bitcast(m, np.float32(0.0)))
+        bad[b] = nf != 0
+
+
+@functools.cache
+def _block_entry(ek, src, div):
+    """Fused block fake-quantization of float32 rows (uint32 bits in, float32 bits out):
+    per block, the scale (``src`` 0: given per block; 1..4: the power-of-two rule
+    FLOOR/CEIL/EVEN/RCEIL, computed here from the block's max), the division (``div`` 0:
+    multiplication by the exact power-of-two reciprocal; 1: division rounded to odd, as
+    :func:`block_divide_odd`), the element's nearest-even saturating quantization (``ek``
+    0/1/2: minifloat signed/fnuz/unsigned through ``_elem``; 3: integer grid
+    ``rint(y * escale)`` clamped to lo..hi), and the multiplication back, in one pass."""
+    signed = ek != 2
+    fnuz = ek == 1
+    rule = src - 1
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def entry(rows, out, scale, lb, eb, c, un, hu, mx, ro, nb, bv, n0,
+              escale, einv, elo, ehi, emax_elem, elem_max, man_elem, slo, shi, nan_scale, tsv):
+        u = np.uint32
+        f32 = np.float32
+        bs = rows.shape[1]
+        for b in prange(rows.shape[0]):
+            if src != 0:
+                m = u(0)
+                nf = u(0)
+                for j in range(bs):
+                    a = u(rows[b, j] & u(0x7FFFFFFF))
+                    fin = u(a < u(0x7F800000))
+                    nf = u(nf | u(fin ^ u(1)))
+                    m = max(m, _sel(fin, a, u(0)))
+                amax = np.float64(_bitcast(m, f32(0.0)))
+                if nf != 0:
+                    s = nan_scale
+                else:
+                    s = _pow2_scale1(amax, rule, emax_elem, elem_max, man_elem, slo, shi)
+                scale[b] = s
+            else:
+                s = scale[b]
+            if s == 0.0:
+                for j in range(bs):
+                    out[b, j] = u(0)
+                continue
+            # power-of-two scales (div 0) are float32 numbers: float32 products round
+            # the exact product once, as float64 ones rounded to float32 would
+            inv = 1.0 / s
+            inv32 = f32(inv)
+            s32 = f32(s)
+            sv32 = f32(s / tsv)  # s = scale * tensor scale exactly, so this is exact
+            ts32 = f32(tsv)
+            for j in range(bs):
+                if div == 0:
+                    yb = _bitcast(f32(_bitcast(u(rows[b, j]), f32(0.0)) * inv32), u(0))
+                elif div == 1:
+                    q = np.float64(_bitcast(u(rows[b, j]), f32(0.0))) / s
+                    t = f32(q)
+                    back = np.float64(t)
+                    inexact = u((back != q) & (abs(q) < np.inf))
+                    down = u(inexact & u(abs(back) > abs(q)))
+                    yb = u(u(_bitcast(t, u(0)) - down) | inexact)
+                else:  # div 2 or 3
+                    # no division: t = x * (1/s) rounded to float32 is the exact quotient's
+                    # float32 neighbour toward zero or away; t * s is exact (s has at most
+                    # 29 significant bits), so the sign of x - t * s says which (and
+                    # whether x / s was exact): round to odd from there
+                    xv = np.float64(_bitcast(u(rows[b, j]), f32(0.0)))
+                    t = f32(xv * inv)
+                    ts_ = np.float64(t) * s
+                    r = xv - ts_
+                    inexact = u((r != 0.0) & (r == r))
+                    down = u(inexact & u(abs(ts_) > abs(xv)))
+                    yb = u(u(_bitcast(t, u(0)) - down) | inexact)
+                if ek == 3:
+                    z = np.float64(_bitcast(yb, f32(0.0))) * escale
+                    r = min(max(np.rint(z), elo), ehi)
+                    val = f32((0.0 if z != z else r) * einv)
+                else:
+                    rb, _ = _elem(yb, RNE, signed, fnuz, lb, eb, c, un, hu, mx, ro, nb, bv, n0)
+                    val = _bitcast(rb, f32(0.0))
+                if div == 0:
+                    out[b, j] = _bitcast(f32(val * s32), u(0))
+                elif div == 3:
+                    out[b, j] = _bitcast(f32(f32(val * sv32) * ts32), u(0))
+                else:
+                    out[b, j] = _bitcast(f32(np.float64(val) * s), u(0))
+
+    return entry
+
+
+def block_quantize_f32(rows, out, scale, ek, src, div, elem_consts, fixed_consts,
+                       pow2_consts, ts=1.0):
+    """Run the fused kernel of :func:`_block_entry` on uint32 views ``rows``/``out``
+    (nblocks, bs); ``scale`` (float64, nblocks) is read (src 0) or written."""
+    _block_entry(ek, src, div)(rows, out, scale, *elem_consts, *fixed_consts, *pow2_consts,
+                               float(ts))
+
+
+
+@numba.njit(**_PJIT)
+def scale_targets_odd(amax, ts, elem_max, out):  # pragma: no cover - jitted
+    """``amax / ts / elem_max`` (float64) rounded to odd in float32 (see
+    :func:`block_divide_odd`): one later rounding to a format with at least two fewer
+    significand bits equals rounding the float64 value once; values beyond float32's
+    range become its largest finite value, odd."""
+    u = np.uint32
+    for i in prange(amax.size):
+        q = amax[i] / ts / elem_max
+        t = np.float32(q)
+        back = np.float64(t)
+        inexact = u((back != q) & (abs(q) < np.inf))
+        down = u(inexact & u(abs(back) > abs(q)))
+        out[i] = u(u(_bitcast(t, u(0)) - down) | inexact)
+
+
+@numba.njit(**_PJIT)
+def scale_finish(vals, bad, bad_value, ts, svals, s_all):  # pragma: no cover - jitted
+    """Scale values (float32 ``vals``, or ``bad_value`` for blocks flagged ``bad``) as
+    float64 ``svals``, and ``s_all`` = svals * ts."""
+    for i in prange(vals.size):
+        v = bad_value if bad[i] else np.float64(vals[i])
+        svals[i] = v
+        s_all[i] = v * ts

@@ -118,7 +118,9 @@ _FIXED_RE = re.compile(
 _BIPOLAR_RE = re.compile(r"^bipolar(?:<(?P<a>\d+)>|(?P<b>\d+))$")
 _LUT_RE = re.compile(r"^lut\[(?P<body>[^\]]*)\]$")
 _BFP_RE = re.compile(r"^bfp(?P<m>\d+)_b(?P<k>\d+)$")
-_GROUP_RE = re.compile(r"^int(?P<n>\d+)_g(?P<k>\d+)(?:_(?P<scale>[a-z0-9_]+))?$")
+_GROUP_RE = re.compile(
+    r"^(?P<u>u)?int(?P<n>\d+)_g(?P<k>\d+)(?P<asym>_asym)?(?:_(?P<scale>[a-z0-9_]+))?$"
+)
 _BLOCK_RE = re.compile(r"^block<(?P<body>.*)>$")
 _GROUP_SCALES = ("float16", "bfloat16", "float32", "float8_e8m0fnu", "ue4m3", "ue5m3")
 
@@ -133,16 +135,22 @@ def bfp(mantissa_bits: int, block_size: int) -> BlockScaled:
     return BlockScaled(FixedPoint(2, mantissa_bits - 2, narrow=True), _E8M0, block_size)
 
 
-def grouped_int(bits: int, group: int, scale: str = "float16") -> BlockScaled:
-    """Symmetric grouped integers (``int4_g128``): INT``bits`` elements in -(2**(b-1)-1)..
-    2**(b-1)-1, one scale per ``group`` = amax / (2**(b-1)-1) rounded nearest-even to
-    ``scale`` (float16 by default; bf16, fp32, e8m0 (rounded up), ue4m3, ue5m3)."""
+def grouped_int(bits: int, group: int, scale: str = "float16", asym: bool = False) -> BlockScaled:
+    """Grouped integers, one scale per ``group`` elements, the scale rounded nearest-even
+    to ``scale`` (float16 by default; bf16, fp32, e8m0 (rounded up), ue4m3, ue5m3).
+
+    Symmetric (``int4_g128``): INT``bits`` elements in -(2**(b-1)-1)..2**(b-1)-1, scale =
+    amax / (2**(b-1)-1). Asymmetric (``uint4_g128_asym``, ``asym=True``): UINT``bits``
+    elements with a per-group integer zero point (see ``BlockScaled.zero_point``)."""
     if scale not in _GROUP_SCALES:
         raise ValueError(
             f"group scale must be one of {', '.join(_GROUP_SCALES)}, not {scale!r}"
         )
     sc = NAMED[scale]
     rule = ScaleRule.RCEIL if scale == "float8_e8m0fnu" else ScaleRule.NEAREST
+    if asym:
+        return BlockScaled(Integer(bits, signed=False), sc, group, scale_rule=rule,
+                           zero_point=True)
     return BlockScaled(Integer(bits, narrow=True), sc, group, scale_rule=rule)
 
 
@@ -154,12 +162,14 @@ def _block_name(f: BlockScaled) -> str:
             and f.axis == -1 and isinstance(f.element, FixedPoint) and f.element.narrow \
             and f.element.int_bits == 2 and isinstance(f.block_size, int):
         return f"bfp{f.element.bits}_b{f.block_size}"
-    if isinstance(f.element, Integer) and f.element.narrow and isinstance(f.block_size, int) \
+    if isinstance(f.element, Integer) and isinstance(f.block_size, int) \
             and f.tensor_scale is None and f.axis == -1:
         for sname in _GROUP_SCALES:
-            if f == grouped_int(f.element.bits, f.block_size, sname):
-                suffix = "" if sname == "float16" else f"_{sname}"
+            suffix = "" if sname == "float16" else f"_{sname}"
+            if f.element.narrow and f == grouped_int(f.element.bits, f.block_size, sname):
                 return f"int{f.element.bits}_g{f.block_size}{suffix}"
+            if f.zero_point and f == grouped_int(f.element.bits, f.block_size, sname, True):
+                return f"uint{f.element.bits}_g{f.block_size}_asym{suffix}"
     bs = f.block_size
     size = f"{bs[0]}x{bs[1]}" if isinstance(bs, tuple) else str(bs)
     parts = [str(f.element), str(f.scale), size, f.scale_rule.value]
@@ -169,6 +179,8 @@ def _block_name(f: BlockScaled) -> str:
         parts.append(f"tensor={f.tensor_scale}")
     if f.scale_rounding is not Rounding.NEAREST_EVEN:
         parts.append(f"round={f.scale_rounding.value}")
+    if f.zero_point:
+        parts.append("zero_point")
     return "block<" + ";".join(parts) + ">"
 
 
@@ -176,8 +188,8 @@ def _parse_block(body: str) -> BlockScaled:
     parts = [p.strip() for p in body.split(";")]
     if len(parts) < 4:
         raise ValueError(
-            "block<...> needs element;scale;size;rule[;axis=..][;tensor=..][;round=..], "
-            f"not block<{body}>"
+            "block<...> needs element;scale;size;rule[;axis=..][;tensor=..][;round=..]"
+            f"[;zero_point], not block<{body}>"
         )
     size_s = parts[2]
     size: int | tuple[int, int]
@@ -195,8 +207,11 @@ def _parse_block(body: str) -> BlockScaled:
             kw["tensor_scale"] = parse(val)
         elif key == "round":
             kw["scale_rounding"] = val
+        elif key == "zero_point" and not val:
+            kw["zero_point"] = True
         else:
-            raise ValueError(f"block<...>: unknown option {key!r} (axis, tensor, round)")
+            raise ValueError(
+                f"block<...>: unknown option {key!r} (axis, tensor, round, zero_point)")
     rule = ScaleRule.coerce(parts[3], "scale_rule")
     return BlockScaled(parse(parts[0]), parse(parts[1]), size, scale_rule=rule, **kw)
 
@@ -249,7 +264,8 @@ def _suggest(name: str) -> str:
     return (
         f"unknown format name {name!r}{hint} (named formats: {', '.join(NAMED)}; block "
         f"formats: {', '.join(NAMED_BLOCKS)}, bfp<m>_b<k>, int<n>_g<k>[_<scale>], "
-        "block<element;scale;size;rule[;axis=..][;tensor=..][;round=..]>; families: "
+        "uint<n>_g<k>_asym[_<scale>], "
+        "block<element;scale;size;rule[;axis=..][;tensor=..][;round=..][;zero_point]>; families: "
         "e<E>m<M>[b<bias>][fn|fnuz|_finite][_nosub], u-prefixed unsigned minifloats, "
         "int<n>/uint<n>[_narrow], fixed<i,f>/ufixed<i,f>, bipolar<n>, lut[v0,v1,...])"
     )
@@ -281,8 +297,8 @@ def parse(name: Any) -> Any:
     if m:
         return bfp(int(m["m"]), int(m["k"]))
     m = _GROUP_RE.match(low)
-    if m:
-        return grouped_int(int(m["n"]), int(m["k"]), m["scale"] or "float16")
+    if m and bool(m["u"]) == bool(m["asym"]):
+        return grouped_int(int(m["n"]), int(m["k"]), m["scale"] or "float16", bool(m["asym"]))
     m = _MINIFLOAT_RE.match(low)
     if m:
         special = {None: Special.IEEE, "_ieee": Special.IEEE, "fn": Special.FN,

@@ -14,11 +14,12 @@ from fractions import Fraction
 
 from ._base import Format
 from ._enums import Overflow, Rounding, Special
+from .block import BlockScaled, ScaleRule
 from .integer import FixedPoint, Integer
 from .lut import BipolarInt, Lut
 from .minifloat import Minifloat
 
-__all__ = ["ref_decode", "ref_encode", "ref_grid"]
+__all__ = ["ref_block_encode", "ref_decode", "ref_encode", "ref_grid"]
 
 Value = Fraction | float  # float only for NaN and +-Inf
 
@@ -94,7 +95,7 @@ def _beyond(fmt: Format, grid: list[tuple[Fraction, int]], top: bool) -> tuple[F
 
 def ref_encode(
     fmt: Format,
-    x: float,
+    x: float | Fraction,
     rounding: Rounding | str = Rounding.NEAREST_EVEN,
     overflow: Overflow | str | None = None,
 ) -> int | None:
@@ -105,16 +106,20 @@ def ref_encode(
     if mode is Rounding.STOCHASTIC:
         raise ValueError("the reference handles deterministic modes; see ref_up_probability")
     grid = ref_grid(fmt)
-    if math.isnan(x):
+    if isinstance(x, Fraction):  # exact input (block references): finite, never -0
+        xf = x
+        neg = x < 0
+    elif math.isnan(x):
         if fmt.has_nan:
             return None
         if policy is Overflow.ERROR:
             raise ValueError("NaN")
         return _nearest_zero_code(fmt, grid)
-    neg = math.copysign(1.0, x) < 0
-    if math.isinf(x):
-        return _overflow(fmt, grid, neg, policy, mode, is_inf=True)
-    xf = Fraction(x)
+    else:
+        neg = math.copysign(1.0, x) < 0
+        if math.isinf(x):
+            return _overflow(fmt, grid, neg, policy, mode, is_inf=True)
+        xf = Fraction(x)
     lo_v, lo_c = grid[0]
     hi_v, hi_c = grid[-1]
     zero_less = isinstance(fmt, Minifloat) and not fmt.subnormals
@@ -237,3 +242,108 @@ def ref_up_probability(fmt: Format, x: float) -> tuple[int, int, Fraction]:
     if a[0] == xf or a == b:
         return a[1], a[1], Fraction(0)
     return a[1], b[1], (xf - a[0]) / (b[0] - a[0])
+
+
+# --- block-scaled formats ------------------------------------------------------------
+def _floor_log2(a: Fraction) -> int:
+    """floor(log2(a)) for a > 0, exactly."""
+    n = a.numerator.bit_length() - a.denominator.bit_length()
+    if Fraction(2) ** n > a:
+        n -= 1
+    if Fraction(2) ** (n + 1) <= a:
+        n += 1
+    return n
+
+
+def _value(fmt: Format, code: int) -> Fraction:
+    v = ref_decode(fmt, code)
+    assert isinstance(v, Fraction) or v == 0
+    return Fraction(v)
+
+
+def _ref_scale(f: BlockScaled, amax: Fraction, ts: Fraction) -> Fraction:
+    """A block's scale value from its exact maximum (or range, for zero points)."""
+    sc = f.scale
+    elem_max = Fraction(f.element.max)
+    if f.pow2_scale:
+        assert isinstance(sc, Minifloat)
+        if amax == 0:
+            return Fraction(2) ** sc.emin
+        emax_elem = _floor_log2(elem_max)
+        rule = f.scale_rule
+        if rule is ScaleRule.FLOOR:
+            k = _floor_log2(amax) - emax_elem
+        elif rule is ScaleRule.CEIL:
+            k = _floor_log2(amax) + (0 if amax == Fraction(2) ** _floor_log2(amax) else 1)
+            k -= emax_elem
+        elif rule is ScaleRule.EVEN:
+            man = f.element.man_bits if isinstance(f.element, Minifloat) else 0
+            e = _floor_log2(amax)
+            unit = Fraction(2) ** (e - man)
+            r = math.floor(amax / unit + Fraction(1, 2)) * unit  # ties away (amax > 0)
+            k = _floor_log2(r) - emax_elem
+        elif rule is ScaleRule.RCEIL:
+            k = _floor_log2(amax / elem_max)
+            if elem_max * Fraction(2) ** k < amax:
+                k += 1
+        else:
+            raise ValueError(f"the reference has no scale rule {rule.value!r}")
+        return Fraction(2) ** min(max(k, sc.emin), sc.emax)
+    mode = Rounding.UP if f.scale_rule is ScaleRule.RCEIL else f.scale_rounding
+    if f.scale_rule not in (ScaleRule.NEAREST, ScaleRule.RCEIL):
+        raise ValueError(f"the reference has no scale rule {f.scale_rule.value!r}")
+    code = ref_encode(sc, amax / ts / elem_max, mode, "saturate")
+    assert code is not None
+    return _value(sc, code)
+
+
+def ref_block_encode(
+    f: BlockScaled, x: list[list[float]]
+) -> tuple[list[list[int]], list[int], list[int] | None, float | None]:
+    """Exact encoding of finite ``x`` (rows of float values, blocked along the rows in
+    blocks of ``f.block_size``; row length a multiple of it) by the definitions in
+    :class:`formats.BlockScaled`: returns (element codes per row, scale codes in block
+    order, zero-point codes or None, tensor scale or None). Rules: floor, ceil, even,
+    rceil, nearest (not mse)."""
+    bs = f.block_size
+    if not isinstance(bs, int):
+        raise ValueError("the reference handles 1-D blocks")
+    blocks = [[Fraction(v) for v in row[i:i + bs]] for row in x for i in range(0, len(row), bs)]
+    ts = Fraction(1)
+    ts_out = None
+    if f.tensor_scale is not None:
+        tmax = max((abs(v) for b in blocks for v in b), default=Fraction(0))
+        ideal = tmax / (Fraction(f.element.max) * Fraction(f.scale.max))
+        tsf = f.tensor_scale
+        if not isinstance(tsf, Minifloat):
+            raise ValueError("the reference handles minifloat tensor scales")
+        if ideal > 0:
+            # nearest-even onto the (wide) minifloat grid, saturating, without its code table
+            unit = Fraction(2) ** (max(_floor_log2(ideal), tsf.emin) - tsf.man_bits)
+            ts = min(round(ideal / unit) * unit, Fraction(tsf.max)) or Fraction(1)
+        ts_out = float(ts)
+    codes: list[int] = []
+    scodes: list[int] = []
+    zcodes: list[int] = []
+    for b in blocks:
+        if f.zero_point:
+            q = int(f.element.max)
+            lo, hi = min(min(b), Fraction(0)), max(max(b), Fraction(0))
+            s = _ref_scale(f, hi - lo, ts)
+            z = min(max(round(-lo / s), 0), q) if s > 0 else 0
+            for v in b:
+                codes.append(min(max(round(v / s) + z, 0), q) if s > 0 else 0)
+            zcodes.append(z)
+        else:
+            s = _ref_scale(f, max(abs(v) for v in b), ts) * ts
+            for v in b:
+                y = v / s if s != 0 else Fraction(0)
+                c = ref_encode(f.element, y, "nearest_even", "saturate")
+                assert c is not None
+                codes.append(c)
+        sc = ref_encode(f.scale, s / ts if not f.zero_point else s, "nearest_even", "saturate")
+        assert sc is not None
+        scodes.append(sc)
+    n = len(x[0]) if x else 0
+    rows = [codes[i:i + n] for i in range(0, len(codes), n)]
+    return rows, scodes, zcodes if f.zero_point else None, ts_out

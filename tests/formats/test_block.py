@@ -248,6 +248,14 @@ def test_bits_and_bytes() -> None:
             np.zeros(3)), "rank >= 2"),
         (lambda: formats.parse("int4_g128_float8"), "unknown format name|group scale"),
         (lambda: formats.parse("bfp1_b8"), "mantissa bits"),
+        (lambda: BlockScaled(formats.parse("int4"), formats.parse("fp16"), 32,
+                             scale_rule="nearest", zero_point=True), "unsigned integer"),
+        (lambda: BlockScaled(formats.parse("uint4"), formats.parse("fp16"), 32,
+                             scale_rule="mse", zero_point=True), "symmetric"),
+        (lambda: BlockScaled(formats.parse("uint4"), formats.parse("ue4m3"), 16,
+                             scale_rule="nearest", tensor_scale=formats.parse("fp32"),
+                             zero_point=True), "tensor_scale"),
+        (lambda: formats.parse("int4_g128_asym"), "unknown format name"),
     ],
 )
 def test_block_bad_input(call, match) -> None:  # type: ignore[no-untyped-def]
@@ -259,14 +267,24 @@ def test_names_round_trip() -> None:
     for name, f in formats.NAMED_BLOCKS.items():
         assert str(f) == name and formats.parse(name) == f
     for name in ["bfp8_b16", "bfp4_b8", "int4_g128", "int8_g32_bfloat16", "int4_g64_ue4m3",
+                 "uint4_g128_asym", "uint8_g32_asym_bfloat16",
+                 "block<uint3;bfloat16;16;nearest;zero_point>",
                  "block<float4_e2m1fn;float8_e8m0fnu;16x16;floor>",
                  "block<nf4;float16;64;nearest;axis=0>"]:
         f = formats.parse(name)
         assert formats.parse(str(f)) == f
 
 
-FAST_BLOCK = ["mxfp4", "mxfp8_e4m3", "mxfp6_e3m2", "nvfp4", "nvint4", "mxint8", "int4_g32",
-              "bfp6_b16"]
+FAST_BLOCK = [
+    "mxfp4", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e3m2", "mxfp6_e2m3", "nvfp4", "nvint4",
+    "mxint8", "mxint8_full", "int4_g32", "bfp6_b16", "int4_g32_float32", "int8_g32_bfloat16",
+    "int4_g32_ue4m3", "int4_g32_ue5m3", "int4_g32_float8_e8m0fnu", "uint4_g32_asym",
+    "block<float4_e2m1fn;float8_e8m0fnu;32;ceil>", "block<float4_e2m1fn;float8_e8m0fnu;32;even>",
+    "block<float4_e2m1fn;float8_e8m0fnu;32;rceil>",
+    "block<float6_e3m2fn;float16;16;nearest;tensor=float32>",  # division path
+    "block<float4_e2m1fn;ue4m3;16;rceil;tensor=float32>",
+    "block<nf4;float16;64;nearest>",  # lookup-table element: unfused path
+]
 
 
 @pytest.mark.parametrize("name", FAST_BLOCK)
@@ -303,7 +321,8 @@ def test_mx_properties(vals: list[float], name: str) -> None:
     assert (np.abs(q[unsat] / s - e) <= half_gap).all()
 
 
-@pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "mxfp6_e3m2", "int4_g32", "mxint8"])
+@pytest.mark.parametrize("name", ["mxfp4", "nvfp4", "mxfp6_e3m2", "int4_g32", "mxint8",
+                                  "uint4_g32_asym"])
 def test_packed_layout_round_trip(name: str) -> None:
     f = formats.parse(name)
     x = _data(6, 96, seed=4)
@@ -313,6 +332,9 @@ def test_packed_layout_round_trip(name: str) -> None:
     back = f.unpack(data, x.shape)
     np.testing.assert_array_equal(back.codes, enc.codes)
     np.testing.assert_array_equal(back.scales, enc.scales)
+    if enc.zeros is not None:
+        assert back.zeros is not None
+        np.testing.assert_array_equal(back.zeros, enc.zeros)
     np.testing.assert_array_equal(back.dequantize(), enc.dequantize())
     with pytest.raises(ValueError, match="data must hold"):
         f.unpack(data[:-1], x.shape)
@@ -335,3 +357,72 @@ def test_mse_rule_never_worse_per_block(name: str) -> None:
     np.testing.assert_array_equal(mse.quantize(x.astype(np.float32)),
                                   mse.encode(x.astype(np.float32)).dequantize()
                                   .astype(np.float32))
+
+
+EXACT_BLOCK = [
+    "mxfp4", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxint8", "mxint8_full",
+    "nvfp4", "nvint4", "bfp8_b16", "int4_g32", "int4_g32_ue4m3", "int8_g32_bfloat16",
+    "int4_g32_float8_e8m0fnu", "uint4_g32_asym", "uint8_g32_asym_ue5m3",
+    "block<float4_e2m1fn;float8_e8m0fnu;32;ceil>", "block<float4_e2m1fn;float8_e8m0fnu;32;even>",
+    "block<float4_e2m1fn;float8_e8m0fnu;32;rceil>",
+    "block<float4_e2m1fn;ue4m3;16;rceil;tensor=float32>",
+]
+
+
+@pytest.mark.parametrize("name", EXACT_BLOCK)
+def test_block_against_exact_reference(name: str) -> None:
+    """Element, scale and zero-point codes and the tensor scale equal the exact-rational
+    reference (formats.reference.ref_block_encode) on float32 data whose row magnitudes
+    span 2**-8..2**8 with outliers."""
+    from formats.reference import ref_block_encode
+
+    f = formats.parse(name)
+    x = _data(8, 64, seed=len(name))
+    codes, scales, zeros, ts = ref_block_encode(f, x.tolist())
+    enc = f.encode(x)
+    np.testing.assert_array_equal(enc.codes, np.array(codes))
+    np.testing.assert_array_equal(enc.scales.reshape(-1), np.array(scales))
+    if zeros is not None:
+        assert enc.zeros is not None
+        np.testing.assert_array_equal(enc.zeros.reshape(-1), np.array(zeros))
+    assert enc.tensor_scale == ts
+
+
+def test_asymmetric_groups() -> None:
+    f = formats.parse("uint4_g128_asym")
+    assert f.zero_point and f.bits_per_element == 4 + (16 + 4) / 128
+    x = np.zeros((4, 128))
+    x[0] = np.linspace(0.0, 3.0, 128)  # lo = 0: zero point 0, scale 3/15
+    x[1] = np.linspace(-3.0, 0.0, 128)  # hi = 0: zero point 15
+    x[2] = np.linspace(-1.0, 2.0, 128)  # z = round(1 / 0.2) = 5
+    enc = f.encode(x)
+    assert enc.zeros is not None
+    assert enc.zeros.reshape(-1).tolist() == [0, 15, 5, 0]
+    sc = formats.parse("fp16").decode(enc.scales).reshape(-1)
+    assert sc[0] == np.float16(0.2) and sc[3] == 0.0  # an all-zero block: scale 0
+    d = enc.dequantize()
+    assert (d[3] == 0).all() and d[0, 0] == 0.0 and d[1, -1] == 0.0
+    assert np.abs(d[:3] - x[:3]).max() <= sc[:3].max() / 2 * (1 + 1e-3)
+    # asymmetric beats symmetric on a one-sided block, which wastes half the signed grid
+    y = np.random.default_rng(5).random((16, 128)).astype(np.float32)
+    e_asym = np.abs(f.quantize(y) - y).mean()
+    e_sym = np.abs(formats.parse("int4_g128").quantize(y) - y).mean()
+    assert e_asym < 0.6 * e_sym
+    np.testing.assert_array_equal(f.quantize(y), f.encode(y).dequantize().astype(np.float32))
+
+
+def test_quantize_out_and_dtypes() -> None:
+    f = formats.parse("nvfp4")
+    x = _data(4, 64, seed=8)
+    o = np.empty_like(x)
+    assert f.quantize(x, out=o) is o
+    np.testing.assert_array_equal(o, f.quantize(x))
+    o64 = np.empty(x.shape)
+    np.testing.assert_array_equal(f.quantize(x.astype(np.float64), out=o64),
+                                  f.encode(x).dequantize())
+    with pytest.raises(ValueError, match="out must be"):
+        f.quantize(x, out=o64)
+    for dt in (torch.bfloat16, torch.float16, torch.float64):
+        t = torch.from_numpy(x).to(dt)
+        assert f.quantize(t).dtype == dt
+        assert formats.parse("uint4_g32_asym").quantize(t).dtype == dt
