@@ -34,6 +34,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_formats.py
+	$(PY) benchmarks/bench_block.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache
