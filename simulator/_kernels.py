@@ -1,0 +1,332 @@
+"""numba kernels of the GEMM simulator. Private: :mod:`simulator.gemm` validates and calls.
+
+Every value lives in a float64 (or, for integer accumulators, an int64 on the
+accumulator's grid). A sum ``acc + x`` of two float64 numbers is made exact as the pair
+``(s, e)`` of TwoSum (Knuth), then rounded to odd in float64 and from there to the target
+format: for a target of at most 51 significant bits (two fewer than float64) this double
+rounding equals one rounding of the exact sum, in every mode (Boldo & Melquiond, "Emulation
+of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 2008).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from formats._kernels import DOWN, OERR, OINF, RNA, RNE, RTZ, SAT, UP, WRAP
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_PJIT = {**_JIT, "parallel": True}
+_INLINE = {"cache": True, "inline": "always", "error_model": "numpy"}
+
+MAG = np.int64(0x7FFFFFFFFFFFFFFF)
+FRAC = np.int64((1 << 52) - 1)
+GOLD = np.uint64(0x9E3779B97F4A7C15)
+MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@numba.njit(**_INLINE)
+def rand62(seed, idx):  # pragma: no cover - jitted
+    """Counter-based uniform integer in [0, 2**62): splitmix64 of seed + idx * golden."""
+    z = np.uint64(seed) + np.uint64(idx) * GOLD
+    z = (z ^ (z >> np.uint64(30))) * MIX1
+    z = (z ^ (z >> np.uint64(27))) * MIX2
+    z = z ^ (z >> np.uint64(31))
+    return np.int64(z >> np.uint64(2))
+
+
+@numba.njit(**_INLINE)
+def pow2(e):  # pragma: no cover - jitted
+    """2.0**e for -1022 <= e <= 1023, built from its bits."""
+    return np.int64((e + 1023) << 52).view(np.float64)
+
+
+@numba.njit(**_INLINE)
+def round_float(y, r, man, emin_b, maxv, mode, policy, rbits):  # pragma: no cover
+    """Round the float64 ``y`` to a minifloat (``man`` mantissa bits, biased float64
+    exponent of its smallest normal ``emin_b``, largest finite ``maxv``).
+
+    ``y`` is exact or rounded to odd with >= 2 spare bits. Returns (value, overflowed).
+    """
+    b = np.float64(y).view(np.int64)
+    neg = b < 0
+    mag = b & MAG
+    ex = mag >> 52
+    frac = mag & FRAC
+    sig = frac | (np.int64(ex > 0) << 52)
+    exe = max(ex, np.int64(1))
+    d = max(emin_b - exe, np.int64(0))
+    shift = min(52 - man + d, np.int64(63))
+    q = sig >> shift
+    rem = sig - (q << shift)
+    half = np.int64(1) << (shift - 1)
+    if mode == RNE:
+        inc = (rem > half) | ((rem == half) & ((q & 1) == 1))
+    elif mode == RNA:
+        inc = rem >= half
+    elif mode == RTZ:
+        inc = False
+    elif mode == UP:
+        inc = (rem != 0) & (not neg)
+    elif mode == DOWN:
+        inc = (rem != 0) & neg
+    else:
+        inc = (r >> (62 - rbits)) < (rem >> (shift - rbits))
+    q += np.int64(inc)
+    ue = max(exe, emin_b) - 1023 - man
+    v = float(q) * pow2(ue)
+    special = ex == 2047
+    over = (v > maxv) & (not special)
+    to_max = (policy == SAT) | (policy == OERR) | (mode == RTZ) | (
+        (mode == DOWN) & (not neg)) | ((mode == UP) & neg)
+    big = maxv if to_max else (np.inf if policy == OINF else np.nan)
+    v = big if over else v
+    inf_to = maxv if (policy == SAT) | (policy == OERR) else (
+        np.inf if policy == OINF else np.nan)
+    v = (inf_to if frac == 0 else np.nan) if special else v
+    return (-v if neg else v), over
+
+
+@numba.njit(**_INLINE)
+def round_fixed(y, fbits, lo, hi, mode, policy):  # pragma: no cover - jitted
+    """Round the exact float64 ``y`` to the grid 2**-fbits within [lo, hi] (integers
+    of the grid). Returns (grid integer as float64, overflowed)."""
+    v = y * pow2(fbits)
+    fl = math.floor(v)
+    rem = v - fl
+    if mode == RNE:
+        inc = (rem > 0.5) | ((rem == 0.5) & (math.fmod(fl, 2.0) != 0.0))
+    elif mode == RNA:
+        inc = (rem > 0.5) | ((rem == 0.5) & (v > 0))
+    elif mode == RTZ:
+        inc = (rem != 0.0) & (v < 0)
+    elif mode == UP:
+        inc = rem != 0.0
+    else:
+        inc = False
+    q = fl + (1.0 if inc else 0.0)
+    over = (q > hi) | (q < lo)
+    if policy == WRAP:
+        span = hi - lo + 1.0
+        q = q - span * math.floor((q - lo) / span) if over else q
+    else:
+        q = min(max(q, lo), hi)
+    return q, over
+
+
+@numba.njit(**_INLINE)
+def two_sum_odd(a, x):  # pragma: no cover - jitted
+    """a + x rounded to odd in float64 (exact when representable)."""
+    s = a + x
+    bb = s - a
+    e = (a - (s - bb)) + (x - bb)
+    sb = np.float64(s).view(np.int64)
+    fix = (e != 0.0) & ((sb & 1) == 0) & (((sb >> 52) & 2047) != 2047)
+    step = np.int64(1) if (e > 0.0) == (s > 0.0) else np.int64(-1)
+    return np.int64(sb + (step if fix else np.int64(0))).view(np.float64)
+
+
+def make_rounder(kind, consts):
+    """A jitted ``f(y, r) -> (value, overflowed)`` rounding exact/odd float64 values.
+
+    kind 0: none (identity); 1: minifloat, consts = (man, emin_b, maxv, mode, policy,
+    rbits); 2: fixed point (value returned on the real line), consts = (fbits, lo, hi,
+    mode, policy).
+    """
+    if kind == 0:
+        @numba.njit(**_INLINE)
+        def ident(y, r):  # pragma: no cover - jitted
+            return y, False
+        return ident
+    if kind == 1:
+        man, emin_b, maxv, mode, policy, rbits = consts
+        man, emin_b = np.int64(man), np.int64(emin_b)
+
+        @numba.njit(**_INLINE)
+        def rf(y, r):  # pragma: no cover - jitted
+            return round_float(y, r, man, emin_b, maxv, mode, policy, rbits)
+        return rf
+    fbits, lo, hi, mode, policy = consts
+    fbits = np.int64(fbits)
+    back = 2.0 ** -int(fbits)
+
+    @numba.njit(**_INLINE)
+    def rx(y, r):  # pragma: no cover - jitted
+        q, over = round_fixed(y, fbits, lo, hi, mode, policy)
+        return q * back, over
+    return rx
+
+
+def make_adder(kind, rounder):
+    """``add(acc, x, r) -> (sum, overflowed)``: kind 0 float64 (plain add), 1 minifloat
+    (TwoSum, round to odd, round to the format)."""
+    if kind == 0:
+        @numba.njit(**_INLINE)
+        def add64(a, x, r):  # pragma: no cover - jitted
+            return a + x, False
+        return add64
+
+    @numba.njit(**_INLINE)
+    def addf(a, x, r):  # pragma: no cover - jitted
+        return rounder(two_sum_odd(a, x), r)
+    return addf
+
+
+def make_int_adder(bits, lo, hi, policy):
+    """``add(acc, x) -> (sum, overflowed)`` on int64 grid integers of a ``bits``-bit
+    two's-complement accumulator holding [lo, hi] (bits = 0: unbounded, the exact
+    accumulator). Wrap keeps the low ``bits`` bits; saturate and error clamp."""
+    bits = int(bits)
+    if bits == 0:
+        @numba.njit(**_INLINE)
+        def addx(a, x):  # pragma: no cover - jitted
+            return a + x, False
+        return addx
+    lo = np.int64(lo)
+    hi = np.int64(hi)
+    mask = np.int64((1 << bits) - 1)
+    half = np.int64(1 << (bits - 1))
+    wrap = policy not in (SAT, OERR)
+
+    @numba.njit(**_INLINE)
+    def addi(a, x):  # pragma: no cover - jitted
+        s = a + x
+        over = (s > hi) | (s < lo)
+        if wrap:
+            s = ((s + half) & mask) - half
+        else:
+            s = min(max(s, lo), hi)
+        return s, over
+    return addi
+
+
+def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide, acc_int,
+              add_int, grid):
+    """The GEMM kernel for one accumulator configuration (all arguments are constants).
+
+    W: products per addend (1, or the adder-tree width); has_scale: block scales;
+    pairwise: pairwise order within each chunk; chunk_j: addends per chunk (0: none);
+    stoch: stochastic accumulator rounding; err: record the first overflow;
+    prod / tree: rounders of products and tree sums; add: float accumulator adder;
+    wide: chunk-promotion adder; acc_int: integer accumulator (add_int, grid 2**grid).
+    """
+    W = int(W)
+    chunk_j = int(chunk_j)
+    scale_grid = 2.0 ** int(grid)
+
+    @numba.njit(**_PJIT)
+    def kern(A, B, ia, ib, sA, sB, bsA, bsB, out, lo, seed, bad_out, offgrid):  # pragma: no cover
+        nbat = ia.size
+        M = A.shape[1]
+        K = A.shape[2]
+        N = B.shape[2]
+        J = (K + W - 1) // W
+        CJ = chunk_j if chunk_j > 0 else J
+        for t in prange(nbat * M):
+            bi = t // M
+            m = t - bi * M
+            xa = ia[bi]
+            xb = ib[bi]
+            tmp = np.zeros(N)
+            accf = np.zeros(N)
+            acci = np.zeros(N, np.int64)
+            widef = np.zeros(N)
+            buf = np.zeros((CJ if pairwise else 1, N))
+            bufi = np.zeros((CJ if pairwise else 1, N), np.int64)
+            step = 0
+            bad = np.int64(-1)
+            for j in range(J):
+                k0 = j * W
+                k1 = min(k0 + W, K)
+                jj = j % CJ
+                if W == 1:
+                    a = A[xa, m, k0]
+                    for n in range(N):
+                        tmp[n] = prod(a * B[xb, k0, n], 0)[0]
+                else:
+                    for n in range(N):
+                        tmp[n] = 0.0
+                    for k in range(k0, k1):
+                        a = A[xa, m, k]
+                        for n in range(N):
+                            tmp[n] += prod(a * B[xb, k, n], 0)[0]
+                    for n in range(N):
+                        tmp[n] = tree(tmp[n], 0)[0]
+                if has_scale:
+                    sa = sA[xa, m, k0 // bsA]
+                    for n in range(N):
+                        tmp[n] = tmp[n] * (sa * sB[xb, k0 // bsB, n])
+                if acc_int:
+                    for n in range(N):
+                        g = tmp[n] * scale_grid
+                        ok = abs(g) < 4.6e18
+                        gi = np.int64(g) if ok else np.int64(0)
+                        if not ok or float(gi) != g:
+                            offgrid[t] = 2 if g != g or abs(g) == np.inf else 1
+                        if pairwise:
+                            bufi[jj, n] = gi
+                        else:
+                            s, o = add_int(acci[n], gi)
+                            acci[n] = s
+                            if err and o and bad < 0:
+                                bad = np.int64(step) * N + n
+                    if not pairwise:
+                        step += 1
+                elif pairwise:
+                    for n in range(N):
+                        buf[jj, n] = tmp[n]
+                else:
+                    for n in range(N):
+                        r = rand62(seed, (np.int64(t) * N + n) * J + step) if stoch else 0
+                        s, o = add(accf[n], tmp[n], r)
+                        accf[n] = s
+                        if err and o and bad < 0:
+                            bad = np.int64(step) * N + n
+                    step += 1
+                if jj == CJ - 1 or j == J - 1:
+                    if pairwise:
+                        cnt = jj + 1
+                        while cnt > 1:
+                            half = cnt // 2
+                            for i in range(half):
+                                if acc_int:
+                                    for n in range(N):
+                                        s, o = add_int(bufi[2 * i, n], bufi[2 * i + 1, n])
+                                        bufi[i, n] = s
+                                        if err and o and bad < 0:
+                                            bad = np.int64(step) * N + n
+                                else:
+                                    for n in range(N):
+                                        r = rand62(seed, (np.int64(t) * N + n) * J + step) \
+                                            if stoch else 0
+                                        s, o = add(buf[2 * i, n], buf[2 * i + 1, n], r)
+                                        buf[i, n] = s
+                                        if err and o and bad < 0:
+                                            bad = np.int64(step) * N + n
+                                step += 1
+                            if cnt % 2:
+                                for n in range(N):
+                                    buf[half, n] = buf[cnt - 1, n]
+                                    bufi[half, n] = bufi[cnt - 1, n]
+                            cnt = half + cnt % 2
+                        for n in range(N):
+                            accf[n] = buf[0, n]
+                            acci[n] = bufi[0, n]
+                    if chunk_j > 0:
+                        for n in range(N):
+                            widef[n] = wide(widef[n], accf[n], 0)[0]
+                            accf[n] = 0.0
+            if acc_int:
+                for n in range(N):
+                    hi = float(acci[n])
+                    out[t, n] = hi
+                    lo[t, n] = float(acci[n] - np.int64(hi))
+            else:
+                for n in range(N):
+                    out[t, n] = widef[n] if chunk_j > 0 else accf[n]
+            bad_out[t] = bad
+    return kern

@@ -1,0 +1,227 @@
+"""The accumulator model: a frozen description of how a datapath sums products.
+
+An :class:`Accumulator` holds numbers only (formats, rounding, order, widths); how the
+sum is computed (numba kernels, BLAS fast paths) is decided in :mod:`simulator.gemm`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from formats import Format, Minifloat, Overflow, Rounding, parse
+from formats._enums import _Choice
+from formats.integer import _Fixed
+
+__all__ = ["Accumulator", "Order"]
+
+
+class Order(_Choice):
+    """The order in which addends enter the accumulator."""
+
+    #: acc = round(acc + x_j) for j = 0, 1, ... along K, starting from +0
+    SEQUENTIAL = "sequential"
+    #: a balanced binary tree: level by level, adjacent pairs summed and rounded (an odd
+    #: last addend moves up unchanged), as pairwise summation
+    PAIRWISE = "pairwise"
+    #: a hardware adder tree: groups of ``tree_width`` products summed exactly (or rounded
+    #: once to ``tree_format``), each group sum then added sequentially into the accumulator
+    TREE = "tree"
+
+
+def _format(value: Any, parameter: str) -> Format | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "exact":
+        return None
+    try:
+        fmt = parse(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{parameter}: {exc}") from None
+    if not isinstance(fmt, Format):
+        raise ValueError(f"{parameter} must be a scalar format, not the block format {fmt}")
+    return fmt
+
+
+def _deterministic(value: Any, parameter: str) -> Rounding:
+    mode = Rounding.coerce(value, parameter)
+    if mode is Rounding.STOCHASTIC:
+        raise ValueError(f"{parameter} must be a deterministic rounding mode, not 'stochastic' "
+                         "(only the accumulator's own additions round stochastically)")
+    return mode
+
+
+def _check_float(fmt: Format, parameter: str) -> None:
+    """A minifloat the kernels can round to exactly (float64 round-to-odd argument)."""
+    if not isinstance(fmt, Minifloat):
+        return
+    if not fmt.signed:
+        raise ValueError(f"{parameter} must be a signed format, not {fmt}")
+    if not fmt.subnormals:
+        raise ValueError(f"{parameter} must have subnormals (a zero), not {fmt}")
+    if str(fmt) == "float64":
+        return
+    if fmt.man_bits > 50:
+        raise ValueError(f"{parameter} {fmt} has {fmt.man_bits} mantissa bits; sums round "
+                         "exactly through float64 for at most 50 (or float64 itself)")
+    if fmt.emin - fmt.man_bits < -1022 or fmt.emax > 1022:
+        raise ValueError(f"{parameter} {fmt} reaches beyond float64's normal range "
+                         "(smallest subnormal must be >= 2**-1022, emax <= 1022)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Accumulator:
+    """How a datapath sums products: numbers only.
+
+    Parameters
+    ----------
+    format : the accumulator's format: a signed :class:`~formats.Minifloat` with
+        subnormals and at most 50 mantissa bits (or ``float64``, nearest-even only), an
+        :class:`~formats.Integer` / :class:`~formats.FixedPoint` of at most 62 bits, or
+        ``None`` / ``"exact"`` (the exact sum, returned correctly rounded to float64)
+    rounding : rounding of every accumulator addition (any :class:`~formats.Rounding`;
+        stochastic needs ``seed``). Integer accumulators take integer products and never
+        round; their ``rounding`` must stay nearest-even.
+    overflow : what a sum beyond the format's range becomes; default the format's own
+        (IEEE: Inf, ``fn``: NaN, finite formats: saturate; integers: ``wrap``).
+        ``error`` raises naming the output element and step.
+    order : :class:`Order` — ``sequential`` (default), ``pairwise`` or ``tree``
+    tree_width : products per adder-tree group (``order="tree"`` only)
+    tree_format : format each group sum is rounded to once (``tree_rounding``) before it
+        enters the accumulator; ``None``: the group sum is exact
+    chunk : chunked promotion: after every ``chunk`` products the accumulator's partial sum
+        is added (nearest-even) into a wider ``chunk_format`` accumulator and reset to 0
+    chunk_format : the wide accumulator of chunked promotion (default float32)
+    product_format : ``None``: products enter exact (fused); else each product is first
+        rounded to this format with ``product_rounding``
+    seed : int seed of the counter-based random stream of stochastic rounding
+    rand_bits : random bits per stochastic rounding (default: 50 - mantissa bits, the most
+        float64 intermediate sums keep exact)
+    """
+
+    format: Any = "float32"
+    rounding: Any = Rounding.NEAREST_EVEN
+    overflow: Any = None
+    order: Any = Order.SEQUENTIAL
+    tree_width: int | None = None
+    tree_format: Any = None
+    tree_rounding: Any = Rounding.NEAREST_EVEN
+    chunk: int | None = None
+    chunk_format: Any = "float32"
+    product_format: Any = None
+    product_rounding: Any = Rounding.NEAREST_EVEN
+    seed: int | None = None
+    rand_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        fmt = _format(self.format, "format")
+        put(self, "format", fmt)
+        if fmt is not None and not isinstance(fmt, (Minifloat, _Fixed)):
+            raise ValueError(f"format must be a Minifloat, Integer, FixedPoint or 'exact', "
+                             f"not {fmt} ({type(fmt).__name__})")
+        if fmt is not None:
+            _check_float(fmt, "format")
+        if isinstance(fmt, _Fixed):
+            if fmt.bits > 62:
+                raise ValueError(f"format {fmt} has {fmt.bits} bits; integer accumulators "
+                                 "take at most 62")
+            if not fmt.signed:
+                raise ValueError(f"format must be signed, not {fmt}")
+        mode = Rounding.coerce(self.rounding, "rounding")
+        put(self, "rounding", mode)
+        if isinstance(fmt, _Fixed) and mode is not Rounding.NEAREST_EVEN:
+            raise ValueError("rounding applies to floating-point accumulators; integer "
+                             "accumulators add integer products exactly (leave rounding "
+                             "'nearest_even' and set product_format to round products)")
+        if fmt is not None and str(fmt) == "float64" and mode is not Rounding.NEAREST_EVEN:
+            raise ValueError("a float64 accumulator supports rounding 'nearest_even' only")
+        if self.overflow is None:
+            policy = Overflow.WRAP if isinstance(fmt, _Fixed) else (
+                fmt.default_overflow if fmt is not None else None)
+        else:
+            if fmt is None:
+                raise ValueError("overflow does not apply to the exact accumulator")
+            policy = fmt._policy(self.overflow)
+        put(self, "overflow", policy)
+        order = Order.coerce(self.order, "order")
+        put(self, "order", order)
+        if order is Order.TREE:
+            if (isinstance(self.tree_width, bool) or not isinstance(self.tree_width, int)
+                    or self.tree_width < 1):
+                raise ValueError(f"tree_width must be a positive int with order 'tree', not "
+                                 f"{self.tree_width!r}")
+        elif self.tree_width is not None or self.tree_format is not None:
+            raise ValueError("tree_width and tree_format need order='tree'")
+        tf = _format(self.tree_format, "tree_format")
+        if tf is not None:
+            if not isinstance(tf, Minifloat):
+                raise ValueError(f"tree_format must be a Minifloat, not {tf}")
+            _check_float(tf, "tree_format")
+        put(self, "tree_format", tf)
+        put(self, "tree_rounding", _deterministic(self.tree_rounding, "tree_rounding"))
+        if self.chunk is not None:
+            if isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1:
+                raise ValueError(f"chunk must be a positive int or None, not {self.chunk!r}")
+            if fmt is None or isinstance(fmt, _Fixed):
+                raise ValueError("chunk (promotion to a wider accumulator) needs a "
+                                 "floating-point accumulator format")
+            if order is Order.TREE and self.chunk % self.tree_width:  # type: ignore[operator]
+                raise ValueError(f"chunk ({self.chunk}) must be a multiple of tree_width "
+                                 f"({self.tree_width})")
+        cf = _format(self.chunk_format, "chunk_format")
+        if cf is None or not isinstance(cf, Minifloat):
+            raise ValueError(f"chunk_format must be a Minifloat, not {self.chunk_format!r}")
+        _check_float(cf, "chunk_format")
+        put(self, "chunk_format", cf)
+        pf = _format(self.product_format, "product_format")
+        if pf is not None:
+            if not isinstance(pf, (Minifloat, _Fixed)):
+                raise ValueError(f"product_format must be a Minifloat, Integer or FixedPoint, "
+                                 f"not {pf}")
+            _check_float(pf, "product_format")
+        put(self, "product_format", pf)
+        put(self, "product_rounding",
+            _deterministic(self.product_rounding, "product_rounding"))
+        if mode is Rounding.STOCHASTIC:
+            if self.seed is None or isinstance(self.seed, bool) or not isinstance(self.seed, int):
+                raise ValueError("stochastic accumulator rounding needs seed= an int "
+                                 "(the counter-based random stream is reproducible)")
+            assert isinstance(fmt, Minifloat)
+            top = 50 - fmt.man_bits
+            rb = top if self.rand_bits is None else self.rand_bits
+            if isinstance(rb, bool) or not isinstance(rb, int) or not 1 <= rb <= top:
+                raise ValueError(f"rand_bits must be an int in 1..{top} for {fmt}, not "
+                                 f"{self.rand_bits!r}")
+            put(self, "rand_bits", rb)
+        elif self.rand_bits is not None or self.seed is not None:
+            if self.seed is not None and (isinstance(self.seed, bool)
+                                          or not isinstance(self.seed, int)):
+                raise TypeError(f"seed must be an int, not {self.seed!r}")
+            if self.rand_bits is not None:
+                raise ValueError("rand_bits needs rounding='stochastic'")
+
+    @property
+    def exact(self) -> bool:
+        """True when the accumulator keeps the exact sum."""
+        return self.format is None
+
+    @property
+    def is_integer(self) -> bool:
+        """True for Integer / FixedPoint accumulators."""
+        return isinstance(self.format, _Fixed)
+
+    def __str__(self) -> str:
+        parts = ["exact" if self.format is None else str(self.format)]
+        if self.format is not None and not self.is_integer:
+            parts.append(self.rounding.value)
+        if self.order is not Order.SEQUENTIAL:
+            parts.append(self.order.value if self.order is not Order.TREE
+                         else f"tree{self.tree_width}"
+                         + (f"@{self.tree_format}" if self.tree_format is not None else ""))
+        if self.chunk is not None:
+            parts.append(f"chunk{self.chunk}->{self.chunk_format}")
+        if self.product_format is not None:
+            parts.append(f"products@{self.product_format}")
+        return ",".join(parts)
+

@@ -1,0 +1,427 @@
+"""Bit-true GEMM: quantized operands, a modelled accumulator, the exact-rounding epilogue."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import numpy as np
+
+from formats import BlockScaled, Format, Integer, Minifloat, Rounding, parse
+from formats import _kernels as FK
+from formats._base import _Input
+from formats.integer import _Fixed
+
+from . import _kernels as K
+from .accumulator import Accumulator, Order
+
+__all__ = ["Operand", "gemm", "quantize_operand"]
+
+_MODE = {Rounding.NEAREST_EVEN: FK.RNE, Rounding.NEAREST_AWAY: FK.RNA,
+         Rounding.TOWARD_ZERO: FK.RTZ, Rounding.UP: FK.UP, Rounding.DOWN: FK.DOWN,
+         Rounding.STOCHASTIC: FK.STOCH}
+_POLICY = {"saturate": FK.SAT, "inf": FK.OINF, "nan": FK.ONAN, "wrap": FK.WRAP,
+           "error": FK.OERR}
+
+
+@dataclasses.dataclass
+class Operand:
+    """A quantized GEMM operand with K as its last axis.
+
+    elements : float64 element values (..., R, K) (block formats: zero point removed)
+    scales : float64 block scales (..., R, nblocks) or None; ``block`` elements per scale
+    tensor_scale : float (1.0 when the format has none)
+    fmt : the operand's format (scalar or block)
+    """
+
+    elements: np.ndarray
+    scales: np.ndarray | None
+    block: int
+    tensor_scale: float
+    fmt: Any
+
+    def dequantize(self) -> np.ndarray:
+        """The operand's values (without the tensor scale), float64, K last."""
+        if self.scales is None:
+            return self.elements
+        s = np.repeat(self.scales, self.block, axis=-1)[..., : self.elements.shape[-1]]
+        return self.elements * s
+
+
+def _sig_bits(fmt: Any) -> int:
+    """Significant bits of the element values (products are exact in float64 when the
+    two operands' counts add to at most 53)."""
+    if isinstance(fmt, Minifloat):
+        return fmt.man_bits + 1
+    if isinstance(fmt, _Fixed):
+        return fmt.bits
+    vals = np.asarray(fmt.finite_values(), np.float64)
+    vals = vals[vals != 0]
+    if vals.size == 0:
+        return 1
+    return int(max(_bits_of(vals)))
+
+
+def _bits_of(v: np.ndarray) -> np.ndarray:
+    """Significant bits of each nonzero finite float64."""
+    m, _ = np.frexp(np.abs(v))
+    mi = (m * 2.0**53).astype(np.int64)
+    low = mi & -mi
+    return 53 - np.log2(low).astype(np.int64)
+
+
+def _infer(x: np.ndarray, torch_dtype: Any, name: str) -> Format:
+    if torch_dtype is not None and "bfloat16" in str(torch_dtype):
+        return parse("bfloat16")
+    dt = x.dtype
+    if dt == np.float16:
+        return parse("float16")
+    if dt == np.float32:
+        return parse("float32")
+    if dt.kind in "iu":
+        if dt.itemsize > 4:
+            raise ValueError(f"{name} has {dt} values; pass {name}_format= (integer "
+                             "operands of at most 32 bits keep products exact)")
+        return Integer(dt.itemsize * 8, signed=dt.kind == "i")
+    if dt == np.float64:
+        with np.errstate(over="ignore"):
+            ok = np.array_equal(x.astype(np.float32).astype(np.float64), x, equal_nan=True)
+        if ok:
+            return parse("float32")
+        raise ValueError(f"{name} holds float64 values that float32 cannot hold exactly; "
+                         f"pass {name}_format= (e.g. 'float32' to round them) — products of "
+                         "two float64 numbers are not exact in float64")
+    raise TypeError(f"{name} must hold floats or integers, not {dt}")
+
+
+def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> Operand:
+    """Quantize ``x`` to ``fmt`` (scalar or block-scaled; blocks along ``k_axis``) and
+    return it with K as the last axis."""
+    inp = _Input(x, name)
+    arr = np.asarray(inp.array)
+    if arr.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions, not shape {arr.shape}")
+    if k_axis == -2:
+        arr = np.swapaxes(arr, -1, -2)
+    tdt = getattr(x, "dtype", None) if inp.torch_like else None
+    if fmt is None:
+        fmt = _infer(arr, tdt, name)
+    else:
+        try:
+            fmt = parse(fmt)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{name}_format: {exc}") from None
+    x64 = arr.astype(np.float64)
+    if isinstance(fmt, BlockScaled):
+        if not isinstance(fmt.block_size, int):
+            raise ValueError(f"{name}_format {fmt}: gemm blocks along K and takes 1-D blocks, "
+                             f"not tiles {fmt.block_size}")
+        f1 = dataclasses.replace(fmt, axis=-1)
+        enc = f1.encode(x64)
+        el = fmt.element.decode(enc.codes).astype(np.float64)
+        sc = fmt.scale.decode(enc.scales).astype(np.float64)
+        if enc.zeros is not None:
+            z = enc.zeros.astype(np.float64)
+            el = el - np.repeat(z, fmt.block_size, axis=-1)[..., : el.shape[-1]]
+        ts = float(enc.tensor_scale) if enc.tensor_scale is not None else 1.0
+        return Operand(np.ascontiguousarray(el), np.ascontiguousarray(sc), fmt.block_size,
+                       ts, fmt)
+    if not isinstance(fmt, Format):
+        raise TypeError(f"{name}_format must be a format or its name, not {fmt!r}")
+    return Operand(np.ascontiguousarray(fmt.quantize(x64)), None, 1, 1.0, fmt)
+
+
+def _elem_bits(op: Operand) -> int:
+    f = op.fmt.element if isinstance(op.fmt, BlockScaled) else op.fmt
+    bits = _sig_bits(f)
+    if isinstance(op.fmt, BlockScaled) and op.fmt.zero_point:
+        bits += 1
+    return bits
+
+
+def _stats(v: np.ndarray) -> tuple[float, float]:
+    """(largest magnitude, smallest power of two dividing every value) of finite data."""
+    nz = v[v != 0]
+    if nz.size == 0:
+        return 0.0, 1.0
+    mx = float(np.abs(nz).max())
+    m, e = np.frexp(nz)
+    bits = _bits_of(nz)
+    return mx, float(np.exp2((e - bits).min()))
+
+
+def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0) -> Any:
+    if fmt is None:
+        return K.make_rounder(0, ())
+    pol = _POLICY[fmt._policy(policy).value]
+    if isinstance(fmt, _Fixed):
+        return K.make_rounder(2, (-fmt._ulp_exp, float(-fmt._neg_max), float(fmt._pos_max),
+                                  _MODE[mode], pol))
+    return K.make_rounder(1, (fmt.man_bits, fmt.emin + 1023, float(fmt.max), _MODE[mode],
+                              pol, rbits))
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int) -> Any:
+    prod = _rounder(acc.product_format, acc.product_rounding)
+    tree = _rounder(acc.tree_format, acc.tree_rounding)
+    fmt = acc.format
+    acc_int = fmt is None or isinstance(fmt, _Fixed)
+    err = acc.overflow is not None and acc.overflow.value == "error"
+    if acc_int:
+        add = K.make_adder(0, None)
+        add_int = K.make_int_adder(0, 0, 0, 0) if fmt is None else K.make_int_adder(
+            fmt.bits, -fmt._neg_max, fmt._pos_max, _POLICY[acc.overflow.value])
+    else:
+        add_int = K.make_int_adder(0, 0, 0, 0)
+        if str(fmt) == "float64":
+            add = K.make_adder(0, None)
+        else:
+            add = K.make_adder(1, _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0))
+    wide = K.make_adder(1, _rounder(acc.chunk_format, Rounding.NEAREST_EVEN)) \
+        if str(acc.chunk_format) != "float64" else K.make_adder(0, None)
+    chunk_j = 0 if acc.chunk is None else acc.chunk // W
+    return K.make_gemm(W, has_scale, acc.order is Order.PAIRWISE, chunk_j,
+                       acc.rounding is Rounding.STOCHASTIC, err, prod, tree, add, wide,
+                       acc_int, add_int, grid)
+
+
+def _coerce_acc(accumulator: Any) -> Accumulator:
+    if isinstance(accumulator, Accumulator):
+        return accumulator
+    if accumulator is None or isinstance(accumulator, (str, Format)):
+        return Accumulator(format=accumulator)
+    raise TypeError(f"accumulator must be an Accumulator, a format or its name, or None "
+                    f"(exact), not {type(accumulator).__name__}")
+
+
+def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
+         accumulator: Any = "float32", out_format: Any = None) -> Any:
+    """Bit-true matrix product ``a @ b`` of quantized operands.
+
+    Parameters
+    ----------
+    a, b : arrays (numpy or torch) of shapes (..., M, K) and (..., K, N); leading
+        (batch) dimensions broadcast
+    a_format, b_format : scalar or block-scaled formats (blocks along K) the operands are
+        quantized to first (the format's default rounding and overflow). ``None``: the
+        operand's own dtype (float16, bfloat16, float32, int8..int32; float64 input must
+        hold float32 values)
+    accumulator : an :class:`Accumulator`, or a format / name for a sequential
+        nearest-even accumulator of that format, or ``None`` / ``"exact"``
+    out_format : the output's format (one nearest-even rounding of the accumulator's
+        value times the tensor scales); ``None``: float64
+
+    Numerics: each product ``a*b`` of element values is exact (their significand bits add
+    to at most 53), optionally rounded to ``product_format``; with block formats the
+    addend of K-range ``k0..k1`` (one product, or one adder-tree group, within one block
+    of each operand) is ``sum * (scale_a * scale_b)`` (OCP MX v1.0 section 6.2 Dot),
+    exact whenever scales are powers of two (MX, BFP) or the product fits 53 bits (NVFP4),
+    else rounded to nearest in float64. Tensor scales (NVFP4) multiply the final value,
+    as cuBLAS's alpha does. Returns float64 values (..., M, N) (torch if an input was).
+    """
+    acc = _coerce_acc(accumulator)
+    torch_out = any(type(t).__module__.startswith("torch") for t in (a, b))
+    opa = quantize_operand(a, a_format, "a")
+    opb = quantize_operand(b, b_format, "b", k_axis=-2)
+    ka, kb = opa.elements.shape[-1], opb.elements.shape[-1]
+    if ka != kb:
+        raise ValueError(f"a is (..., M, K={ka}) and b is (..., K={kb}, N): the K dimensions "
+                         "must agree")
+    if _elem_bits(opa) + _elem_bits(opb) > 53:
+        raise ValueError(f"products of {opa.fmt} and {opb.fmt} need {_elem_bits(opa)} + "
+                         f"{_elem_bits(opb)} > 53 significant bits and are not exact in "
+                         "float64; choose narrower operand formats")
+    try:
+        batch = np.broadcast_shapes(opa.elements.shape[:-2], opb.elements.shape[:-2])
+    except ValueError:
+        raise ValueError(f"batch dimensions of a {opa.elements.shape[:-2]} and b "
+                         f"{opb.elements.shape[:-2]} do not broadcast") from None
+    out_fmt = None
+    if out_format is not None:
+        out_fmt = parse(out_format)
+        if not isinstance(out_fmt, Format):
+            raise ValueError(f"out_format must be a scalar format, not {out_fmt}")
+    vals = _run(opa, opb, acc, batch)
+    ts = opa.tensor_scale * opb.tensor_scale
+    res = _epilogue(vals, ts, out_fmt)
+    if torch_out:
+        import torch
+        return torch.from_numpy(res)
+    return res
+
+
+def _layout(op: Operand, batch: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(operand stacked over its own batch, index of each broadcast batch element)."""
+    own = op.elements.shape[:-2]
+    n_own = int(np.prod(own)) if own else 1
+    idx = np.broadcast_to(np.arange(n_own).reshape(own), batch).reshape(-1)
+    return op.elements.reshape((n_own,) + op.elements.shape[-2:]), np.ascontiguousarray(idx)
+
+
+def _run(opa: Operand, opb: Operand, acc: Accumulator,
+         batch: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The accumulator's values: (hi, lo or None, grid) with value = (hi + lo) * 2**-grid."""
+    Kd = opa.elements.shape[-1]
+    M, N = opa.elements.shape[-2], opb.elements.shape[-2]
+    A, ia = _layout(opa, batch)
+    Bt, ib = _layout(opb, batch)
+    shape = batch + (M, N)
+    fmt = acc.format
+    W = acc.tree_width if acc.order is Order.TREE else 1
+    assert W is not None
+    has_scale = opa.scales is not None or opb.scales is not None
+    for op, name in ((opa, "a"), (opb, "b")):
+        if op.scales is not None and W > 1 and op.block % W:
+            raise ValueError(f"tree_width ({W}) must divide {name}'s block size ({op.block}): "
+                             "an adder-tree group lies within one block")
+    finite = bool(np.isfinite(A).all() and np.isfinite(Bt).all())
+    ea, qa = _stats(A) if finite else (math.inf, 0.0)
+    eb, qb = _stats(Bt) if finite else (math.inf, 0.0)
+    sa_max, sa_q = _stats(opa.scales) if opa.scales is not None else (1.0, 1.0)
+    sb_max, sb_q = _stats(opb.scales) if opb.scales is not None else (1.0, 1.0)
+    if opa.scales is not None and not np.isfinite(opa.scales).all() or (
+            opb.scales is not None and not np.isfinite(opb.scales).all()):
+        finite = False
+    # Quantum and bound of the addends: element products are multiples of qa*qb; rounding
+    # a value (to the product or tree format) never makes its lowest set bit smaller, so
+    # rounded products and tree sums are multiples of qa*qb too, and at most twice their
+    # exact magnitude (at most W * ea * eb per group); the scales multiply both.
+    q_el = qa * qb
+    rounded = acc.product_format is not None or acc.tree_format is not None
+    max_el = W * ea * eb * (2.0 if rounded else 1.0)
+    if finite and W > 1 and max_el > 0 and math.log2(max_el / q_el) > 53:
+        raise ValueError(f"an adder tree of width {W} over these operands spans "
+                         f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
+                         "use a smaller tree_width or narrower operand formats")
+    J = -(-Kd // W)
+    q_add = q_el * sa_q * sb_q
+    bound = J * max_el * sa_max * sb_max
+    span = math.log2(bound / q_add) if finite and bound > 0 else -math.inf
+    if not finite and (fmt is None or isinstance(fmt, _Fixed)):
+        raise ValueError("NaN or Inf operands cannot enter an integer or exact accumulator")
+    # Fast path, provably exact: every partial sum, in any order and grouping, is a
+    # multiple of q_add no larger than `bound`; when that fits the accumulator's precision
+    # and range (and float64's 53 bits), no addition ever rounds or overflows, so the
+    # result is the exact sum, which float64 BLAS computes exactly.
+    if finite and not rounded and span <= 53:
+        if fmt is None:
+            exact_fits = True
+        elif isinstance(fmt, _Fixed):
+            grid_q = 2.0 ** fmt._ulp_exp
+            exact_fits = (q_add >= grid_q and math.log2(q_add / grid_q).is_integer()
+                          and bound <= fmt.max)
+        else:
+            exact_fits = _fits(fmt, span, bound, q_add) and (
+                acc.chunk is None or _fits(acc.chunk_format, span, bound, q_add))
+        if exact_fits:
+            da = opa.dequantize().reshape(A.shape)[ia]
+            db = opb.dequantize().reshape(Bt.shape)[ib]
+            hi = np.matmul(da, np.swapaxes(db, -1, -2))
+            return hi.reshape(shape), None, 0
+    grid = 0
+    if fmt is None:
+        if span > 62:
+            raise ValueError(f"the exact accumulator holds sums of at most 62 significant "
+                             f"bits; these operands span {span:.0f} (use a float64 or "
+                             "float32 accumulator)")
+        grid = -int(math.log2(q_add)) if finite and bound > 0 else 0
+    elif isinstance(fmt, _Fixed):
+        grid = -fmt._ulp_exp
+    kern = _kernel(acc, W, has_scale, grid)
+    Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2))
+    sA = opa.scales.reshape(A.shape[:2] + (-1,)) if opa.scales is not None else \
+        np.ones((1, 1, 1))
+    sB = np.ascontiguousarray(np.swapaxes(opb.scales.reshape(Bt.shape[:2] + (-1,)), -1, -2)) \
+        if opb.scales is not None else np.ones((1, 1, 1))
+    bsA = opa.block if opa.scales is not None else Kd
+    bsB = opb.block if opb.scales is not None else Kd
+    if opa.scales is None:
+        sA = np.ones((A.shape[0], M, 1))
+    if opb.scales is None:
+        sB = np.ones((Bt.shape[0], 1, N))
+    nrows = ia.size * M
+    out = np.empty((nrows, N))
+    lo = np.zeros((nrows, N))
+    bad = np.full(nrows, -1, np.int64)
+    off = np.zeros(nrows, np.uint8)
+    kern(np.ascontiguousarray(A), Bk, ia, ib, np.ascontiguousarray(sA), sB, bsA, bsB,
+         out, lo, np.int64(acc.seed or 0), bad, off)
+    if off.any():
+        t = int(np.flatnonzero(off)[0])
+        if off[t] == 2:
+            raise ValueError(f"an addend of output row {t} became NaN or Inf (a product or "
+                             f"tree sum overflowed its format), which the {fmt or 'exact'} "
+                             "accumulator cannot hold")
+        raise ValueError(f"products of output row {t} do not lie on the {fmt or 'exact'} "
+                         "accumulator's grid; set product_format to round them first")
+    if (bad >= 0).any():
+        t = int(np.flatnonzero(bad >= 0)[0])
+        step, n = divmod(int(bad[t]), N)
+        where = np.unravel_index(t * N + n, shape)
+        raise ValueError(f"accumulator {fmt} overflowed at output element {tuple(map(int, where))} "
+                         f"in addition step {step} (overflow='error')")
+    if fmt is None or isinstance(fmt, _Fixed):
+        return out.reshape(shape), lo.reshape(shape), grid
+    return out.reshape(shape), None, 0
+
+
+def _fits(fmt: Minifloat, span: float, bound: float, q: float) -> bool:
+    if str(fmt) == "float64":
+        return span <= 53
+    return span <= fmt.man_bits + 1 and bound <= fmt.max and q >= fmt.smallest_subnormal
+
+
+def _odd(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """hi + lo rounded to odd in float64, where hi = RNE(hi + lo)."""
+    bits = hi.view(np.int64).copy()
+    fix = (lo != 0) & ((bits & 1) == 0) & np.isfinite(hi)
+    step = np.where((lo > 0) == (hi > 0), 1, -1)
+    bits[fix] += step[fix]
+    return bits.view(np.float64)
+
+
+def _two_prod(x: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
+    """Dekker's TwoProduct: p + e == x * y exactly (no overflow/underflow)."""
+    p = x * y
+    c = 134217729.0
+    xh = x * c
+    xh = xh - (xh - x)
+    xl = x - xh
+    yh = y * c
+    yh = yh - (yh - y)
+    yl = y - yh
+    e = ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+    return p, e
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _epilogue(vals: tuple[np.ndarray, np.ndarray | None, int], ts: float,
+              out_fmt: Any) -> np.ndarray:
+    """Apply the tensor scales and round once: to float64 (nearest-even) or to
+    ``out_fmt`` (through round-to-odd, so the single rounding is of the exact value)."""
+    hi, lo, grid = vals
+    with np.errstate(all="ignore"):
+        if lo is None:
+            if ts == 1.0:
+                s, e = hi, np.zeros_like(hi)
+            else:
+                s, e = _two_prod(hi, ts)
+        else:
+            h2, l2 = hi * 2.0 ** -grid, lo * 2.0 ** -grid
+            if ts == 1.0:
+                s, e = _two_sum(h2, l2)
+            else:
+                p1, e1 = _two_prod(h2, ts)
+                s, e = _two_sum(p1, e1 + l2 * ts)
+        e = np.where(np.isfinite(s), e, 0.0)
+        if out_fmt is None:
+            return s
+        return np.asarray(out_fmt.quantize(_odd(s, e)), np.float64)

@@ -1,0 +1,136 @@
+"""simulator.gemm against the exact-rational reference (simulator.reference) for every
+accumulator setting, on small shapes."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from formats import Rounding, parse
+from simulator import Accumulator, gemm, quantize_operand
+from simulator.reference import ref_gemm_operands, ref_round
+
+
+def _data(m: int, k: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Operands with magnitudes spread over many binades and some cancellation."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)) * np.exp2(rng.integers(-6, 7, (m, k)))
+    b = rng.standard_normal((k, n)) * np.exp2(rng.integers(-6, 7, (k, n)))
+    b[:, 0] = -b[:, 1]  # column 0 cancels column 1's terms
+    return a, b
+
+
+def _compare(a, b, af, bf, acc, out_format=None) -> None:  # type: ignore[no-untyped-def]
+    got = gemm(a, b, a_format=af, b_format=bf, accumulator=acc, out_format=out_format)
+    opa = quantize_operand(a, af, "a")
+    opb = quantize_operand(b, bf, "b", k_axis=-2)
+    ref = ref_gemm_operands(opa, opb, acc)
+    ts = Fraction(opa.tensor_scale) * Fraction(opb.tensor_scale)
+    want = np.empty(got.shape)
+    for i, row in enumerate(ref):
+        for j, v in enumerate(row):
+            if isinstance(v, float):
+                want[i, j] = v
+            elif out_format is not None:
+                r = ref_round(v * ts, parse(out_format), Rounding.NEAREST_EVEN)
+                want[i, j] = float(r)
+            else:
+                want[i, j] = float(v * ts)
+    np.testing.assert_array_equal(got, want)
+
+
+ACCS = [
+    Accumulator("float32"),
+    Accumulator("float16"),
+    Accumulator("bfloat16"),
+    Accumulator("e5m10", rounding="toward_zero"),
+    Accumulator("float16", rounding="up"),
+    Accumulator("float16", rounding="down"),
+    Accumulator("float16", rounding="nearest_away"),
+    Accumulator("e4m5", overflow="saturate"),
+    Accumulator("e3m6"),
+    Accumulator("float16", order="pairwise"),
+    Accumulator("bfloat16", order="pairwise", rounding="toward_zero"),
+    Accumulator("float16", order="tree", tree_width=4),
+    Accumulator("float16", order="tree", tree_width=8, tree_format="e6m12",
+                tree_rounding="toward_zero"),
+    Accumulator("float16", chunk=8),
+    Accumulator("bfloat16", chunk=16, chunk_format="float16"),
+    Accumulator("float16", order="pairwise", chunk=8),
+    Accumulator("float32", product_format="float16"),
+    Accumulator("float32", product_format="bfloat16", product_rounding="toward_zero"),
+    Accumulator("float16", rounding="stochastic", seed=7),
+    Accumulator("bfloat16", rounding="stochastic", seed=3, rand_bits=4),
+    Accumulator("float16", order="pairwise", rounding="stochastic", seed=11),
+    Accumulator("float64"),
+    Accumulator(None),
+    Accumulator("exact", product_format="bfloat16"),
+    Accumulator("float32", product_format="e4m3"),
+]
+
+
+@pytest.mark.parametrize("acc", ACCS, ids=str)
+def test_float_accumulators_against_reference(acc: Accumulator) -> None:
+    a, b = _data(3, 37, 4, seed=len(str(acc)))
+    _compare(a, b, "e4m3", "e5m2", acc)
+
+
+@pytest.mark.parametrize("acc", [Accumulator("float16"), Accumulator("float32"),
+                                 Accumulator("float16", order="tree", tree_width=32),
+                                 Accumulator("bfloat16", order="tree", tree_width=16),
+                                 Accumulator(None)], ids=str)
+@pytest.mark.parametrize("fmt", ["mxfp4", "mxfp8_e4m3", "nvfp4", "bfp8_b16", "mxint8"])
+def test_block_gemm_against_reference(fmt: str, acc: Accumulator) -> None:
+    a, b = _data(2, 80, 3, seed=5)
+    block = parse(fmt).block_size
+    if acc.tree_width is not None and acc.tree_width > block:
+        acc = Accumulator(acc.format, order="tree", tree_width=block)
+    _compare(a, b, fmt, fmt, acc)
+
+
+@pytest.mark.parametrize("acc", [
+    Accumulator("int16"), Accumulator("int16", overflow="saturate"), Accumulator("int32"),
+    Accumulator("int12", order="pairwise", overflow="saturate"),
+    Accumulator("int14", order="tree", tree_width=4, overflow="saturate"),
+], ids=str)
+def test_integer_accumulators_against_reference(acc: Accumulator) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(-128, 128, (3, 40)).astype(np.float64)
+    b = rng.integers(-128, 128, (40, 4)).astype(np.float64)
+    _compare(a, b, "int8", "int8", acc)
+    # the integer result equals numpy's int64 product wrapped/clamped at the end only
+    # when nothing overflows on the way: a int32 accumulator is numpy's product
+    if str(acc.format) == "int32":
+        got = gemm(a, b, a_format="int8", b_format="int8", accumulator=acc)
+        np.testing.assert_array_equal(got, a.astype(np.int64) @ b.astype(np.int64))
+
+
+def test_out_format_and_tensor_scale_round_once() -> None:
+    a, b = _data(3, 32, 4, seed=9)
+    _compare(a, b, "nvfp4", "nvfp4", Accumulator("float32"), out_format="bfloat16")
+    _compare(a, b, "e4m3", "e4m3", Accumulator("float32"), out_format="e4m3")
+
+
+def test_overflow_and_specials() -> None:
+    big = np.full((1, 4), 57344.0)
+    _compare(big, big.T.copy(), "e5m2", "e5m2", Accumulator("float16"))  # overflows to inf
+    _compare(big, big.T.copy(), "e5m2", "e5m2", Accumulator("float16", overflow="saturate"))
+    with pytest.raises(ValueError, match=r"overflowed at output element \(0, 0\) in addition "
+                                         r"step 0"):
+        gemm(big, big.T.copy(), a_format="e5m2", b_format="e5m2",
+             accumulator=Accumulator("float16", overflow="error"))
+    nan = np.array([[1.0, math.nan]])
+    got = gemm(nan, np.ones((2, 1)), a_format="float16", b_format="float16")
+    assert math.isnan(got[0, 0])
+
+
+def test_subnormal_sums() -> None:
+    """fp16 accumulation of products in fp16's subnormal range."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((4, 24)) * 2.0**-9
+    b = rng.standard_normal((24, 4)) * 2.0**-9
+    _compare(a, b, "e5m2", "e5m2", Accumulator("float16"))
+    _compare(a, b, "e5m2", "e5m2", Accumulator("float16", rounding="stochastic", seed=2))
