@@ -51,44 +51,49 @@ def round_float(y, r, man, emin_b, maxv, mode, policy, rbits):  # pragma: no cov
     exponent of its smallest normal ``emin_b``, largest finite ``maxv``).
 
     ``y`` is exact or rounded to odd with >= 2 spare bits. Returns (value, overflowed).
+    Branch-free float arithmetic (vectorises): ``y`` scaled by its ulp in the target is an
+    exact float64, rounded to an integer by rint/trunc/ceil/floor, scaled back exactly.
     """
-    b = np.float64(y).view(np.int64)
-    neg = b < 0
-    mag = b & MAG
-    ex = mag >> 52
-    frac = mag & FRAC
-    sig = frac | (np.int64(ex > 0) << 52)
-    exe = max(ex, np.int64(1))
-    d = max(emin_b - exe, np.int64(0))
-    shift = min(52 - man + d, np.int64(63))
-    q = sig >> shift
-    rem = sig - (q << shift)
-    half = np.int64(1) << (shift - 1)
+    ex = (np.float64(y).view(np.int64) >> 52) & 2047
+    e_eff = max(ex, emin_b)
+    inv = np.int64((2046 + man - e_eff) << 52).view(np.float64)
+    ulp = np.int64((e_eff - man) << 52).view(np.float64)
+    v = y * inv
     if mode == RNE:
-        inc = (rem > half) | ((rem == half) & ((q & 1) == 1))
+        q = np.rint(v)
     elif mode == RNA:
-        inc = rem >= half
+        t = np.trunc(v)
+        q = t + (math.copysign(1.0, v) if abs(v - t) >= 0.5 else 0.0)
     elif mode == RTZ:
-        inc = False
+        q = np.trunc(v)
     elif mode == UP:
-        inc = (rem != 0) & (not neg)
+        q = np.ceil(v)
     elif mode == DOWN:
-        inc = (rem != 0) & neg
+        q = np.floor(v)
     else:
-        inc = (r >> (62 - rbits)) < (rem >> (shift - rbits))
-    q += np.int64(inc)
-    ue = max(exe, emin_b) - 1023 - man
-    v = float(q) * pow2(ue)
-    special = ex == 2047
-    over = (v > maxv) & (not special)
+        # round the magnitude up iff the top rbits of its discarded fraction exceed the
+        # random number's top rbits (u below is those bits / 2**rbits, built from bits)
+        av = abs(v)
+        fl = np.floor(av)
+        top = np.floor((av - fl) * (1 << rbits))
+        u = np.int64((np.int64(1023) << 52) | ((r >> (62 - rbits)) << (52 - rbits))).view(
+            np.float64) - 1.0
+        q = math.copysign(fl + (1.0 if top * (1.0 / (1 << rbits)) > u else 0.0), v)
+    res = q * ulp
+    if policy == OINF and (mode == RNE or mode == RNA):
+        # IEEE overflow of a nearest mode: +-Inf, which Inf and NaN inputs already are
+        big = abs(res) > maxv
+        return (np.copysign(np.inf, res) if big else res), big & (abs(y) != np.inf)
+    neg = y < 0.0
+    isinf = abs(y) == np.inf
+    over = (abs(res) > maxv) & (not isinf)
     to_max = (policy == SAT) | (policy == OERR) | (mode == RTZ) | (
         (mode == DOWN) & (not neg)) | ((mode == UP) & neg)
     big = maxv if to_max else (np.inf if policy == OINF else np.nan)
-    v = big if over else v
     inf_to = maxv if (policy == SAT) | (policy == OERR) else (
         np.inf if policy == OINF else np.nan)
-    v = (inf_to if frac == 0 else np.nan) if special else v
-    return (-v if neg else v), over
+    mag = big if over else (inf_to if isinf else abs(res))
+    return (-mag if neg else mag), over
 
 
 @numba.njit(**_INLINE)
@@ -96,7 +101,7 @@ def round_fixed(y, fbits, lo, hi, mode, policy):  # pragma: no cover - jitted
     """Round the exact float64 ``y`` to the grid 2**-fbits within [lo, hi] (integers
     of the grid). Returns (grid integer as float64, overflowed)."""
     v = y * pow2(fbits)
-    fl = math.floor(v)
+    fl = np.floor(v)
     rem = v - fl
     if mode == RNE:
         inc = (rem > 0.5) | ((rem == 0.5) & (math.fmod(fl, 2.0) != 0.0))
@@ -112,7 +117,7 @@ def round_fixed(y, fbits, lo, hi, mode, policy):  # pragma: no cover - jitted
     over = (q > hi) | (q < lo)
     if policy == WRAP:
         span = hi - lo + 1.0
-        q = q - span * math.floor((q - lo) / span) if over else q
+        q = q - span * np.floor((q - lo) / span) if over else q
     else:
         q = min(max(q, lo), hi)
     return q, over
@@ -243,6 +248,21 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
                 k0 = j * W
                 k1 = min(k0 + W, K)
                 jj = j % CJ
+                if W == 1 and not has_scale and not acc_int and not pairwise:
+                    # the common case, fused: acc = round(acc + product)
+                    a = A[xa, m, k0]
+                    for n in range(N):
+                        r = rand62(seed, (np.int64(t) * N + n) * J + step) if stoch else 0
+                        s, o = add(accf[n], prod(a * B[xb, k0, n], 0)[0], r)
+                        accf[n] = s
+                        if err and o and bad < 0:
+                            bad = np.int64(step) * N + n
+                    step += 1
+                    if chunk_j > 0 and (jj == CJ - 1 or j == J - 1):
+                        for n in range(N):
+                            widef[n] = wide(widef[n], accf[n], 0)[0]
+                            accf[n] = 0.0
+                    continue
                 if W == 1:
                     a = A[xa, m, k0]
                     for n in range(N):
@@ -330,3 +350,29 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
                     out[t, n] = widef[n] if chunk_j > 0 else accf[n]
             bad_out[t] = bad
     return kern
+
+
+@numba.njit(**_JIT)
+def data_stats(x):  # pragma: no cover - jitted
+    """(largest magnitude, exponent of the smallest power of two dividing every nonzero
+    value, all finite) of a float64 array, in one pass."""
+    mx = 0.0
+    lowe = np.int64(4096)
+    fin = True
+    for v in x.ravel():
+        b = np.float64(v).view(np.int64)
+        ex = (b >> 52) & 2047
+        if ex == 2047:
+            fin = False
+            continue
+        frac = b & FRAC
+        if ex == 0 and frac == 0:
+            continue
+        sig = frac | (np.int64(ex > 0) << 52)
+        tz = np.int64(0)
+        while (sig >> tz) & 1 == 0:
+            tz += 1
+        e = max(ex, np.int64(1)) - 1075 + tz
+        lowe = min(lowe, e)
+        mx = max(mx, abs(v))
+    return mx, lowe, fin

@@ -141,15 +141,11 @@ def _elem_bits(op: Operand) -> int:
     return bits
 
 
-def _stats(v: np.ndarray) -> tuple[float, float]:
-    """(largest magnitude, smallest power of two dividing every value) of finite data."""
-    nz = v[v != 0]
-    if nz.size == 0:
-        return 0.0, 1.0
-    mx = float(np.abs(nz).max())
-    m, e = np.frexp(nz)
-    bits = _bits_of(nz)
-    return mx, float(np.exp2((e - bits).min()))
+def _stats(v: np.ndarray) -> tuple[float, float, bool]:
+    """(largest magnitude, smallest power of two dividing every nonzero value, all
+    finite) of the data (1.0 as the power of two of all-zero data)."""
+    mx, lowe, fin = K.data_stats(np.ascontiguousarray(v, np.float64))
+    return float(mx), (2.0 ** int(lowe) if lowe < 4096 else 1.0), bool(fin)
 
 
 def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0) -> Any:
@@ -277,14 +273,11 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         if op.scales is not None and W > 1 and op.block % W:
             raise ValueError(f"tree_width ({W}) must divide {name}'s block size ({op.block}): "
                              "an adder-tree group lies within one block")
-    finite = bool(np.isfinite(A).all() and np.isfinite(Bt).all())
-    ea, qa = _stats(A) if finite else (math.inf, 0.0)
-    eb, qb = _stats(Bt) if finite else (math.inf, 0.0)
-    sa_max, sa_q = _stats(opa.scales) if opa.scales is not None else (1.0, 1.0)
-    sb_max, sb_q = _stats(opb.scales) if opb.scales is not None else (1.0, 1.0)
-    if opa.scales is not None and not np.isfinite(opa.scales).all() or (
-            opb.scales is not None and not np.isfinite(opb.scales).all()):
-        finite = False
+    ea, qa, fa = _stats(A)
+    eb, qb, fb = _stats(Bt)
+    sa_max, sa_q, fsa = _stats(opa.scales) if opa.scales is not None else (1.0, 1.0, True)
+    sb_max, sb_q, fsb = _stats(opb.scales) if opb.scales is not None else (1.0, 1.0, True)
+    finite = fa and fb and fsa and fsb
     # Quantum and bound of the addends: element products are multiples of qa*qb; rounding
     # a value (to the product or tree format) never makes its lowest set bit smaller, so
     # rounded products and tree sums are multiples of qa*qb too, and at most twice their
