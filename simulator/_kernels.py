@@ -168,12 +168,19 @@ def make_rounder(kind, consts):
 
 def make_adder(kind, rounder):
     """``add(acc, x, r) -> (sum, overflowed)``: kind 0 float64 (plain add), 1 minifloat
-    (TwoSum, round to odd, round to the format)."""
+    (TwoSum, round to odd, round to the format), 2 minifloat where ``acc + x`` is known to
+    be exact in float64 (round the float64 sum directly)."""
     if kind == 0:
         @numba.njit(**_INLINE)
         def add64(a, x, r):  # pragma: no cover - jitted
             return a + x, False
         return add64
+
+    if kind == 2:
+        @numba.njit(**_INLINE)
+        def add_exact(a, x, r):  # pragma: no cover - jitted
+            return rounder(a + x, r)
+        return add_exact
 
     @numba.njit(**_INLINE)
     def addf(a, x, r):  # pragma: no cover - jitted
@@ -352,27 +359,25 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
     return kern
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_PJIT)
 def data_stats(x):  # pragma: no cover - jitted
     """(largest magnitude, exponent of the smallest power of two dividing every nonzero
-    value, all finite) of a float64 array, in one pass."""
+    value, count of non-finite values) of a flat float64 array, in one pass."""
     mx = 0.0
     lowe = np.int64(4096)
-    fin = True
-    for v in x.ravel():
-        b = np.float64(v).view(np.int64)
+    bad = 0
+    for i in prange(x.size):
+        b = np.float64(x[i]).view(np.int64)
         ex = (b >> 52) & 2047
-        if ex == 2047:
-            fin = False
-            continue
         frac = b & FRAC
-        if ex == 0 and frac == 0:
-            continue
         sig = frac | (np.int64(ex > 0) << 52)
-        tz = np.int64(0)
-        while (sig >> tz) & 1 == 0:
-            tz += 1
-        e = max(ex, np.int64(1)) - 1075 + tz
-        lowe = min(lowe, e)
-        mx = max(mx, abs(v))
-    return mx, lowe, fin
+        low = sig & -sig
+        # the lowest set bit's exponent, read off the bits of the power of two float(low)
+        el = ((np.float64(low).view(np.int64) >> 52) & 2047) - 1023
+        e = max(ex, np.int64(1)) - 1075 + el
+        ok = ex != 2047
+        nz = sig != 0
+        lowe = min(lowe, e if (ok and nz) else np.int64(4096))
+        mx = max(mx, abs(x[i]) if ok else 0.0)
+        bad += 0 if ok else 1
+    return mx, lowe, bad

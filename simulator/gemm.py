@@ -114,6 +114,12 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{name}_format: {exc}") from None
     x64 = arr.astype(np.float64)
+    if isinstance(fmt, Minifloat) and fmt._fast_f32 and arr.dtype == np.float64:
+        x32 = arr.astype(np.float32)
+        if np.array_equal(x32, arr, equal_nan=True):
+            # float32 numbers: the fused float32 kernel rounds them identically, faster
+            q = fmt.quantize(x32).astype(np.float64)
+            return Operand(np.ascontiguousarray(q), None, 1, 1.0, fmt)
     if isinstance(fmt, BlockScaled):
         if not isinstance(fmt.block_size, int):
             raise ValueError(f"{name}_format {fmt}: gemm blocks along K and takes 1-D blocks, "
@@ -144,8 +150,8 @@ def _elem_bits(op: Operand) -> int:
 def _stats(v: np.ndarray) -> tuple[float, float, bool]:
     """(largest magnitude, smallest power of two dividing every nonzero value, all
     finite) of the data (1.0 as the power of two of all-zero data)."""
-    mx, lowe, fin = K.data_stats(np.ascontiguousarray(v, np.float64))
-    return float(mx), (2.0 ** int(lowe) if lowe < 4096 else 1.0), bool(fin)
+    mx, lowe, bad = K.data_stats(np.ascontiguousarray(v, np.float64).reshape(-1))
+    return float(mx), (2.0 ** int(lowe) if lowe < 4096 else 1.0), bad == 0
 
 
 def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0) -> Any:
@@ -160,8 +166,9 @@ def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0) -> An
 
 
 @functools.lru_cache(maxsize=64)
-def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int) -> Any:
-    prod = _rounder(acc.product_format, acc.product_rounding)
+def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int, exact_add: bool,
+            round_products: bool) -> Any:
+    prod = _rounder(acc.product_format if round_products else None, acc.product_rounding)
     tree = _rounder(acc.tree_format, acc.tree_rounding)
     fmt = acc.format
     acc_int = fmt is None or isinstance(fmt, _Fixed)
@@ -175,7 +182,8 @@ def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int) -> Any:
         if str(fmt) == "float64":
             add = K.make_adder(0, None)
         else:
-            add = K.make_adder(1, _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0))
+            add = K.make_adder(2 if exact_add else 1,
+                               _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0))
     wide = K.make_adder(1, _rounder(acc.chunk_format, Rounding.NEAREST_EVEN)) \
         if str(acc.chunk_format) != "float64" else K.make_adder(0, None)
     chunk_j = 0 if acc.chunk is None else acc.chunk // W
@@ -310,10 +318,16 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
             exact_fits = _fits(fmt, span, bound, q_add) and (
                 acc.chunk is None or _fits(acc.chunk_format, span, bound, q_add))
         if exact_fits:
-            da = opa.dequantize().reshape(A.shape)[ia]
-            db = opb.dequantize().reshape(Bt.shape)[ib]
-            hi = np.matmul(da, np.swapaxes(db, -1, -2))
-            return hi.reshape(shape), None, 0
+            da = opa.dequantize().reshape(A.shape)
+            db = opb.dequantize().reshape(Bt.shape)
+            # within 24 bits every partial sum is a float32 number too: float32 BLAS
+            if span <= 24 and q_add >= 2.0**-149 and bound < 2.0**127:
+                da, db = da.astype(np.float32), db.astype(np.float32)
+            if ia.size == 1:
+                hi = np.matmul(da[0], db[0].T)
+            else:
+                hi = np.matmul(da[ia], np.swapaxes(db[ib], -1, -2))
+            return hi.astype(np.float64).reshape(shape), None, 0
     grid = 0
     if fmt is None:
         if span > 62:
@@ -323,7 +337,24 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         grid = -int(math.log2(q_add)) if finite and bound > 0 else 0
     elif isinstance(fmt, _Fixed):
         grid = -fmt._ulp_exp
-    kern = _kernel(acc, W, has_scale, grid)
+    # Provable shortcuts, decided from the data: (1) rounding a product to product_format
+    # is the identity when the format holds every product (precision: the operands'
+    # significand bits; range: qa*qb and ea*eb); (2) every float64 sum acc + addend is
+    # exact when all values are multiples of q_add (rounding never lowers a value's
+    # lowest set bit) and stay below 2**53 * q_add: the accumulator's magnitude is at
+    # most min(its format's max, bound * (1 + 2**-man)**J), each rounding growing a
+    # value by at most one ulp. Then TwoSum and rounding to odd are skipped.
+    pf = acc.product_format
+    round_products = pf is not None and not (
+        finite and isinstance(pf, Minifloat) and str(pf) != "float64"
+        and _elem_bits(opa) + _elem_bits(opb) <= pf.man_bits + 1
+        and (qa * qb >= pf.smallest_subnormal or ea * eb == 0) and ea * eb <= pf.max)
+    exact_add = False
+    if finite and isinstance(fmt, Minifloat) and str(fmt) != "float64" and bound > 0:
+        growth = math.exp(J * math.log1p(2.0 ** -fmt.man_bits)) * 2.0
+        top = min(fmt.max, bound * growth) + bound
+        exact_add = math.log2(top / q_add) <= 52
+    kern = _kernel(acc, W, has_scale, grid, exact_add, round_products)
     Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2))
     sA = opa.scales.reshape(A.shape[:2] + (-1,)) if opa.scales is not None else \
         np.ones((1, 1, 1))

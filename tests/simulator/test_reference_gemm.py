@@ -74,8 +74,21 @@ ACCS = [
 
 @pytest.mark.parametrize("acc", ACCS, ids=str)
 def test_float_accumulators_against_reference(acc: Accumulator) -> None:
+    """e4m3 x e5m2 products keep every float64 sum exact (the kernel's shortcut);
+    float16 x float16 products span more than 53 bits (TwoSum and round-to-odd)."""
     a, b = _data(3, 37, 4, seed=len(str(acc)))
     _compare(a, b, "e4m3", "e5m2", acc)
+    a = a * np.exp2(np.arange(37) % 9 - 4)
+    if acc.exact:
+        # the exact accumulator keeps at most 62 significant bits (a documented limit)
+        with pytest.raises(ValueError, match="at most 62 significant bits"):
+            gemm(a, b, a_format="float16", b_format="float16", accumulator=acc)
+    elif acc.tree_width is not None:
+        # an exact adder-tree group must fit float64's 53 bits (a documented limit)
+        with pytest.raises(ValueError, match="beyond float64's exact 53"):
+            gemm(a, b, a_format="float16", b_format="float16", accumulator=acc)
+    else:
+        _compare(a, b, "float16", "float16", acc)
 
 
 @pytest.mark.parametrize("acc", [Accumulator("float16"), Accumulator("float32"),
