@@ -14,7 +14,7 @@ import numba as _numba
 # does not spin. Set NUMBA_THREADING_LAYER to choose another (workqueue is not safe for
 # parallel kernels launched from several Python threads at once).
 if "NUMBA_THREADING_LAYER" not in _os.environ:
-    _numba.config.THREADING_LAYER = "workqueue"
+    _numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 
 from ._base import Format  # noqa: E402
 from ._enums import Overflow, Rounding, Special

@@ -7,5 +7,17 @@ rounding) and returns exactly what that datapath computes.
 
 from .accumulator import Accumulator, Order
 from .gemm import Operand, gemm, quantize_operand
+from .hardware import HwResult, bipolar_gemm, grouped_gemm, llm_int8_gemm, lut_gemm
 
-__all__ = ["Accumulator", "Operand", "Order", "gemm", "quantize_operand"]
+__all__ = [
+    "Accumulator",
+    "HwResult",
+    "Operand",
+    "Order",
+    "bipolar_gemm",
+    "gemm",
+    "grouped_gemm",
+    "llm_int8_gemm",
+    "lut_gemm",
+    "quantize_operand",
+]
