@@ -213,6 +213,57 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gemm(args: argparse.Namespace) -> int:
+    import simulator
+
+    try:
+        acc = simulator.Accumulator(
+            args.acc, rounding=args.rounding, order=args.order, tree_width=args.tree_width,
+            chunk=args.chunk, seed=args.seed if args.rounding == "stochastic" else None)
+        rng = np.random.default_rng(args.seed)
+        a = rng.standard_normal((args.m, args.k)).astype(np.float32)
+        b = rng.standard_normal((args.k, args.n)).astype(np.float32)
+        got = simulator.gemm(a, b, a_format=args.a_format, b_format=args.b_format,
+                             accumulator=acc)
+    except (TypeError, ValueError) as exc:
+        print(f"numfab gemm: {exc}", file=sys.stderr)
+        return 2
+    ref_name = "exact"
+    try:
+        ref = simulator.gemm(a, b, a_format=args.a_format, b_format=args.b_format,
+                             accumulator=None)
+    except ValueError:
+        ref_name = "float64 accumulation (sums beyond the exact accumulator's 62 bits)"
+        ref = simulator.gemm(a, b, a_format=args.a_format, b_format=args.b_format,
+                             accumulator="float64")
+    err = np.abs(got - ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(ref != 0, err / np.abs(ref), np.where(err == 0, 0.0, np.inf))
+    print(f"gemm {args.m}x{args.k} @ {args.k}x{args.n}, a {args.a_format}, b {args.b_format}, "
+          f"accumulator {acc}; reference: {ref_name} sum of the same quantized operands")
+    print(f"max_abs_error        {err.max():.6g}")
+    print(f"mean_abs_error       {err.mean():.6g}")
+    fin = rel[np.isfinite(rel)]
+    print(f"max_rel_error        {fin.max() if fin.size else 0:.6g}")
+    print(f"mean_rel_error       {fin.mean() if fin.size else 0:.6g}")
+    fmt = acc.format
+    if isinstance(fmt, formats.Minifloat):
+        with np.errstate(divide="ignore"):
+            e = np.floor(np.log2(np.abs(ref)))
+        ulp = np.exp2(np.maximum(np.where(np.isfinite(e), e, fmt.emin), fmt.emin) - fmt.man_bits)
+        u = err / ulp
+        edges = [0, 0.5, 1, 2, 4, 16, 256]
+        print(f"ulp error ({fmt} ulps of the exact value):")
+        print(f"  {'== 0':>12s} {int(np.count_nonzero(u == 0))}")
+        lo = 0.0
+        for hi in edges[1:]:
+            n = int(np.count_nonzero((u > lo) & (u <= hi)))
+            print(f"  {f'({lo:g}, {hi:g}]':>12s} {n}")
+            lo = hi
+        print(f"  {f'> {lo:g}':>12s} {int(np.count_nonzero(u > lo))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="numfab",
@@ -239,6 +290,26 @@ def build_parser() -> argparse.ArgumentParser:
     pq.add_argument("--format", required=True, help="format name, e.g. nvfp4 or e4m3")
     pq.add_argument("-o", "--output", help="write the quantized array to this .npy file")
     pq.set_defaults(func=_cmd_quantize)
+    pg = sub.add_parser(
+        "gemm",
+        help="bit-true GEMM of random operands: error statistics against the exact product",
+        description="Multiply seeded standard-normal M x K and K x N operands quantized to "
+        "--a-format/--b-format with the modelled accumulator, and print max/mean absolute "
+        "and relative error against the exact sum of the same quantized products, with a "
+        "histogram of the error in accumulator ulps.",
+    )
+    pg.add_argument("--a-format", default="float8_e4m3fn")
+    pg.add_argument("--b-format", default="float8_e4m3fn")
+    pg.add_argument("--acc", default="float32", help="accumulator format, or 'exact'")
+    pg.add_argument("--rounding", default="nearest_even")
+    pg.add_argument("--order", default="sequential", help="sequential, pairwise or tree")
+    pg.add_argument("--tree-width", type=int, default=None)
+    pg.add_argument("--chunk", type=int, default=None, help="promote to float32 every N")
+    pg.add_argument("--m", type=int, default=256)
+    pg.add_argument("--n", type=int, default=256)
+    pg.add_argument("--k", type=int, default=1024)
+    pg.add_argument("--seed", type=int, default=0)
+    pg.set_defaults(func=_cmd_gemm)
     pd = sub.add_parser(
         "demo",
         help="print the format zoo and write value-grid plots to --out",

@@ -105,7 +105,7 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
         raise ValueError(f"{name} must have at least 2 dimensions, not shape {arr.shape}")
     if k_axis == -2:
         arr = np.swapaxes(arr, -1, -2)
-    tdt = getattr(x, "dtype", None) if inp.torch_like else None
+    tdt = getattr(x, "dtype", None) if type(x).__module__.startswith("torch") else None
     if fmt is None:
         fmt = _infer(arr, tdt, name)
     else:

@@ -221,6 +221,8 @@ def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int
     M, K = xi.shape
     N = we.shape[0]
     gs = fw.block_size
+    if not isinstance(gs, int):
+        raise ValueError(f"w_format must have 1-D blocks along K, not tiles {gs}")
     G = -(-K // gs)
     pad = G * gs - K
     xg = np.pad(xi, ((0, 0), (0, pad))).reshape(M, G, gs)
@@ -228,6 +230,7 @@ def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int
     # exact: integer products summed within one group stay far below 2**53
     psum = np.einsum("mgk,ngk->mng", xg, wg)
     scale = opw.scales  # (N, G)
+    assert scale is not None
     pow2 = bool(np.all(np.frexp(scale[scale > 0])[0] == 0.5))
     fmt = acc.format
     total = np.zeros((M, N))
