@@ -57,6 +57,16 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
         res["int8 x int8 -> int32 (wrap)"] = macs / best_time(
             lambda: S.gemm(qi, qi, a_format="int8", b_format="int8", accumulator="int32"),
             repeat)
+        i4 = np.rint(a * 2).clip(-8, 7)
+        res["bipolar_gemm int4 x int4"] = macs / best_time(
+            lambda: S.bipolar_gemm(i4, i4, a_format="int4", b_format="int4"), repeat)
+        res["lut_gemm e4m3 x int4 (g=4)"] = macs / best_time(
+            lambda: S.lut_gemm(a, i4, w_format="int4", group=4), repeat)
+        res["lut_gemm, int8 table"] = macs / best_time(
+            lambda: S.lut_gemm(a, i4, w_format="int4", group=4, table_format="int8"), repeat)
+        res["grouped_gemm int8 x int4_g128"] = macs / best_time(
+            lambda: S.grouped_gemm(qi, b, w_format="int4_g128", accumulator="float32"),
+            repeat)
         res["int8 x int8 -> int16 (saturate)"] = macs / best_time(
             lambda: S.gemm(qi, qi, a_format="int8", b_format="int8",
                            accumulator=S.Accumulator("int16", overflow="saturate")), repeat)
