@@ -381,3 +381,17 @@ def data_stats(x):  # pragma: no cover - jitted
         mx = max(mx, abs(x[i]) if ok else 0.0)
         bad += 0 if ok else 1
     return mx, lowe, bad
+
+
+@numba.njit(**_PJIT)
+def lut_lookup(table, idx, out, plane_weight):  # pragma: no cover - jitted
+    """out[m, n] += plane_weight * sum_g table[m, g, idx[g, n]] (one weight bit-plane)."""
+    M, G, _ = table.shape
+    N = idx.shape[1]
+    for m in prange(M):
+        acc = np.zeros(N)
+        for g in range(G):
+            for n in range(N):
+                acc[n] += table[m, g, idx[g, n]]
+        for n in range(N):
+            out[m, n] += plane_weight * acc[n]

@@ -18,6 +18,7 @@ import numpy as np
 from formats import BipolarInt, BlockScaled, Integer, Minifloat, parse
 from formats._base import _Input
 
+from . import _kernels as K_
 from .accumulator import Accumulator
 from .gemm import _odd, _two_sum, gemm, quantize_operand
 
@@ -175,13 +176,12 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
     uwp = np.zeros((G * group, N), np.int64)
     uwp[:K] = uw
     out = np.zeros((M, N))
-    gi = np.arange(G)
+    table = np.ascontiguousarray(table)
     for j in range(nb):
         bits = (uwp >> j) & 1
         idx = (bits.reshape(G, group, N) << np.arange(group)[None, :, None]).sum(axis=1)
-        # sum over groups of table[m, g, idx[g, n]]
-        vals = table[:, gi[:, None], idx]  # (M, G, N)
-        out += vals.sum(axis=1) * 2.0**j
+        # out += 2**j * sum over groups of table[m, g, idx[g, n]] (numba, no M*N*G array)
+        K_.lut_lookup(table, np.ascontiguousarray(idx), out, 2.0**j)
     fw = parse(w_format)
     if isinstance(fw, Integer):
         out = (out - Xp.sum(axis=1, keepdims=True)) / 2
