@@ -738,36 +738,6 @@ def block_multiply(vals, scale, out):  # pragma: no cover - jitted
             out[b, j] = np.float64(vals[b, j]) * s
 
 
-@numba.njit(**_PJIT)
-def pow2_scales(amax, rule, emax_elem, elem_max, man_elem, lo, hi, out):
-    """Each block's power-of-two scale 2**k (k clamped to lo..hi), exactly.
-
-    rule 0 FLOOR: floor(log2 amax) - emax_elem; 1 CEIL: ceil(log2 amax) - emax_elem;
-    2 EVEN: FLOOR of amax rounded (ties away) to man_elem + 1 significant bits;
-    3 RCEIL: least k with elem_max * 2**k >= amax. amax == 0 gives lo.
-    """  # pragma: no cover - jitted
-    for b in prange(amax.size):
-        a = amax[b]
-        if not a > 0.0:
-            out[b] = math.ldexp(1.0, lo)
-            continue
-        m, e = math.frexp(a)  # a = m * 2**e, 0.5 <= m < 1
-        if rule == 0:
-            k = e - 1 - emax_elem
-        elif rule == 1:
-            k = e - 1 + (1 if m != 0.5 else 0) - emax_elem
-        elif rule == 2:
-            r = math.floor(math.ldexp(m, man_elem + 1) + 0.5)
-            k = e - 1 + (1 if r >= (1 << (man_elem + 1)) else 0) - emax_elem
-        else:
-            k = math.frexp(a / elem_max)[1] - 1
-            if math.ldexp(elem_max, k) < a:
-                k += 1
-            if math.ldexp(elem_max, k - 1) >= a:
-                k -= 1
-        out[b] = math.ldexp(1.0, min(max(k, lo), hi))
-
-
 @numba.njit(**_INLINE)
 def _pow2_scale1(a, rule, emax_elem, elem_max, man_elem, lo, hi):  # pragma: no cover
     """One block's power-of-two scale (the rules of :func:`pow2_scales`)."""
@@ -788,6 +758,18 @@ def _pow2_scale1(a, rule, emax_elem, elem_max, man_elem, lo, hi):  # pragma: no 
         if math.ldexp(elem_max, k - 1) >= a:
             k -= 1
     return math.ldexp(1.0, min(max(k, lo), hi))
+
+
+@numba.njit(**_PJIT)
+def pow2_scales(amax, rule, emax_elem, elem_max, man_elem, lo, hi, out):
+    """Each block's power-of-two scale 2**k (k clamped to lo..hi), exactly.
+
+    rule 0 FLOOR: floor(log2 amax) - emax_elem; 1 CEIL: ceil(log2 amax) - emax_elem;
+    2 EVEN: FLOOR of amax rounded (ties away) to man_elem + 1 significant bits;
+    3 RCEIL: least k with elem_max * 2**k >= amax. amax == 0 gives lo.
+    """  # pragma: no cover - jitted
+    for b in prange(amax.size):
+        out[b] = _pow2_scale1(amax[b], rule, emax_elem, elem_max, man_elem, lo, hi)
 
 
 @numba.njit(**_PJIT)

@@ -356,22 +356,22 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         exact_add = math.log2(top / q_add) <= 52
     kern = _kernel(acc, W, has_scale, grid, exact_add, round_products)
     Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2))
-    sA = opa.scales.reshape(A.shape[:2] + (-1,)) if opa.scales is not None else \
-        np.ones((1, 1, 1))
-    sB = np.ascontiguousarray(np.swapaxes(opb.scales.reshape(Bt.shape[:2] + (-1,)), -1, -2)) \
-        if opb.scales is not None else np.ones((1, 1, 1))
-    bsA = opa.block if opa.scales is not None else Kd
-    bsB = opb.block if opb.scales is not None else Kd
+    # scalar operands: one scale of 1 spanning all of K
     if opa.scales is None:
-        sA = np.ones((A.shape[0], M, 1))
+        sA, bsA = np.ones((A.shape[0], M, 1)), Kd
+    else:
+        sA, bsA = np.ascontiguousarray(opa.scales.reshape(A.shape[:2] + (-1,))), opa.block
     if opb.scales is None:
-        sB = np.ones((Bt.shape[0], 1, N))
+        sB, bsB = np.ones((Bt.shape[0], 1, N)), Kd
+    else:
+        sB = np.ascontiguousarray(np.swapaxes(opb.scales.reshape(Bt.shape[:2] + (-1,)), -1, -2))
+        bsB = opb.block
     nrows = ia.size * M
     out = np.empty((nrows, N))
     lo = np.zeros((nrows, N))
     bad = np.full(nrows, -1, np.int64)
     off = np.zeros(nrows, np.uint8)
-    kern(np.ascontiguousarray(A), Bk, ia, ib, np.ascontiguousarray(sA), sB, bsA, bsB,
+    kern(np.ascontiguousarray(A), Bk, ia, ib, sA, sB, bsA, bsB,
          out, lo, np.int64(acc.seed or 0), bad, off)
     if off.any():
         t = int(np.flatnonzero(off)[0])

@@ -51,8 +51,10 @@ def _int_operand(x: np.ndarray, fmt: Any, name: str) -> tuple[np.ndarray, int]:
     """Bipolar values (odd integers) and bit count of an Integer or BipolarInt operand."""
     f = parse(fmt)
     if isinstance(f, BipolarInt):
-        v = f.quantize(x)
-        return v, f.bits
+        if not np.array_equal(np.asarray(f.quantize(x)), x):
+            raise ValueError(f"{name} must hold {f} values (odd integers "
+                             f"{f.min:g}..{f.max:g})")
+        return x, f.bits
     if isinstance(f, Integer) and f.signed and not f.narrow:
         if not np.array_equal(np.rint(x), x) or x.min() < f.min or x.max() > f.max:
             raise ValueError(f"{name} must hold {f} integers ({f.min:g}..{f.max:g})")

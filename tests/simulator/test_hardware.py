@@ -58,8 +58,9 @@ def test_lut_gemm_quantized_table() -> None:
     exact = lut_gemm(x, w, w_format="int4").out
     q8 = lut_gemm(x, w, w_format="int4", table_format="int8")
     err = np.abs(q8.out - exact).max()
-    # each table entry errs by at most half its table's step; 16 groups x 4 planes
-    bound = (q8.info["table_scales"].max() / 2) * 16 * (1 + 2 + 4 + 8) / 2 * 2
+    # each lookup errs by at most half its table's step; 16 groups per plane, planes
+    # weighted 1+2+4+8, halved by the two's-complement conversion
+    bound = (q8.info["table_scales"].max() / 2) * 16 * (1 + 2 + 4 + 8) / 2
     assert 0 < err <= bound
     q2 = lut_gemm(x, w, w_format="int4", table_format="int4").out
     assert np.abs(q2 - exact).max() > err
@@ -92,6 +93,12 @@ def test_llm_int8() -> None:
     exact = x @ w
     assert np.abs(r.out - exact).max() < 0.05 * np.abs(exact).max()
     naive = llm_int8_gemm(x, w, threshold=1e9)  # no decomposition: int8 everywhere
+    # int8 vector-wise part, independently: numpy int64 GEMM of the rounded operands
+    xs = np.abs(x).max(axis=1, keepdims=True) / 127
+    ws = np.abs(w).max(axis=0, keepdims=True) / 127
+    xi = np.rint(x / xs).astype(np.int64)
+    wi = np.rint(w / ws).astype(np.int64)
+    np.testing.assert_array_equal(naive.out, (xi @ wi) * xs * ws)
     assert np.abs(r.out - exact).max() < np.abs(naive.out - exact).max()
     assert r.ops["fp16_macs"] == 8 * 6 * 2
 
@@ -101,6 +108,9 @@ def test_hardware_bad_input() -> None:
         bipolar_gemm(np.ones((2, 3)), np.ones((4, 2)), a_format="int4", b_format="int4")
     with pytest.raises(ValueError, match="a must hold int4 integers"):
         bipolar_gemm(np.full((2, 3), 9.0), np.ones((3, 2)), a_format="int4", b_format="int4")
+    with pytest.raises(ValueError, match="odd integers"):
+        bipolar_gemm(np.full((2, 3), 2.0), np.ones((3, 2)), a_format="bipolar3",
+                     b_format="int4")
     with pytest.raises(ValueError, match="bipolar<n> or signed int<n>"):
         lut_gemm(np.ones((2, 3)), np.ones((3, 2)), w_format="e4m3")
     with pytest.raises(ValueError, match="group must be an int in 1..8"):
