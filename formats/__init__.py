@@ -5,18 +5,8 @@ Formats are frozen dataclasses (:class:`Minifloat`, :class:`Integer`, :class:`Fi
 ``str(fmt)`` gives the canonical name back.
 """
 
-import os as _os
-
-import numba as _numba
-
-# numba's OpenMP pool spin-waits after each parallel kernel and fights BLAS's and torch's
-# pools for the cores (on 2 cores a 0.4 ms BLAS call became 10 ms); the workqueue pool
-# does not spin. Set NUMBA_THREADING_LAYER to choose another (workqueue is not safe for
-# parallel kernels launched from several Python threads at once).
-if "NUMBA_THREADING_LAYER" not in _os.environ:
-    _numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
-
-from ._base import Format  # noqa: E402
+from . import _runtime  # noqa: F401  (thread pool and malloc set-up, first)
+from ._base import Format
 from ._enums import Overflow, Rounding, Special
 from .block import BlockEncoded, BlockScaled, ScaleRule
 from .integer import FixedPoint, Integer

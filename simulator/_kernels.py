@@ -395,3 +395,24 @@ def lut_lookup(table, idx, out, plane_weight):  # pragma: no cover - jitted
                 acc[n] += table[m, g, idx[g, n]]
         for n in range(N):
             out[m, n] += plane_weight * acc[n]
+
+
+INF_BITS = np.int64(0x7FF0000000000000)
+
+
+@numba.njit(**_JIT)
+def mag_stats(x):  # pragma: no cover - jitted
+    """(largest finite magnitude, smallest nonzero finite magnitude (inf if none), count
+    of non-finite values) of a flat float64 array, in one cheap pass: the magnitudes of
+    floats order like their bit patterns, and integer min/max vectorises."""
+    mx = np.int64(0)
+    mn = INF_BITS
+    bad = 0
+    for i in range(x.size):
+        b = np.float64(x[i]).view(np.int64) & MAG
+        fin = b < INF_BITS
+        bm = b if fin else np.int64(0)
+        mx = max(mx, bm)
+        mn = min(mn, bm if bm != 0 else INF_BITS)
+        bad += 0 if fin else 1
+    return np.int64(mx).view(np.float64), np.int64(mn).view(np.float64), bad

@@ -30,7 +30,9 @@ _POLICY = {"saturate": FK.SAT, "inf": FK.OINF, "nan": FK.ONAN, "wrap": FK.WRAP,
 class Operand:
     """A quantized GEMM operand with K as its last axis.
 
-    elements : float64 element values (..., R, K) (block formats: zero point removed)
+    elements : element values (..., R, K), float64 (float32 for formats whose values all
+        are float32 numbers, as rounded by the fused float32 kernel; block formats: zero
+        point removed); a transposed view where the operand was (..., K, R)
     scales : float64 block scales (..., R, nblocks) or None; ``block`` elements per scale
     tensor_scale : float (1.0 when the format has none)
     fmt : the operand's format (scalar or block)
@@ -43,7 +45,8 @@ class Operand:
     fmt: Any
 
     def dequantize(self) -> np.ndarray:
-        """The operand's values (without the tensor scale), float64, K last."""
+        """The operand's values (without the tensor scale), K last (float64, or float32
+        where :attr:`elements` is)."""
         if self.scales is None:
             return self.elements
         s = np.repeat(self.scales, self.block, axis=-1)[..., : self.elements.shape[-1]]
@@ -96,15 +99,20 @@ def _infer(x: np.ndarray, torch_dtype: Any, name: str) -> Format:
     raise TypeError(f"{name} must hold floats or integers, not {dt}")
 
 
+def _f32_exact(x: np.ndarray, x32: np.ndarray) -> bool:
+    """Whether the float64 array ``x`` holds float32 numbers (``x32`` its float32 cast)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.array_equal(x32, x) or np.array_equal(x32, x, equal_nan=True))
+
+
 def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> Operand:
     """Quantize ``x`` to ``fmt`` (scalar or block-scaled; blocks along ``k_axis``) and
-    return it with K as the last axis."""
+    return it with K as the last axis (scalar formats: a transposed view when
+    ``k_axis=-2``, no copy)."""
     inp = _Input(x, name)
     arr = np.asarray(inp.array)
     if arr.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions, not shape {arr.shape}")
-    if k_axis == -2:
-        arr = np.swapaxes(arr, -1, -2)
     tdt = getattr(x, "dtype", None) if type(x).__module__.startswith("torch") else None
     if fmt is None:
         fmt = _infer(arr, tdt, name)
@@ -113,19 +121,16 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
             fmt = parse(fmt)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{name}_format: {exc}") from None
-    x64 = arr.astype(np.float64)
-    if isinstance(fmt, Minifloat) and fmt._fast_f32 and arr.dtype == np.float64:
-        x32 = arr.astype(np.float32)
-        if np.array_equal(x32, arr, equal_nan=True):
-            # float32 numbers: the fused float32 kernel rounds them identically, faster
-            q = fmt.quantize(x32).astype(np.float64)
-            return Operand(np.ascontiguousarray(q), None, 1, 1.0, fmt)
+
+    def k_last(v: np.ndarray) -> np.ndarray:
+        return np.swapaxes(v, -1, -2) if k_axis == -2 else v
+
     if isinstance(fmt, BlockScaled):
         if not isinstance(fmt.block_size, int):
             raise ValueError(f"{name}_format {fmt}: gemm blocks along K and takes 1-D blocks, "
                              f"not tiles {fmt.block_size}")
         f1 = dataclasses.replace(fmt, axis=-1)
-        enc = f1.encode(x64)
+        enc = f1.encode(k_last(arr).astype(np.float64))
         el = fmt.element.decode(enc.codes).astype(np.float64)
         sc = fmt.scale.decode(enc.scales).astype(np.float64)
         if enc.zeros is not None:
@@ -136,7 +141,13 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
                        ts, fmt)
     if not isinstance(fmt, Format):
         raise TypeError(f"{name}_format must be a format or its name, not {fmt!r}")
-    return Operand(np.ascontiguousarray(fmt.quantize(x64)), None, 1, 1.0, fmt)
+    if isinstance(fmt, Minifloat) and fmt._fast_f32 and arr.dtype in (np.float64, np.float32):
+        x32 = arr.astype(np.float32)
+        if arr.dtype == np.float32 or _f32_exact(arr, x32):
+            # float32 numbers: the fused float32 kernel rounds them identically, faster
+            return Operand(k_last(np.asarray(fmt.quantize(x32))), None, 1, 1.0, fmt)
+    q = np.asarray(fmt.quantize(arr.astype(np.float64)), np.float64)
+    return Operand(k_last(q), None, 1, 1.0, fmt)
 
 
 def _elem_bits(op: Operand) -> int:
@@ -150,7 +161,7 @@ def _elem_bits(op: Operand) -> int:
 def _stats(v: np.ndarray) -> tuple[float, float, bool]:
     """(largest magnitude, smallest power of two dividing every nonzero value, all
     finite) of the data (1.0 as the power of two of all-zero data)."""
-    mx, lowe, bad = K.data_stats(np.ascontiguousarray(v, np.float64).reshape(-1))
+    mx, lowe, bad = K.data_stats(np.asarray(v, np.float64).ravel(order="K"))
     return float(mx), (2.0 ** int(lowe) if lowe < 4096 else 1.0), bad == 0
 
 
@@ -281,53 +292,32 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         if op.scales is not None and W > 1 and op.block % W:
             raise ValueError(f"tree_width ({W}) must divide {name}'s block size ({op.block}): "
                              "an adder-tree group lies within one block")
+    rounded = acc.product_format is not None or acc.tree_format is not None
+    J = -(-Kd // W)
+    if not has_scale and not rounded:
+        # a cheap first look (a bound on each operand's quantum from its format and its
+        # smallest magnitude) usually suffices to prove the BLAS fast path exact
+        qs = (_quick_stats(opa), _quick_stats(opb), (1.0, 1.0, True), (1.0, 1.0, True))
+        hit = _fast_exact(opa, opb, acc, qs, J, W, A.shape, Bt.shape, ia, ib, shape)
+        if hit is not None:
+            return hit
     ea, qa, fa = _stats(A)
     eb, qb, fb = _stats(Bt)
     sa_max, sa_q, fsa = _stats(opa.scales) if opa.scales is not None else (1.0, 1.0, True)
     sb_max, sb_q, fsb = _stats(opb.scales) if opb.scales is not None else (1.0, 1.0, True)
     finite = fa and fb and fsa and fsb
-    # Quantum and bound of the addends: element products are multiples of qa*qb; rounding
-    # a value (to the product or tree format) never makes its lowest set bit smaller, so
-    # rounded products and tree sums are multiples of qa*qb too, and at most twice their
-    # exact magnitude (at most W * ea * eb per group); the scales multiply both.
-    q_el = qa * qb
-    rounded = acc.product_format is not None or acc.tree_format is not None
-    max_el = W * ea * eb * (2.0 if rounded else 1.0)
+    stats = ((ea, qa, fa), (eb, qb, fb), (sa_max, sa_q, fsa), (sb_max, sb_q, fsb))
+    q_el, max_el, q_add, bound, span = _bounds(stats, J, W, rounded)
     if finite and W > 1 and max_el > 0 and math.log2(max_el / q_el) > 53:
         raise ValueError(f"an adder tree of width {W} over these operands spans "
                          f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
                          "use a smaller tree_width or narrower operand formats")
-    J = -(-Kd // W)
-    q_add = q_el * sa_q * sb_q
-    bound = J * max_el * sa_max * sb_max
-    span = math.log2(bound / q_add) if finite and bound > 0 else -math.inf
     if not finite and (fmt is None or isinstance(fmt, _Fixed)):
         raise ValueError("NaN or Inf operands cannot enter an integer or exact accumulator")
-    # Fast path, provably exact: every partial sum, in any order and grouping, is a
-    # multiple of q_add no larger than `bound`; when that fits the accumulator's precision
-    # and range (and float64's 53 bits), no addition ever rounds or overflows, so the
-    # result is the exact sum, which float64 BLAS computes exactly.
-    if finite and not rounded and span <= 53:
-        if fmt is None:
-            exact_fits = True
-        elif isinstance(fmt, _Fixed):
-            grid_q = 2.0 ** fmt._ulp_exp
-            exact_fits = (q_add >= grid_q and math.log2(q_add / grid_q).is_integer()
-                          and bound <= fmt.max)
-        else:
-            exact_fits = _fits(fmt, span, bound, q_add) and (
-                acc.chunk is None or _fits(acc.chunk_format, span, bound, q_add))
-        if exact_fits:
-            da = opa.dequantize().reshape(A.shape)
-            db = opb.dequantize().reshape(Bt.shape)
-            # within 24 bits every partial sum is a float32 number too: float32 BLAS
-            if span <= 24 and q_add >= 2.0**-149 and bound < 2.0**127:
-                da, db = da.astype(np.float32), db.astype(np.float32)
-            if ia.size == 1:
-                hi = np.matmul(da[0], db[0].T)
-            else:
-                hi = np.matmul(da[ia], np.swapaxes(db[ib], -1, -2))
-            return hi.astype(np.float64).reshape(shape), None, 0
+    if not rounded:
+        hit = _fast_exact(opa, opb, acc, stats, J, W, A.shape, Bt.shape, ia, ib, shape)
+        if hit is not None:
+            return hit
     grid = 0
     if fmt is None:
         if span > 62:
@@ -355,7 +345,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         top = min(fmt.max, bound * growth) + bound
         exact_add = math.log2(top / q_add) <= 52
     kern = _kernel(acc, W, has_scale, grid, exact_add, round_products)
-    Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2))
+    Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2), np.float64)
     # scalar operands: one scale of 1 spanning all of K
     if opa.scales is None:
         sA, bsA = np.ones((A.shape[0], M, 1)), Kd
@@ -371,7 +361,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     lo = np.zeros((nrows, N))
     bad = np.full(nrows, -1, np.int64)
     off = np.zeros(nrows, np.uint8)
-    kern(np.ascontiguousarray(A), Bk, ia, ib, sA, sB, bsA, bsB,
+    kern(np.ascontiguousarray(A, np.float64), Bk, ia, ib, sA, sB, bsA, bsB,
          out, lo, np.int64(acc.seed or 0), bad, off)
     if off.any():
         t = int(np.flatnonzero(off)[0])
@@ -390,6 +380,87 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     if fmt is None or isinstance(fmt, _Fixed):
         return out.reshape(shape), lo.reshape(shape), grid
     return out.reshape(shape), None, 0
+
+
+def _quick_stats(op: Operand) -> tuple[float, float, bool]:
+    """(largest magnitude, a power of two dividing every value, all finite) of a scalar
+    operand, cheaply: every nonzero value of a minifloat is a multiple of the ulp of the
+    binade of its smallest nonzero magnitude (ulps grow with the binade); integer and
+    fixed-point values are multiples of their ulp; other formats: of the smallest lowest
+    set bit of their values."""
+    mx, mn, bad = K.mag_stats(op.elements.ravel(order="K"))
+    f = op.fmt
+    if isinstance(f, Minifloat):
+        q = 2.0 ** (max(math.frexp(mn)[1] - 1, f.emin) - f.man_bits) if mn < math.inf else 1.0
+    else:
+        q = _format_quantum(f)
+    return float(mx), q, bad == 0
+
+
+@functools.lru_cache(maxsize=64)
+def _format_quantum(fmt: Any) -> float:
+    if isinstance(fmt, _Fixed):
+        return 2.0 ** fmt._ulp_exp
+    vals = np.asarray(fmt.finite_values(), np.float64)
+    vals = vals[vals != 0]
+    return float(np.min(2.0 ** (np.frexp(np.abs(vals))[1] - _bits_of(vals)))) if vals.size \
+        else 1.0
+
+
+def _bounds(stats: Any, J: int, W: int, rounded: bool) -> tuple[float, ...]:
+    """Quantum and bound of the addends and of every partial sum, and the span in bits.
+
+    Element products are multiples of qa*qb; rounding a value (to the product or tree
+    format) never makes its lowest set bit smaller, so rounded products and tree sums are
+    multiples of qa*qb too, and at most twice their exact magnitude (at most W * ea * eb
+    per group); the scales multiply both."""
+    (ea, qa, fa), (eb, qb, fb), (sa_max, sa_q, fsa), (sb_max, sb_q, fsb) = stats
+    finite = fa and fb and fsa and fsb
+    q_el = qa * qb
+    max_el = W * ea * eb * (2.0 if rounded else 1.0)
+    q_add = q_el * sa_q * sb_q
+    bound = J * max_el * sa_max * sb_max
+    span = math.log2(bound / q_add) if finite and bound > 0 else -math.inf
+    return q_el, max_el, q_add, bound, span
+
+
+def _fast_exact(opa: Operand, opb: Operand, acc: Accumulator, stats: Any, J: int, W: int,
+                ashape: tuple[int, ...], bshape: tuple[int, ...], ia: np.ndarray,
+                ib: np.ndarray, shape: tuple[int, ...]) -> Any:
+    """The BLAS fast path, or None where it is not provably exact.
+
+    Every partial sum, in any order and grouping, is a multiple of q_add no larger than
+    `bound`; when that fits the accumulator's precision and range (and float64's 53
+    bits), no addition ever rounds or overflows, so the result is the exact sum, which
+    float64 BLAS computes exactly (float32 BLAS too within 24 bits and float32's range).
+    """
+    if not all(st[2] for st in stats):
+        return None
+    _, _, q_add, bound, span = _bounds(stats, J, W, False)
+    fmt = acc.format
+    if span > 53:
+        return None
+    if fmt is None:
+        fits = True
+    elif isinstance(fmt, _Fixed):
+        grid_q = 2.0 ** fmt._ulp_exp
+        fits = (q_add >= grid_q and math.log2(q_add / grid_q).is_integer()
+                and bound <= fmt.max)
+    else:
+        fits = _fits(fmt, span, bound, q_add) and (
+            acc.chunk is None or _fits(acc.chunk_format, span, bound, q_add))
+    if not fits:
+        return None
+    da = opa.dequantize().reshape(ashape)
+    db = opb.dequantize().reshape(bshape)
+    f32 = span <= 24 and q_add >= 2.0**-149 and bound < 2.0**127
+    da = da.astype(np.float32 if f32 else np.float64, copy=False)
+    db = db.astype(np.float32 if f32 else np.float64, copy=False)
+    if ia.size == 1:
+        hi = np.matmul(da[0], db[0].T)
+    else:
+        hi = np.matmul(da[ia], np.swapaxes(db[ib], -1, -2))
+    return hi.astype(np.float64, copy=False).reshape(shape), None, 0
 
 
 def _fits(fmt: Minifloat, span: float, bound: float, q: float) -> bool:
@@ -432,6 +503,8 @@ def _epilogue(vals: tuple[np.ndarray, np.ndarray | None, int], ts: float,
     """Apply the tensor scales and round once: to float64 (nearest-even) or to
     ``out_fmt`` (through round-to-odd, so the single rounding is of the exact value)."""
     hi, lo, grid = vals
+    if lo is None and ts == 1.0 and out_fmt is None:
+        return hi
     with np.errstate(all="ignore"):
         if lo is None:
             if ts == 1.0:

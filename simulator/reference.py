@@ -11,6 +11,8 @@ import math
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from formats import Overflow, Rounding
 from formats.integer import _Fixed
 
@@ -161,7 +163,7 @@ def ref_accumulate(addends: list[Any], acc: Accumulator, seed_index: int) -> Any
 def ref_gemm_operands(opa: Operand, opb: Operand, acc: Accumulator) -> list[list[Any]]:
     """The accumulator's value of every output element of ``opa @ opb.T`` (2-D operands
     with K last), before the tensor scales, as exact Fractions (or float inf/nan)."""
-    A, B = opa.elements, opb.elements
+    A, B = np.asarray(opa.elements, np.float64), np.asarray(opb.elements, np.float64)
     M, Kd = A.shape
     N = B.shape[0]
     W = acc.tree_width if acc.order is Order.TREE else 1
