@@ -62,8 +62,16 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
             lambda: S.bipolar_gemm(i4, i4, a_format="int4", b_format="int4"), repeat)
         res["lut_gemm e4m3 x int4 (g=4)"] = macs / best_time(
             lambda: S.lut_gemm(a, i4, w_format="int4", group=4), repeat)
-        res["lut_gemm, int8 table"] = macs / best_time(
+        res["lut_gemm, int8 table per row"] = macs / best_time(
+            lambda: S.lut_gemm(a, i4, w_format="int4", group=4, table_format="int8",
+                               table_scale="row"), repeat)
+        res["lut_gemm, int8 table per table"] = macs / best_time(
             lambda: S.lut_gemm(a, i4, w_format="int4", group=4, table_format="int8"), repeat)
+        res["lut_gemm, lookup kernel"] = macs / best_time(
+            lambda: S.lut_gemm(a, i4, w_format="int4", group=4, method="lookup"), repeat)
+        res["bipolar_gemm, plane pairs"] = macs / best_time(
+            lambda: S.bipolar_gemm(i4, i4, a_format="int4", b_format="int4", method="pairs"),
+            repeat)
         res["grouped_gemm int8 x int4_g128"] = macs / best_time(
             lambda: S.grouped_gemm(qi, b, w_format="int4_g128", accumulator="float32"),
             repeat)

@@ -416,3 +416,63 @@ def mag_stats(x):  # pragma: no cover - jitted
         mn = min(mn, bm if bm != 0 else INF_BITS)
         bad += 0 if fin else 1
     return np.int64(mx).view(np.float64), np.int64(mn).view(np.float64), bad
+
+
+@numba.njit(**_PJIT)
+def lut_weights(codes, nb, group, symmetric, out):  # pragma: no cover - jitted
+    """The weights that turn bit-serial table lookups into one matrix product.
+
+    ``codes`` (G, group, N): the weights' unsigned codes (bit j set: plane j is +1) per
+    group of K. Plane j of column n reads pattern ``p_j = sum_i bit_j(code_i) << i`` of
+    group g's table and adds ``2**j T[p_j]``; so ``out[g, p, n] = sum_j 2**j [p_j == p]``
+    and the output is ``T (M, G*P) @ out (G*P, N)``. ``symmetric``: P = 2**(group-1)
+    stored patterns (last sign +1); a pattern with last sign -1 reads the negated entry
+    of its complement."""
+    G = codes.shape[0]
+    N = codes.shape[2]
+    half = 1 << (group - 1)
+    full = (1 << group) - 1
+    for g in prange(G):
+        pat = np.zeros((nb, N), np.int64)
+        for i in range(group):
+            for j in range(nb):
+                for n in range(N):
+                    pat[j, n] |= ((codes[g, i, n] >> j) & 1) << i
+        for j in range(nb):
+            w = float(1 << j)
+            for n in range(N):
+                p = pat[j, n]
+                if symmetric:
+                    if p >= half:
+                        out[g, p - half, n] += w
+                    else:
+                        out[g, (full - p) - half, n] -= w
+                else:
+                    out[g, p, n] += w
+
+
+@numba.njit(**_PJIT)
+def lut_table(xg, symmetric, out):  # pragma: no cover - jitted
+    """out[m, g, p] = sum_i sign_i(p) xg[m, g, i] (sign_i(p) = +1 where bit i of p is
+    set), summed in order i = 0, 1, ... by doubling the table a bit at a time; with
+    ``symmetric`` only the stored half, patterns whose last sign is +1 (out[..., p]
+    holds pattern p + 2**(group-1))."""
+    M, G, group = xg.shape
+    for m in prange(M):
+        for g in range(G):
+            out[m, g, 0] = -xg[m, g, 0]
+            if group > 1 or not symmetric:
+                out[m, g, 1] = xg[m, g, 0]
+            else:
+                out[m, g, 0] = xg[m, g, 0]
+            size = 2
+            for i in range(1, group):
+                xi = xg[m, g, i]
+                if symmetric and i == group - 1:
+                    for p in range(size):
+                        out[m, g, p] = out[m, g, p] + xi
+                else:
+                    for p in range(size):
+                        out[m, g, size + p] = out[m, g, p] + xi
+                        out[m, g, p] = out[m, g, p] - xi
+                    size *= 2

@@ -146,7 +146,7 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
         if arr.dtype == np.float32 or _f32_exact(arr, x32):
             # float32 numbers: the fused float32 kernel rounds them identically, faster
             return Operand(k_last(np.asarray(fmt.quantize(x32))), None, 1, 1.0, fmt)
-    q = np.asarray(fmt.quantize(arr.astype(np.float64)), np.float64)
+    q = np.asarray(fmt.quantize(np.asarray(arr, np.float64)), np.float64)
     return Operand(k_last(q), None, 1, 1.0, fmt)
 
 
@@ -207,9 +207,14 @@ def _coerce_acc(accumulator: Any) -> Accumulator:
     if isinstance(accumulator, Accumulator):
         return accumulator
     if accumulator is None or isinstance(accumulator, (str, Format)):
-        return Accumulator(format=accumulator)
+        return _acc_of(accumulator)
     raise TypeError(f"accumulator must be an Accumulator, a format or its name, or None "
                     f"(exact), not {type(accumulator).__name__}")
+
+
+@functools.lru_cache(maxsize=64)
+def _acc_of(fmt: Any) -> Accumulator:
+    return Accumulator(format=fmt)
 
 
 def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,

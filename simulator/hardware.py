@@ -62,18 +62,40 @@ def _int_operand(x: np.ndarray, fmt: Any, name: str) -> tuple[np.ndarray, int]:
     raise ValueError(f"{name}_format must be a bipolar<n> or signed int<n> format, not {f}")
 
 
+_METHODS = ("fused", "planes", "pairs")
+
+
+def _exact_matmul(a: np.ndarray, b: np.ndarray, span: float, f32: bool = True) -> np.ndarray:
+    """``a @ b`` of float64 matrices whose every partial sum is an integer multiple of
+    the values' common quantum below ``2**span`` of it: exact in float32 BLAS when
+    ``span <= 24`` (and ``f32``: the quantum and values within float32's range), in
+    float64 BLAS when ``span <= 53`` (the caller checks that)."""
+    if span <= 24 and f32:
+        return (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float64)
+    return a.astype(np.float64, copy=False) @ b.astype(np.float64, copy=False)
+
+
 def bipolar_gemm(a: Any, b: Any, *, a_format: Any, b_format: Any,
-                 pairs: bool = False) -> HwResult:
+                 method: str = "fused") -> HwResult:
     """Bipolar-INT GEMM by +-1 bit-planes: ``A = sum_i 2**i S_i`` with ``S_i`` in {-1, +1}
     (bit set: +1), likewise ``B``; ``A @ B = sum_ij 2**(i+j) S_i @ T_j``, each plane pair a
     binary matmul (XNOR-popcount on hardware: ``S.T = K - 2 popcount(s xor t)``).
 
     Two's-complement ``int<n>`` operands convert losslessly (``v = 2s + 1``) and the
     result converts back: ``A_int @ B_int = (A_b @ B_b - rowsum(A_b) - colsum(B_b) + K)/4``.
-    The output is the exact integer product (int64). Binary matmuls run as float32 BLAS
-    on +-1 matrices (exact for K < 2**24); ``pairs=False`` sums A's planes first (the
-    same integers, ``n_a`` times fewer BLAS calls), ``pairs=True`` runs every plane pair.
+    The output is the exact integer product (int64): every binary matmul and shift-add is
+    integer arithmetic, and the hardware's sum over plane pairs is exact.
+
+    ``method``: ``"pairs"`` runs every plane pair as its own binary matmul (float32 BLAS on
+    +-1 matrices, exact for K < 2**24) and shift-adds the results, as the hardware does;
+    ``"planes"`` sums A's planes first (``n_a`` times fewer matmuls); ``"fused"`` (default)
+    sums both, one exact matmul ``A_b @ B_b`` (float32 BLAS while
+    ``K (2**n_a - 1)(2**n_b - 1) < 2**24``, float64 below 2**53, else ``"planes"``): the
+    same integers, since ``sum_ij 2**(i+j) S_i T_j = (sum_i 2**i S_i)(sum_j 2**j T_j)``
+    exactly. The operation counts are the hardware's in every case.
     """
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(_METHODS)}, not {method!r}")
     A = _matrix(a, "a")
     B = _matrix(b, "b")
     _check_k(A, B)
@@ -82,24 +104,24 @@ def bipolar_gemm(a: Any, b: Any, *, a_format: Any, b_format: Any,
         raise ValueError(f"K must be below 2**24 for exact float32 binary matmuls, not {K}")
     av, na = _int_operand(A, a_format, "a")
     bv, nb = _int_operand(B, b_format, "b")
-    ua = ((av + (2**na - 1)) / 2).astype(np.int64)  # codes: bit i set <=> plane i is +1
-    ub = ((bv + (2**nb - 1)) / 2).astype(np.int64)
-    sa = [(2 * ((ua >> i) & 1) - 1).astype(np.float32) for i in range(na)]
-    tb = [(2 * ((ub >> j) & 1) - 1).astype(np.float32) for j in range(nb)]
-    out = np.zeros((A.shape[0], B.shape[1]), np.int64)
-    if pairs:
-        for i in range(na):
-            for j in range(nb):
-                out += (sa[i] @ tb[j]).astype(np.int64) << (i + j)
+    bound = K * (2**na - 1) * (2**nb - 1)
+    if method == "fused" and bound < 2**53:
+        out = _exact_matmul(av, bv, np.log2(bound)).astype(np.int64)
     else:
-        abip = sum((s * np.float32(2**i) for i, s in enumerate(sa)), np.zeros_like(sa[0]))
-        for j in range(nb):
-            # exact: |A_b| < 2**na, so |A_b @ T_j| < K * 2**na < 2**24 is checked below
-            if K * 2**na < 2**24:
-                out += (abip @ tb[j]).astype(np.int64) << j
-            else:
-                for i in range(na):
+        ua = ((av + (2**na - 1)) / 2).astype(np.int64)  # codes: bit i set <=> plane i +1
+        ub = ((bv + (2**nb - 1)) / 2).astype(np.int64)
+        sa = [(2 * ((ua >> i) & 1) - 1).astype(np.float32) for i in range(na)]
+        tb = [(2 * ((ub >> j) & 1) - 1).astype(np.float32) for j in range(nb)]
+        out = np.zeros((A.shape[0], B.shape[1]), np.int64)
+        # exact: |A_b| < 2**na, so |A_b @ T_j| < K * 2**na, checked below 2**24
+        if method == "pairs" or K * 2**na >= 2**24:
+            for i in range(na):
+                for j in range(nb):
                     out += (sa[i] @ tb[j]).astype(np.int64) << (i + j)
+        else:
+            abip = sum((s * np.float32(2**i) for i, s in enumerate(sa)), np.zeros_like(sa[0]))
+            for j in range(nb):
+                out += (abip @ tb[j]).astype(np.int64) << j
     fa, fb = parse(a_format), parse(b_format)
     if isinstance(fa, Integer) or isinstance(fb, Integer):
         # back to two's complement where an operand was converted
@@ -117,11 +139,12 @@ def bipolar_gemm(a: Any, b: Any, *, a_format: Any, b_format: Any,
            "shift_adds": M * N * na * nb, "conversions": (M * K if isinstance(fa, Integer)
                                                           else 0)
            + (K * N if isinstance(fb, Integer) else 0)}
-    return HwResult(out, ops)
+    return HwResult(out, ops, {"method": method})
 
 
 def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int = 4,
-             symmetric: bool = True, table_format: Any = None) -> HwResult:
+             symmetric: bool = True, table_format: Any = None, table_scale: str = "table",
+             method: str = "fused") -> HwResult:
     """LUT Tensor Core mpGEMM ``x @ w`` with low-bit integer weights.
 
     For each row of ``x`` and each group of ``group`` consecutive K indices, a table
@@ -134,16 +157,31 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
 
     ``table_format``: ``None`` keeps table entries exact (float64 sums of the quantized
     activations); a float format rounds each entry (nearest-even); an ``int<n>`` format
-    quantizes each table symmetrically with its own scale ``amax / (2**(n-1) - 1)`` (the
-    per-table INT8 quantization of the paper). Lookups accumulate in float64.
+    quantizes entries symmetrically to integers ``k`` with scale ``amax / (2**(n-1) - 1)``:
+    one scale per table (``table_scale="table"``, each row-and-group) or one per row of
+    ``x`` shared by its tables (``"row"``, per-token; lookups then sum integers and the
+    scale multiplies the row's sum once).
+
+    Lookups accumulate in float64, in the order planes, then groups. ``method="lookup"``
+    runs exactly that (a numba gather per plane); ``"fused"`` (default) computes the same
+    sums as one matrix product ``T @ L`` of the stored entries and lookup counts
+    ``L[g, p, n] = sum_j +-2**j [plane j of column n reads entry p of group g]``, in BLAS,
+    where every partial sum is provably exact (each entry a multiple of the entries'
+    smallest set bit, all sums below 2**53 of it; 2**24 for float32 BLAS) so the order
+    cannot matter; otherwise it falls back to ``"lookup"``. ``info["method"]`` says which
+    ran.
     """
+    if method not in ("fused", "lookup"):
+        raise ValueError(f"method must be 'fused' or 'lookup', not {method!r}")
+    if table_scale not in ("table", "row"):
+        raise ValueError(f"table_scale must be 'table' or 'row', not {table_scale!r}")
     X = _matrix(x, "x")
     Wm = _matrix(w, "w")
     _check_k(X, Wm)
     if isinstance(group, bool) or not isinstance(group, int) or not 1 <= group <= 8:
         raise ValueError(f"group must be an int in 1..8, not {group!r}")
     if x_format is not None:
-        X = quantize_operand(X, x_format, "x").dequantize()
+        X = np.asarray(quantize_operand(X, x_format, "x").dequantize(), np.float64)
     wv, nb = _int_operand(Wm, w_format, "w")
     M, K = X.shape
     N = Wm.shape[1]
@@ -151,39 +189,73 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
     Xp = np.zeros((M, G * group))
     Xp[:, :K] = X
     Xg = Xp.reshape(M, G, group)
-    # table[m, g, p] = sum_i sign_i(p) x[m, g, i], sign_i(p) = +1 where bit i of p is set
+    # table[m, g, p] = sum_i sign_i(p) x[m, g, i], sign_i(p) = +1 where bit i of p is set,
+    # built a bit at a time (sums in order i = 0, 1, ...); with ``symmetric`` only the
+    # stored half, whose last sign is +1
     pats = np.arange(2**group)
-    signs = (2 * ((pats[:, None] >> np.arange(group)) & 1) - 1).astype(np.float64)
-    table = np.einsum("mgi,pi->mgp", Xg, signs)
+    half = 2 ** (group - 1)
+    stored = np.empty((M, G, half if symmetric else 2**group))
+    K_.lut_table(Xg, symmetric, stored)
     tf = parse(table_format) if table_format is not None else None
     info: dict[str, Any] = {}
+    row_scale = None
+    # every entry is a multiple of the activations' smallest set bit (a sum of such
+    # multiples; float rounding never lowers a value's lowest set bit) ...
+    quantum: float | None = None
     if tf is not None:
         if isinstance(tf, Integer):
             qmax = 2 ** (tf.bits - 1) - 1
-            amax = np.abs(table).max(axis=2, keepdims=True)
+            axes = (2,) if table_scale == "table" else (1, 2)
+            amax = np.abs(stored).max(axis=axes, keepdims=True)
             scale = np.where(amax > 0, amax / qmax, 1.0)
-            table = np.rint(table / scale).clip(-qmax, qmax) * scale
-            info["table_scales"] = scale[..., 0]
+            stored = np.rint(stored / scale).clip(-qmax, qmax)
+            if table_scale == "table":
+                stored = stored * scale
+                info["table_scales"] = scale[..., 0]
+                quantum = 0.0  # ... but arbitrary float64 scales: no common quantum
+            else:
+                row_scale = scale[:, 0, :]  # (M, 1): the integers' sum is scaled once
+                info["table_scales"] = row_scale[:, 0]
+                quantum = 1.0  # ... or integers
         elif isinstance(tf, Minifloat):
-            table = np.asarray(tf.quantize(table), np.float64)
+            stored = np.asarray(tf.quantize(stored), np.float64)
         else:
             raise ValueError(f"table_format must be an int<n> or float format, not {tf}")
-    if symmetric:
-        half = 2 ** (group - 1)
-        stored = table[:, :, half:]  # last sign +1
-        # pattern p with last sign -1 reads -stored[complement(p)]
-        comp = (2**group - 1) - pats
-        table = np.concatenate([-stored[:, :, (comp[:half] - half)], stored], axis=2)
     uw = ((wv + (2**nb - 1)) / 2).astype(np.int64)
     uwp = np.zeros((G * group, N), np.int64)
     uwp[:K] = uw
-    out = np.zeros((M, N))
-    table = np.ascontiguousarray(table)
-    for j in range(nb):
-        bits = (uwp >> j) & 1
-        idx = (bits.reshape(G, group, N) << np.arange(group)[None, :, None]).sum(axis=1)
-        # out += 2**j * sum over groups of table[m, g, idx[g, n]] (numba, no M*N*G array)
-        K_.lut_lookup(table, np.ascontiguousarray(idx), out, 2.0**j)
+    out = None
+    if method == "fused" and quantum != 0.0:
+        mx, _, bad = K_.mag_stats(stored.reshape(-1))
+        if quantum is None:
+            _, lowe, bad_x = K_.data_stats(Xp.reshape(-1))
+            quantum = 2.0 ** int(lowe) if lowe < 4096 else 1.0
+            bad += bad_x
+        if bad == 0:
+            span = float(np.log2(G * (2.0**nb - 1) * mx / quantum)) if mx > 0 else 0.0
+            if span <= 53:
+                P = stored.shape[2]
+                L = np.zeros((G, P, N), np.float32 if nb <= 24 else np.float64)
+                K_.lut_weights(uwp.reshape(G, group, N), nb, group, symmetric, L)
+                f32 = quantum >= 2.0**-149 and mx < 2.0**100
+                out = _exact_matmul(stored.reshape(M, G * P), L.reshape(G * P, N), span, f32)
+                info["method"] = "fused"
+    if out is None:
+        info["method"] = "lookup"
+        table = stored
+        if symmetric:
+            # pattern p with last sign -1 reads -stored[complement(p)]
+            comp = (2**group - 1) - pats
+            table = np.concatenate([-stored[:, :, (comp[:half] - half)], stored], axis=2)
+        out = np.zeros((M, N))
+        table = np.ascontiguousarray(table)
+        for j in range(nb):
+            bits = (uwp >> j) & 1
+            idx = (bits.reshape(G, group, N) << np.arange(group)[None, :, None]).sum(axis=1)
+            # out += 2**j * sum over groups of table[m, g, idx[g, n]] (no M*N*G array)
+            K_.lut_lookup(table, np.ascontiguousarray(idx), out, 2.0**j)
+    if row_scale is not None:
+        out = out * row_scale
     fw = parse(w_format)
     if isinstance(fw, Integer):
         out = (out - Xp.sum(axis=1, keepdims=True)) / 2

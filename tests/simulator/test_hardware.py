@@ -14,11 +14,11 @@ def _ints(shape, bits, seed):  # type: ignore[no-untyped-def]
     return rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), shape).astype(np.float64)
 
 
-@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("method", ["fused", "planes", "pairs"])
 @pytest.mark.parametrize(("ab", "bb"), [(2, 2), (4, 4), (3, 8), (8, 4)])
-def test_bipolar_equals_integer_gemm(ab: int, bb: int, pairs: bool) -> None:
+def test_bipolar_equals_integer_gemm(ab: int, bb: int, method: str) -> None:
     a, b = _ints((17, 70), ab, 1), _ints((70, 9), bb, 2)
-    r = bipolar_gemm(a, b, a_format=f"int{ab}", b_format=f"int{bb}", pairs=pairs)
+    r = bipolar_gemm(a, b, a_format=f"int{ab}", b_format=f"int{bb}", method=method)
     np.testing.assert_array_equal(r.out, a.astype(np.int64) @ b.astype(np.int64))
     assert r.ops["plane_pairs"] == ab * bb
     assert r.ops["binary_macs"] == 17 * 9 * 70 * ab * bb
@@ -29,7 +29,7 @@ def test_bipolar_native_operands() -> None:
     rng = np.random.default_rng(3)
     a = rng.choice(f.finite_values(), (5, 33))
     b = rng.choice(formats.parse("bipolar2").finite_values(), (33, 4))
-    r = bipolar_gemm(a, b, a_format="bipolar3", b_format="bipolar2", pairs=True)
+    r = bipolar_gemm(a, b, a_format="bipolar3", b_format="bipolar2", method="pairs")
     np.testing.assert_array_equal(r.out, a.astype(np.int64) @ b.astype(np.int64))
     mixed = bipolar_gemm(_ints((5, 33), 4, 4), b, a_format="int4", b_format="bipolar2")
     np.testing.assert_array_equal(mixed.out, _ints((5, 33), 4, 4).astype(np.int64)
@@ -49,6 +49,50 @@ def test_lut_gemm_exact_table_equals_gemm(wf: str, group: int, symmetric: bool) 
                 accumulator=None)
     np.testing.assert_array_equal(r.out, want)
     assert r.ops["lookups"] == 6 * 7 * (-(-50 // group)) * (f.bits)
+
+
+def test_bipolar_fused_wide_falls_back() -> None:
+    # K (2**na - 1)(2**nb - 1) beyond 2**24: float64 BLAS, still exact
+    a, b = _ints((3, 600), 8, 11), _ints((600, 4), 8, 12)
+    a[0] = -128  # extreme values: the widest sums
+    b[:, 0] = -128
+    r = bipolar_gemm(a, b, a_format="int8", b_format="int8")
+    np.testing.assert_array_equal(r.out, a.astype(np.int64) @ b.astype(np.int64))
+
+
+@pytest.mark.parametrize("table", [None, "float16", "int8"])
+@pytest.mark.parametrize(("wf", "group", "symmetric"), [("int4", 4, True), ("int2", 3, False),
+                                                       ("bipolar2", 2, True)])
+def test_lut_gemm_fused_equals_lookup(wf: str, group: int, symmetric: bool,
+                                      table: str | None) -> None:
+    # the one-matmul form reproduces the bit-serial lookups exactly wherever it runs
+    rng = np.random.default_rng(13)
+    x = np.asarray(formats.parse("e4m3").quantize(rng.standard_normal((9, 41))))
+    w = rng.choice(formats.parse(wf).finite_values(), (41, 6))
+    for scale in ("table", "row"):
+        kw = {"w_format": wf, "group": group, "symmetric": symmetric, "table_format": table,
+              "table_scale": scale}
+        fused = lut_gemm(x, w, x_format="e4m3", method="fused", **kw)
+        look = lut_gemm(x, w, x_format="e4m3", method="lookup", **kw)
+        np.testing.assert_array_equal(fused.out, look.out)
+        assert look.info["method"] == "lookup"
+        # per-table int scales are arbitrary float64 factors: no exact BLAS form
+        assert fused.info["method"] == ("lookup" if (table, scale) == ("int8", "table")
+                                        else "fused")
+
+
+def test_lut_gemm_row_scale_integer_sums() -> None:
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((5, 32))
+    w = _ints((32, 3), 4, 15)
+    r = lut_gemm(x, w, w_format="int4", table_format="int8", table_scale="row")
+    s = r.info["table_scales"]
+    assert s.shape == (5,)
+    # output = (integer lookups sum * row scale - rowsum(x)) / 2: recover the integers
+    ints = (2 * r.out + x.sum(axis=1, keepdims=True)) / s[:, None]
+    np.testing.assert_allclose(ints, np.rint(ints), atol=1e-6)
+    exact = lut_gemm(x, w, w_format="int4").out
+    assert np.abs(r.out - exact).max() <= s.max() / 2 * 8 * 15 / 2
 
 
 def test_lut_gemm_quantized_table() -> None:
@@ -115,6 +159,13 @@ def test_hardware_bad_input() -> None:
         lut_gemm(np.ones((2, 3)), np.ones((3, 2)), w_format="e4m3")
     with pytest.raises(ValueError, match="group must be an int in 1..8"):
         lut_gemm(np.ones((2, 3)), np.ones((3, 2)), w_format="int4", group=0)
+    with pytest.raises(ValueError, match="method"):
+        lut_gemm(np.ones((2, 3)), np.ones((3, 2)), w_format="int4", method="gather")
+    with pytest.raises(ValueError, match="table_scale"):
+        lut_gemm(np.ones((2, 3)), np.ones((3, 2)), w_format="int4", table_scale="block")
+    with pytest.raises(ValueError, match="method"):
+        bipolar_gemm(np.ones((2, 3)), np.ones((3, 2)), a_format="int4", b_format="int4",
+                     method="xnor")
     with pytest.raises(ValueError, match="block format with integer elements"):
         grouped_gemm(np.ones((2, 3)), np.ones((3, 2)), w_format="mxfp4")
     with pytest.raises(ValueError, match="must be a float format or exact"):
