@@ -130,15 +130,37 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
             raise ValueError(f"{name}_format {fmt}: gemm blocks along K and takes 1-D blocks, "
                              f"not tiles {fmt.block_size}")
         f1 = dataclasses.replace(fmt, axis=-1)
-        enc = f1.encode(k_last(arr).astype(np.float64))
-        el = fmt.element.decode(enc.codes).astype(np.float64)
-        sc = fmt.scale.decode(enc.scales).astype(np.float64)
-        if enc.zeros is not None:
-            z = enc.zeros.astype(np.float64)
-            el = el - np.repeat(z, fmt.block_size, axis=-1)[..., : el.shape[-1]]
-        ts = float(enc.tensor_scale) if enc.tensor_scale is not None else 1.0
-        return Operand(np.ascontiguousarray(el), np.ascontiguousarray(sc), fmt.block_size,
-                       ts, fmt)
+        xk = np.asarray(k_last(arr), np.float64)
+        Kd = xk.shape[-1]
+        x2 = xk.reshape(-1, Kd)
+        nbk = -(-Kd // fmt.block_size)
+        el = np.empty(x2.shape)
+        sc = np.empty((x2.shape[0], nbk))
+        # rows in chunks (blocks lie along K, rows are independent): encoding's
+        # temporaries stay a fraction of the operand. A tensor scale depends only on the
+        # largest finite magnitude of the whole tensor: each chunk carries one extra row
+        # holding it, so every chunk derives the same tensor scale (the row is dropped)
+        step = max(1, min(x2.shape[0], (1 << 16) // max(Kd, 1), -(-x2.shape[0] // 8)))
+        step = max(step, -(-x2.shape[0] // 64))
+        extra = None
+        if fmt.tensor_scale is not None:
+            extra = np.zeros((1, Kd))
+            extra[0, 0] = K.mag_stats(np.ascontiguousarray(x2).ravel())[0]
+        ts = 1.0
+        for r0 in range(0, x2.shape[0], step):
+            chunk = x2[r0 : r0 + step]
+            n_rows = chunk.shape[0]
+            enc = f1.encode(chunk if extra is None else np.concatenate([chunk, extra]))
+            e = fmt.element.decode(enc.codes[:n_rows]).astype(np.float64)
+            if enc.zeros is not None:
+                z = enc.zeros.astype(np.float64)
+                e = e - np.repeat(z, fmt.block_size, axis=-1)[..., :Kd]
+            el[r0 : r0 + step] = e
+            sc[r0 : r0 + step] = fmt.scale.decode(enc.scales[:n_rows])
+            if enc.tensor_scale is not None:
+                ts = float(enc.tensor_scale)
+        return Operand(el.reshape(xk.shape), sc.reshape(xk.shape[:-1] + (nbk,)),
+                       fmt.block_size, ts, fmt)
     if not isinstance(fmt, Format):
         raise TypeError(f"{name}_format must be a format or its name, not {fmt!r}")
     if isinstance(fmt, Minifloat) and fmt._fast_f32 and arr.dtype in (np.float64, np.float32):
@@ -363,7 +385,8 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         bsB = opb.block
     nrows = ia.size * M
     out = np.empty((nrows, N))
-    lo = np.zeros((nrows, N))
+    acc_int = fmt is None or isinstance(fmt, _Fixed)
+    lo = np.zeros((nrows, N)) if acc_int else np.zeros((1, 1))  # written only for integers
     bad = np.full(nrows, -1, np.int64)
     off = np.zeros(nrows, np.uint8)
     kern(np.ascontiguousarray(A, np.float64), Bk, ia, ib, sA, sB, bsA, bsB,
@@ -508,8 +531,11 @@ def _epilogue(vals: tuple[np.ndarray, np.ndarray | None, int], ts: float,
     """Apply the tensor scales and round once: to float64 (nearest-even) or to
     ``out_fmt`` (through round-to-odd, so the single rounding is of the exact value)."""
     hi, lo, grid = vals
-    if lo is None and ts == 1.0 and out_fmt is None:
-        return hi
+    if lo is None and out_fmt is None:
+        if ts == 1.0:
+            return hi
+        with np.errstate(all="ignore"):
+            return hi * ts  # the one nearest-even rounding to float64
     with np.errstate(all="ignore"):
         if lo is None:
             if ts == 1.0:

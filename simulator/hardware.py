@@ -186,8 +186,11 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
     M, K = X.shape
     N = Wm.shape[1]
     G = -(-K // group)
-    Xp = np.zeros((M, G * group))
-    Xp[:, :K] = X
+    if G * group == K:
+        Xp = np.ascontiguousarray(X)
+    else:
+        Xp = np.zeros((M, G * group))
+        Xp[:, :K] = X
     Xg = Xp.reshape(M, G, group)
     # table[m, g, p] = sum_i sign_i(p) x[m, g, i], sign_i(p) = +1 where bit i of p is set,
     # built a bit at a time (sums in order i = 0, 1, ...); with ``symmetric`` only the
@@ -221,9 +224,9 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
             stored = np.asarray(tf.quantize(stored), np.float64)
         else:
             raise ValueError(f"table_format must be an int<n> or float format, not {tf}")
-    uw = ((wv + (2**nb - 1)) / 2).astype(np.int64)
-    uwp = np.zeros((G * group, N), np.int64)
-    uwp[:K] = uw
+    cdt = np.uint8 if nb <= 8 else (np.uint16 if nb <= 16 else np.int64)
+    uwp = np.zeros((G * group, N), cdt)
+    uwp[:K] = (wv + (2**nb - 1)) / 2
     out = None
     if method == "fused" and quantum != 0.0:
         mx, _, bad = K_.mag_stats(stored.reshape(-1))
@@ -267,14 +270,15 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
 
 
 def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int4_g128",
-                 accumulator: Any = "float32") -> HwResult:
+                 accumulator: Any = "float32", compare: bool = True) -> HwResult:
     """MixPE-style GEMM: integer activations ``x`` (M x K, per-tensor format) times
     group-quantized weights ``w`` (K x N, a block format with integer elements along K,
     zero points allowed). Per group ``g``: an exact integer partial sum
     ``P_g = sum_k x_k (w_k - z_g)``; then one dequantization per group, ``P_g * s_g``
     (a shift when ``s_g`` is a power of two), accumulated over groups in ``accumulator``
-    (sequential, each addition rounded once). ``info["dequant_first"]`` holds the
-    dequantize-first result (``simulator.gemm`` with the same accumulator) to compare.
+    (sequential, each addition rounded once). With ``compare`` (default),
+    ``info["dequant_first"]`` holds the dequantize-first result (``simulator.gemm`` with
+    the same accumulator, every product added and rounded) to compare.
     """
     X = _matrix(x, "x")
     Wm = _matrix(w, "w")
@@ -288,8 +292,8 @@ def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int
         raise ValueError("grouped_gemm's accumulator sums dequantized group sums and must "
                          "be a float format or exact")
     opx = quantize_operand(X, x_format, "x")
-    if opx.scales is not None:
-        raise ValueError("x_format must be a scalar format (e.g. int8)")
+    if opx.scales is not None or not isinstance(opx.fmt, Integer):
+        raise ValueError(f"x_format must be an integer format (e.g. int8), not {opx.fmt}")
     opw = quantize_operand(Wm, fw, "w", k_axis=-2)  # elements (N, K) = code - zero
     xi, we = opx.elements, opw.elements
     M, K = xi.shape
@@ -298,28 +302,41 @@ def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int
     if not isinstance(gs, int):
         raise ValueError(f"w_format must have 1-D blocks along K, not tiles {gs}")
     G = -(-K // gs)
-    pad = G * gs - K
-    xg = np.pad(xi, ((0, 0), (0, pad))).reshape(M, G, gs)
-    wg = np.pad(we, ((0, 0), (0, pad))).reshape(N, G, gs)
-    # exact: integer products summed within one group stay far below 2**53
-    psum = np.einsum("mgk,ngk->mng", xg, wg)
     scale = opw.scales  # (N, G)
     assert scale is not None
     pow2 = bool(np.all(np.frexp(scale[scale > 0])[0] == 0.5))
     fmt = acc.format
-    total = np.zeros((M, N))
-    for g in range(G):
-        add = psum[:, :, g] * scale[None, :, g] * opw.tensor_scale
-        if fmt is None or str(fmt) == "float64":
-            total = total + add
-        else:
-            s, e = _two_sum(total, add)
-            total = np.asarray(fmt.quantize(_odd(s, e), rounding=acc.rounding), np.float64)
-    first = gemm(X, Wm, a_format=x_format, b_format=fw, accumulator=acc)
+    # one group at a time (no M x N x G array): the group's integer partial sums are exact
+    # in float32 BLAS below 2**24, in float64 below 2**53
+    bound = gs * float(np.abs(xi).max(initial=0.0)) * float(np.abs(we).max(initial=0.0))
+    if bound >= 2.0**53:
+        raise ValueError(f"group partial sums reach {bound:.3g}, beyond float64's exact "
+                         "2**53; use narrower integer formats or smaller groups")
+    dt = np.float32 if bound < 2.0**24 else np.float64
+    xs: np.ndarray = xi.astype(dt)
+    ws: np.ndarray = we.astype(dt)
+    total = np.empty((M, N))
+    # rows in chunks: the per-group temporaries stay a fraction of the operands' size
+    rows = max(32, (M * K + K * N) // (16 * max(N, 1)))
+    for r0 in range(0, M, rows):
+        tot = np.zeros((min(rows, M - r0), N))
+        for g in range(G):
+            k0, k1 = g * gs, min((g + 1) * gs, K)
+            psum = (xs[r0 : r0 + rows, k0:k1] @ ws[:, k0:k1].T).astype(np.float64)
+            add = psum * scale[None, :, g] * opw.tensor_scale
+            if fmt is None or str(fmt) == "float64":
+                tot = tot + add
+            else:
+                s, e = _two_sum(tot, add)
+                tot = np.asarray(fmt.quantize(_odd(s, e), rounding=acc.rounding), np.float64)
+        total[r0 : r0 + rows] = tot
     ops = {"int_macs": M * N * K, "group_partial_sums": M * N * G,
            "dequant_shifts" if pow2 else "dequant_multiplies": M * N * G,
            "float_adds": M * N * G}
-    return HwResult(total, ops, {"dequant_first": first, "pow2_scales": pow2})
+    info: dict[str, Any] = {"pow2_scales": pow2}
+    if compare:
+        info["dequant_first"] = gemm(X, Wm, a_format=x_format, b_format=fw, accumulator=acc)
+    return HwResult(total, ops, info)
 
 
 def llm_int8_gemm(x: Any, w: Any, *, threshold: float = 6.0,
