@@ -36,8 +36,13 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
     a, b = _operands(n)
     macs = float(n) ** 3
     res: dict[str, float] = {}
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    o = np.empty((n, n), np.float32)
     if lib == "numfab":
         import simulator as S
+
+        # BLAS timed here too, under the same conditions (the report takes the faster)
+        res["blas float32"] = macs / best_time(lambda: np.matmul(a32, b32, out=o), repeat * 4)
 
         cases = {
             "fp16 per-add": S.Accumulator("float16"),
@@ -91,8 +96,6 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
                     return A @ B
             res[name] = macs / best_time(run, max(1, repeat // 2))
     else:
-        a32, b32 = a.astype(np.float32), b.astype(np.float32)
-        o = np.empty((n, n), np.float32)
         res["blas float32"] = macs / best_time(lambda: np.matmul(a32, b32, out=o), repeat * 4)
     return res
 
@@ -113,9 +116,9 @@ def main() -> None:
                            check=True)
         out[lib] = json.loads(r.stdout.strip().splitlines()[-1])
     n = args.n
-    blas = out["blas"]["blas float32"]
+    blas = max(out["blas"]["blas float32"], out["numfab"].pop("blas float32"))
     print(f"{n}x{n}x{n}, E4M3 operands, best of {args.repeat}; float32 BLAS "
-          f"{blas / 1e9:.1f} G MAC/s")
+          f"{blas / 1e9:.1f} G MAC/s (the faster of its own process and numfab's)")
     print(f"{'case':34s} {'numfab':>10s} {'apytypes':>10s} {'vs apy':>7s} {'vs BLAS':>8s}")
     for name, v in out["numfab"].items():
         apy = out["apytypes"].get(name)
