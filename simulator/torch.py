@@ -1,0 +1,436 @@
+"""Run any torch model in any numfab format: ``simulate(model, config)``.
+
+Rules keyed by layer-name patterns choose, per layer, the format of the weights, the
+input activations, the output and (for attention modules) the KV cache, and whether the
+layer runs as fake quantization (default: formats/ kernels on float32, straight-through
+gradients) or bit-true through :func:`simulator.gemm` with a modelled accumulator.
+
+Matched ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d`` layers are swapped for a
+:class:`QuantLayer` wrapping the original module (its parameters untouched, so restoring
+puts back the very same objects: the model is restored bit for bit). Attention modules
+(children ``k_proj``/``v_proj`` as in Hugging Face Llama, or ``key``/``value`` as in
+BERT) matched by a rule with ``kv=`` get their key and value projections' outputs
+quantized along the head dimension: the tensors the KV cache stores (for Llama, keys
+before the rotary embedding, as KVQuant's pre-RoPE key quantization).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from formats import BlockScaled, Integer, Lut, ScaleRule, parse
+
+from .accumulator import Accumulator
+from .gemm import gemm
+
+__all__ = ["LayerSpec", "QuantLayer", "Simulation", "fake_quant", "layer_names",
+           "restore", "simulate"]
+
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+_KV_PAIRS = (("k_proj", "v_proj"), ("key", "value"))
+
+
+def _fmt(value: Any, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{what}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """What one layer computes in.
+
+    weight, act, output : formats (or names) of the weight, the input activation and the
+        output; ``None`` keeps a tensor as it is.
+    kv : format of an attention module's keys and values (blocks along the head dim).
+    granularity, act_granularity : how scalar formats are scaled, for the weight and the
+        activation: ``"none"`` (a plain cast), ``"tensor"``, ``"channel"`` (per output
+        channel of the weight, per token of the activation), ``"group:<k>"`` (groups of k
+        along K); scales are float32, ``amax / max`` rounded to nearest. ``"auto"``:
+        minifloats and fixed point are cast, integers and tables scaled per channel. Block
+        formats define their own blocks (along K; 2-D tiles for weights) and take only
+        ``"auto"``.
+    accumulator : an :class:`Accumulator` (or format name, or ``"exact"``) to run the
+        layer bit-true through :func:`simulator.gemm` (slow; Linear layers), or ``None``
+        for fake quantization.
+    """
+
+    weight: Any = None
+    act: Any = None
+    output: Any = None
+    kv: Any = None
+    granularity: str = "auto"
+    act_granularity: str = "auto"
+    accumulator: Any = None
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "act", "output", "kv"):
+            object.__setattr__(self, name, _fmt(getattr(self, name), name))
+        for name in ("granularity", "act_granularity"):
+            g = getattr(self, name)
+            fmt = self.weight if name == "granularity" else self.act
+            _check_granularity(g, fmt, name)
+        acc = self.accumulator
+        if acc is not None and not isinstance(acc, Accumulator):
+            acc = Accumulator(None if acc == "exact" else acc)
+            object.__setattr__(self, "accumulator", acc)
+
+
+def _check_granularity(g: Any, fmt: Any, name: str) -> None:
+    ok = isinstance(g, str) and (g in ("auto", "none", "tensor", "channel") or bool(
+        re.fullmatch(r"group:[1-9][0-9]*", g)))
+    if not ok:
+        raise ValueError(f"{name} must be 'auto', 'none', 'tensor', 'channel' or "
+                         f"'group:<k>', not {g!r}")
+    if isinstance(fmt, BlockScaled) and g != "auto":
+        raise ValueError(f"{name}={g!r} with block format {fmt}: block formats define "
+                         "their own blocks; leave it 'auto'")
+
+
+def _scaled(fmt: Any, g: str, k: int, numel: int) -> Any:
+    """The format a tensor is quantized in at granularity ``g`` (K = ``k``)."""
+    if isinstance(fmt, BlockScaled) or fmt is None:
+        return fmt
+    if g == "auto":
+        g = "channel" if isinstance(fmt, (Integer, Lut)) else "none"
+    if g == "none":
+        return fmt
+    size = {"tensor": numel, "channel": k}.get(g) or int(g.split(":")[1])
+    return BlockScaled(fmt, parse("float32"), size, scale_rule=ScaleRule.NEAREST)
+
+
+def fake_quant(x: torch.Tensor, fmt: Any, granularity: str = "auto") -> torch.Tensor:
+    """``x`` quantized to ``fmt`` along its last dimension (K), in x's dtype, with a
+    straight-through gradient (the identity). Runs formats/' float32 kernels."""
+    if fmt is None:
+        return x
+    fmt = _fmt(fmt, "fmt")
+    _check_granularity(granularity, fmt, "granularity")
+    if x.numel() == 0:
+        return x
+    k = x.shape[-1]
+    f = _scaled(fmt, granularity, k, x.numel())
+    # float32 kernels for float32/16-bit tensors; float64 tensors round from float64
+    wide = x.dtype == torch.float64
+    arr = x.detach().to(torch.float64 if wide else torch.float32).contiguous().numpy()
+    if isinstance(f, BlockScaled) and granularity == "tensor":
+        arr2 = arr.reshape(1, -1)
+    elif isinstance(f, BlockScaled) and isinstance(f.block_size, int):
+        arr2 = arr.reshape(-1, k)
+    else:
+        arr2 = arr
+    if isinstance(f, BlockScaled) and f.axis != -1 and isinstance(f.block_size, int):
+        f = dataclasses.replace(f, axis=-1)
+    with np.errstate(all="ignore"):
+        q = np.asarray(f.quantize(arr2), arr.dtype).reshape(arr.shape)
+    qt = torch.from_numpy(q).to(x.dtype)
+    if x.requires_grad:
+        return x + (qt - x).detach()
+    return qt
+
+
+class QuantLayer(nn.Module):
+    """A Linear / Conv layer computing in the formats of its :class:`LayerSpec`.
+
+    ``inner`` is the original module, unchanged. Fake quantization: the input (K last:
+    features, or channels of a convolution) and the weight (K = its fan-in) are
+    quantized, the float op runs, the output is quantized. The quantized weight is cached
+    while the weight neither changes nor needs gradients."""
+
+    inner: Any
+
+    def __init__(self, inner: nn.Module, spec: LayerSpec, name: str = "",
+                 register: bool = True) -> None:
+        super().__init__()
+        if register:
+            self.inner = inner
+        else:  # the model itself: held, not registered (the module tree must not loop)
+            object.__setattr__(self, "inner", inner)
+        self.spec = spec
+        self.name = name
+        if spec.accumulator is not None and not isinstance(inner, nn.Linear):
+            raise ValueError(f"layer {name!r} ({type(inner).__name__}): bit-true routing "
+                             "through simulator.gemm takes nn.Linear layers only")
+        self._wcache: tuple[int, int, torch.Tensor] | None = None
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return (f"weight={s.weight}, act={s.act}, output={s.output}, "
+                f"bit_true={s.accumulator is not None}")
+
+    def qweight(self) -> torch.Tensor:
+        w = self.inner.weight
+        if self.spec.weight is None:
+            return w
+        key = (w._version, id(w))
+        if not w.requires_grad and self._wcache is not None and self._wcache[:2] == key:
+            return self._wcache[2]
+        w2 = w.reshape(w.shape[0], -1)  # K = fan-in
+        q = fake_quant(w2, self.spec.weight, self.spec.granularity).reshape(w.shape)
+        if not w.requires_grad:
+            self._wcache = (key[0], key[1], q)
+        return q
+
+    def _qact(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spec.act is None:
+            return x
+        if isinstance(self.inner, nn.Linear):
+            return fake_quant(x, self.spec.act, self.spec.act_granularity)
+        xc = x.movedim(1, -1)  # convolutions: channels are K
+        return fake_quant(xc, self.spec.act, self.spec.act_granularity).movedim(-1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inner = self.inner
+        if self.spec.accumulator is not None:
+            y = self._bit_true(x)
+        else:
+            xq = self._qact(x)
+            w = self.qweight()
+            if isinstance(inner, nn.Linear):
+                y = nn.functional.linear(xq, w, inner.bias)
+            else:
+                y = inner._conv_forward(xq, w, inner.bias)
+        if self.spec.output is not None:
+            y = fake_quant(y, self.spec.output)
+        return y
+
+    def _bit_true(self, x: torch.Tensor) -> torch.Tensor:
+        inner = self.inner
+        lead = x.shape[:-1]
+        a = x.detach().reshape(-1, x.shape[-1]).to(torch.float64).numpy()
+        w = inner.weight.detach().to(torch.float64).numpy()
+        af = _scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.size)
+        wf = _scaled(self.spec.weight, self.spec.granularity, w.shape[-1], w.size)
+        if isinstance(wf, BlockScaled) and self.spec.granularity == "tensor":
+            raise ValueError(f"layer {self.name!r}: bit-true routing takes per-channel or "
+                             "group weight scales, not 'tensor'")
+        if af is None:
+            af = "float32"
+            a = a.astype(np.float32).astype(np.float64)
+        if wf is None:
+            wf = "float32"
+            w = w.astype(np.float32).astype(np.float64)
+        # the weight's blocks lie along K: quantize it (out, K), pass its transpose
+        y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=self.spec.accumulator)
+        if inner.bias is not None:
+            y = y + inner.bias.detach().to(torch.float64).numpy()
+        return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, -1)
+
+
+class _KVQuant(nn.Module):
+    """Wraps an attention module's key or value projection: its output (what the KV
+    cache stores) is quantized along the last (head) dimension."""
+
+    inner: Any
+
+    def __init__(self, inner: nn.Module, fmt: Any, name: str, head_dim: int | None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.fmt = fmt
+        self.name = name
+        self.head_dim = head_dim
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        y = self.inner(*args, **kwargs)
+        if self.head_dim and y.shape[-1] % self.head_dim == 0:
+            shp = y.shape
+            y2 = y.reshape(*shp[:-1], shp[-1] // self.head_dim, self.head_dim)
+            return fake_quant(y2, self.fmt).reshape(shp)
+        return fake_quant(y, self.fmt)
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Names of the modules ``simulate`` can quantize (Linear/Conv layers and attention
+    modules with key/value projections)."""
+    return [n for n, m in model.named_modules() if isinstance(m, _LAYERS) or _kv_children(m)]
+
+
+def _kv_children(m: nn.Module) -> tuple[str, str] | None:
+    for k, v in _KV_PAIRS:
+        if isinstance(getattr(m, k, None), nn.Linear) and isinstance(getattr(m, v, None),
+                                                                     nn.Linear):
+            return k, v
+    return None
+
+
+def _match(pattern: str, name: str) -> bool:
+    if pattern.startswith("re:"):
+        return re.fullmatch(pattern[3:], name) is not None
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _rules(config: Any) -> list[tuple[str, LayerSpec]]:
+    if isinstance(config, LayerSpec):
+        return [("*", config)]
+    items: Iterable[Any]
+    if isinstance(config, Mapping):
+        items = config.items()
+    elif isinstance(config, (list, tuple)):
+        items = config
+    else:
+        raise TypeError("config must be a LayerSpec, a mapping {pattern: LayerSpec or dict} "
+                        f"or a list of (pattern, spec) pairs, not {type(config).__name__}")
+    out = []
+    for item in items:
+        try:
+            pattern, spec = item
+        except (TypeError, ValueError):
+            raise TypeError(f"config entries must be (pattern, spec) pairs, not {item!r}") \
+                from None
+        if not isinstance(pattern, str):
+            raise TypeError(f"layer patterns must be strings, not {pattern!r}")
+        if isinstance(spec, Mapping):
+            try:
+                spec = LayerSpec(**spec)
+            except TypeError as exc:
+                raise TypeError(f"rule {pattern!r}: {exc}") from None
+        if not isinstance(spec, LayerSpec):
+            raise TypeError(f"rule {pattern!r}: spec must be a LayerSpec or a dict, not "
+                            f"{type(spec).__name__}")
+        out.append((pattern, spec))
+    return out
+
+
+def _merge(a: LayerSpec, b: LayerSpec) -> LayerSpec:
+    """``b`` over ``a``: the fields ``b`` sets (not None / not 'auto') win."""
+    kw = {}
+    for f in dataclasses.fields(LayerSpec):
+        vb = getattr(b, f.name)
+        kw[f.name] = getattr(a, f.name) if vb is None or vb == "auto" else vb
+    return LayerSpec(**kw)
+
+
+class Simulation:
+    """A patched model: ``with simulate(model, cfg) as m: ...`` restores on exit;
+    ``sim = simulate(model, cfg)`` keeps it patched (``sim.model``, ``sim(x)``) until
+    ``sim.restore()``. ``sim.layers`` maps layer names to their specs."""
+
+    def __init__(self, model: nn.Module, layers: dict[str, LayerSpec]) -> None:
+        self.model = model
+        self.layers = layers
+
+    def __enter__(self) -> nn.Module:
+        return self.model
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    def restore(self) -> None:
+        restore(self.model)
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    if "." in name:
+        p, _, leaf = name.rpartition(".")
+        return model.get_submodule(p), leaf
+    return model, name
+
+
+def simulate(model: nn.Module, config: Any) -> Simulation:
+    """Patch ``model`` in place to compute in the formats ``config`` names.
+
+    ``config``: a :class:`LayerSpec` (every layer), a mapping ``{pattern: spec}`` or a
+    list of ``(pattern, spec)`` pairs; ``spec`` a LayerSpec or a dict of its fields.
+    Patterns are shell globs on module names (``"model.layers.*.mlp.*"``) or regular
+    expressions after ``"re:"``. Rules apply in order; a later rule's fields override
+    an earlier one's where it sets them. A pattern matching no quantizable layer is an
+    error listing the layer names.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
+    if _ROOT in model.__dict__ or any(isinstance(m, (QuantLayer, _KVQuant))
+                                      for m in model.modules()):
+        raise ValueError("model is already simulated; restore() it first")
+    rules = _rules(config)
+    names = layer_names(model)
+    mods = dict(model.named_modules())
+    chosen: dict[str, LayerSpec] = {}
+    for pattern, spec in rules:
+        hit = [n for n in names if _match(pattern, n)]
+        if not hit:
+            shown = ", ".join(names[:40]) + (" ..." if len(names) > 40 else "")
+            raise ValueError(f"pattern {pattern!r} matches no layer; layers: {shown}")
+        for n in hit:
+            chosen[n] = _merge(chosen[n], spec) if n in chosen else spec
+    plan: list[tuple[str, LayerSpec]] = []
+    for n, spec in chosen.items():
+        m = mods[n]
+        kvc = _kv_children(m)
+        if spec.kv is not None and kvc is None:
+            raise ValueError(f"layer {n!r} ({type(m).__name__}) cannot take kv=: it has no "
+                             "k_proj/v_proj or key/value projections")
+        if isinstance(m, _LAYERS):
+            if any(getattr(spec, f) is not None for f in ("weight", "act", "output")) or \
+                    spec.accumulator is not None:
+                plan.append((n, spec))
+        elif spec.kv is None and any(getattr(spec, f) is not None
+                                     for f in ("weight", "act", "output")):
+            continue  # an attention module matched for its children's sake
+        if spec.kv is not None:
+            plan.append((n, spec))
+    done: list[tuple[nn.Module, str, nn.Module]] = []
+    try:
+        # layers first, then the KV wrappers around (possibly wrapped) projections
+        for n, spec in plan:
+            m = mods[n]
+            if isinstance(m, _LAYERS) and n == "":
+                # the model is itself the layer: its forward is overridden (the wrapper
+                # holds it unregistered, so the module tree does not loop)
+                ql = QuantLayer(m, spec, n, register=False)
+                m.forward = ql.forward  # type: ignore[method-assign,assignment]
+                object.__setattr__(m, _ROOT, ql)
+            elif isinstance(m, _LAYERS):
+                parent, leaf = _parent(model, n)
+                setattr(parent, leaf, QuantLayer(m, spec, n))
+                done.append((parent, leaf, m))
+        for n, spec in plan:
+            m = mods[n]
+            kvc = _kv_children(m)
+            if kvc is not None and spec.kv is not None:
+                hd = getattr(m, "head_dim", None) or getattr(m, "attention_head_size", None)
+                for c in kvc:
+                    inner = getattr(m, c)
+                    setattr(m, c, _KVQuant(inner, spec.kv, f"{n}.{c}", hd))
+                    done.append((m, c, inner))
+    except Exception:
+        for parent, leaf, orig in reversed(done):
+            setattr(parent, leaf, orig)
+        _unroot(model)
+        raise
+    return Simulation(model, dict(plan))
+
+
+_ROOT = "_numfab_quant_layer"
+
+
+def _unroot(model: nn.Module) -> None:
+    if _ROOT in model.__dict__:
+        del model.__dict__[_ROOT]
+        model.__dict__.pop("forward", None)
+
+
+def restore(model: nn.Module) -> nn.Module:
+    """Undo :func:`simulate`: put every original module back (the same objects)."""
+    _unroot(model)
+    while True:
+        hit = next(((n, m) for n, m in model.named_modules()
+                    if isinstance(m, (QuantLayer, _KVQuant))), None)
+        if hit is None:
+            return model
+        # named_modules is pre-order: the outermost wrapper comes first
+        parent, leaf = _parent(model, hit[0])
+        setattr(parent, leaf, hit[1].inner)
