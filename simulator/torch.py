@@ -28,6 +28,7 @@ from torch import nn
 
 from formats import BlockScaled, Integer, Lut, ScaleRule, parse
 
+from . import techniques
 from .accumulator import Accumulator
 from .gemm import gemm
 
@@ -64,6 +65,20 @@ class LayerSpec:
     accumulator : an :class:`Accumulator` (or format name, or ``"exact"``) to run the
         layer bit-true through :func:`simulator.gemm` (slow; Linear layers), or ``None``
         for fake quantization.
+
+    Techniques (nn.Linear layers; see :mod:`simulator.techniques`), applied to the input
+    in this order, each leaving the unquantized output unchanged (to float rounding):
+    rearrange : permute input channels by calibrated magnitude (outliers share blocks).
+    smoothquant : alpha; divide inputs by SmoothQuant scales, multiply weight columns.
+    hadamard : ``"full"`` (K a power of two) or ``"block"`` (blocks of ``hadamard_block``,
+        default the weight format's block size): rotate inputs online and weights once.
+    clip : ``"mse"``: each weight scale (block, group or channel) chosen for least
+        squared error among clipped candidates (formats' ``ScaleRule.MSE``).
+    gptq : quantize the weight with GPTQ on calibrated inputs (``act_order`` optional,
+        ``gptq_damp`` the dampening).
+    outliers : LLM.int8() threshold: input channels with any ``|x| >= outliers`` (per
+        forward) and their weight columns stay in ``outlier_format`` (float16).
+    rearrange, smoothquant and gptq need :meth:`Simulation.calibrate` first.
     """
 
     weight: Any = None
@@ -73,6 +88,16 @@ class LayerSpec:
     granularity: str = "auto"
     act_granularity: str = "auto"
     accumulator: Any = None
+    rearrange: bool = False
+    smoothquant: float | None = None
+    hadamard: str | None = None
+    hadamard_block: int | None = None
+    clip: str | None = None
+    gptq: bool = False
+    act_order: bool = False
+    gptq_damp: float = 0.01
+    outliers: float | None = None
+    outlier_format: Any = "float16"
 
     def __post_init__(self) -> None:
         for name in ("weight", "act", "output", "kv"):
@@ -85,6 +110,33 @@ class LayerSpec:
         if acc is not None and not isinstance(acc, Accumulator):
             acc = Accumulator(None if acc == "exact" else acc)
             object.__setattr__(self, "accumulator", acc)
+        object.__setattr__(self, "outlier_format", _fmt(self.outlier_format, "outlier_format"))
+        if self.hadamard not in (None, "full", "block"):
+            raise ValueError(f"hadamard must be None, 'full' or 'block', not {self.hadamard!r}")
+        hb = self.hadamard_block
+        if hb is not None and (not isinstance(hb, int) or hb < 1 or hb & (hb - 1)):
+            raise ValueError(f"hadamard_block must be a power of two, not {hb!r}")
+        if self.clip not in (None, "mse"):
+            raise ValueError(f"clip must be None or 'mse', not {self.clip!r}")
+        if self.smoothquant is not None and not 0.0 <= float(self.smoothquant) <= 1.0:
+            raise ValueError(f"smoothquant (alpha) must be in [0, 1], not {self.smoothquant}")
+        if (self.gptq or self.clip) and self.weight is None:
+            raise ValueError("gptq and clip need a weight format")
+        if self.gptq and self.accumulator is not None:
+            raise ValueError("gptq with bit-true routing is not supported: the bit-true "
+                             "path re-derives block scales from the weights")
+
+    @property
+    def techniques(self) -> list[str]:
+        """The techniques this spec applies."""
+        t = [n for n in ("rearrange", "gptq") if getattr(self, n)]
+        t += [n for n in ("smoothquant", "hadamard", "clip", "outliers")
+              if getattr(self, n) is not None]
+        return t
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.rearrange or self.gptq or self.smoothquant is not None
 
 
 def _check_granularity(g: Any, fmt: Any, name: str) -> None:
@@ -144,9 +196,10 @@ class QuantLayer(nn.Module):
     """A Linear / Conv layer computing in the formats of its :class:`LayerSpec`.
 
     ``inner`` is the original module, unchanged. Fake quantization: the input (K last:
-    features, or channels of a convolution) and the weight (K = its fan-in) are
-    quantized, the float op runs, the output is quantized. The quantized weight is cached
-    while the weight neither changes nor needs gradients."""
+    features, or channels of a convolution), after the spec's input transforms, and the
+    weight (K = its fan-in; transformed to match, then rounded by RTN, MSE-clipped
+    scales or GPTQ) are quantized, the float op runs, the output is quantized. The
+    quantized weight is cached while the weight neither changes nor needs gradients."""
 
     inner: Any
 
@@ -159,28 +212,134 @@ class QuantLayer(nn.Module):
             object.__setattr__(self, "inner", inner)
         self.spec = spec
         self.name = name
+        kind = type(inner).__name__
         if spec.accumulator is not None and not isinstance(inner, nn.Linear):
-            raise ValueError(f"layer {name!r} ({type(inner).__name__}): bit-true routing "
+            raise ValueError(f"layer {name!r} ({kind}): bit-true routing "
                              "through simulator.gemm takes nn.Linear layers only")
-        self._wcache: tuple[int, int, torch.Tensor] | None = None
+        if spec.techniques and not isinstance(inner, nn.Linear):
+            raise ValueError(f"layer {name!r} ({kind}) cannot take "
+                             f"{', '.join(spec.techniques)}: the techniques transform a "
+                             "Linear layer's input features")
+        self._wcache: tuple[Any, torch.Tensor] | None = None
+        self.calibrating = False
+        self.stats: dict[str, Any] | None = None
+        self.perm: torch.Tensor | None = None
+        self.smooth: torch.Tensor | None = None
+        self.hblock: int | None = None
+        if spec.hadamard is not None:
+            k = int(inner.weight.shape[1])  # type: ignore[index]
+            if spec.hadamard == "full":
+                if k & (k - 1):
+                    raise ValueError(f"layer {name!r}: hadamard='full' needs K a power of "
+                                     f"two, not {k}; use hadamard='block'")
+                self.hblock = k
+            else:
+                wf = spec.weight
+                bs = spec.hadamard_block or (wf.block_size if isinstance(wf, BlockScaled)
+                                             and isinstance(wf.block_size, int) else None)
+                if bs is None:
+                    raise ValueError(f"layer {name!r}: hadamard='block' needs "
+                                     "hadamard_block= (the weight format has no 1-D blocks)")
+                if k % bs or bs & (bs - 1):
+                    raise ValueError(f"layer {name!r}: Hadamard block {bs} must be a power "
+                                     f"of two dividing K={k}")
+                self.hblock = bs
 
     def extra_repr(self) -> str:
         s = self.spec
         return (f"weight={s.weight}, act={s.act}, output={s.output}, "
-                f"bit_true={s.accumulator is not None}")
+                f"bit_true={s.accumulator is not None}, techniques={s.techniques}")
+
+    # --- calibration --------------------------------------------------------------------
+    def _record(self, x: torch.Tensor) -> None:
+        x2 = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
+        st = self.stats
+        if st is None:
+            st = self.stats = {"amax": torch.zeros(x2.shape[1], dtype=torch.float64),
+                               "n": 0, "H": None}
+        st["amax"] = torch.maximum(st["amax"], x2.abs().amax(dim=0))
+        st["n"] += x2.shape[0]
+        if self.spec.gptq:
+            h = x2.T @ x2
+            st["H"] = h if st["H"] is None else st["H"] + h
+
+    def finish_calibration(self) -> None:
+        """Derive the calibrated transforms (channel order, SmoothQuant scales)."""
+        if self.stats is None:
+            raise ValueError(f"layer {self.name!r} saw no calibration data")
+        amax = self.stats["amax"]
+        w = self.inner.weight.detach().to(torch.float64)
+        if self.spec.rearrange:
+            self.perm = techniques.rearrange(amax)
+            amax, w = amax[self.perm], w[:, self.perm]
+        if self.spec.smoothquant is not None:
+            self.smooth = techniques.smooth_scales(amax, w, float(self.spec.smoothquant))
+        self._wcache = None
+
+    def _check_calibrated(self) -> None:
+        if self.spec.needs_calibration and self.stats is None:
+            raise ValueError(f"layer {self.name!r} needs calibration for "
+                             f"{', '.join(self.spec.techniques)}: call "
+                             "Simulation.calibrate(batches) first")
+
+    # --- transforms ---------------------------------------------------------------------
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The input as the quantizer sees it (channel order, smoothing, rotation)."""
+        if self.perm is not None:
+            x = x[..., self.perm]
+        if self.smooth is not None:
+            x = x / self.smooth.to(x.dtype)
+        if self.hblock is not None:
+            x = techniques.rotate(x, self.hblock)
+        return x
+
+    def weight_transformed(self) -> torch.Tensor:
+        """The weight (out, K) matching :meth:`transform`: x' @ W'.T == x @ W.T."""
+        w = self.inner.weight
+        w = w.reshape(w.shape[0], -1)
+        if self.perm is not None:
+            w = w[:, self.perm]
+        if self.smooth is not None:
+            w = w * self.smooth.to(w.dtype)
+        if self.hblock is not None:
+            w = techniques.rotate(w, self.hblock)
+        return w
+
+    def _weight_format(self, k: int, numel: int) -> Any:
+        f = _scaled(self.spec.weight, self.spec.granularity, k, numel)
+        if self.spec.clip == "mse":
+            if not isinstance(f, BlockScaled) or f.zero_point:
+                raise ValueError(f"layer {self.name!r}: clip='mse' needs scaled symmetric "
+                                 f"weights (a block format or a scaled granularity), not {f}")
+            f = dataclasses.replace(f, scale_rule=ScaleRule.MSE)
+        return f
 
     def qweight(self) -> torch.Tensor:
-        w = self.inner.weight
-        if self.spec.weight is None:
-            return w
-        key = (w._version, id(w))
-        if not w.requires_grad and self._wcache is not None and self._wcache[:2] == key:
-            return self._wcache[2]
-        w2 = w.reshape(w.shape[0], -1)  # K = fan-in
-        q = fake_quant(w2, self.spec.weight, self.spec.granularity).reshape(w.shape)
-        if not w.requires_grad:
-            self._wcache = (key[0], key[1], q)
-        return q
+        w0 = self.inner.weight
+        if self.spec.weight is None and not self.spec.techniques:
+            return w0
+        key = (w0._version, id(w0), id(self.perm), id(self.smooth))
+        if not w0.requires_grad and self._wcache is not None and self._wcache[0] == key:
+            return self._wcache[1]
+        w = self.weight_transformed()
+        if self.spec.weight is not None:
+            f = self._weight_format(w.shape[1], w.numel())
+            if self.spec.gptq:
+                assert self.stats is not None and self.stats["H"] is not None
+                t = self.transform(torch.eye(w.shape[1], dtype=torch.float64))
+                h = t.T @ self.stats["H"] @ t
+                if self.spec.granularity == "tensor":
+                    raise ValueError(f"layer {self.name!r}: gptq takes channel or group "
+                                     "scales, not granularity 'tensor'")
+                q = techniques.gptq(w, h, f, damp=self.spec.gptq_damp,
+                                    act_order=self.spec.act_order).to(w.dtype)
+                w = w + (q - w).detach() if w.requires_grad else q
+            else:
+                w = _fq(w, f, self.spec.granularity)
+        w = w.reshape(w0.shape)
+        if not w0.requires_grad:
+            self._wcache = (key, w)
+        return w
 
     def _qact(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.act is None:
@@ -192,26 +351,53 @@ class QuantLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inner = self.inner
+        if self.calibrating:
+            self._record(x)
+            return inner(x)
+        self._check_calibrated()
         if self.spec.accumulator is not None:
             y = self._bit_true(x)
-        else:
-            xq = self._qact(x)
-            w = self.qweight()
-            if isinstance(inner, nn.Linear):
-                y = nn.functional.linear(xq, w, inner.bias)
+        elif isinstance(inner, nn.Linear):
+            xt = self.transform(x)
+            if self.spec.outliers is not None:
+                y = self._with_outliers(xt)
             else:
-                y = inner._conv_forward(xq, w, inner.bias)
+                y = nn.functional.linear(self._qact(xt), self.qweight(), inner.bias)
+        else:
+            y = inner._conv_forward(self._qact(x), self.qweight(), inner.bias)
         if self.spec.output is not None:
             y = fake_quant(y, self.spec.output)
+        return y
+
+    def _with_outliers(self, xt: torch.Tensor) -> torch.Tensor:
+        """LLM.int8(): outlier input channels (any |x| >= threshold in this batch) run in
+        the outlier format, the rest in the layer's formats."""
+        k = xt.shape[-1]
+        thr = float(self.spec.outliers)  # type: ignore[arg-type]
+        cols = xt.detach().reshape(-1, k).abs().amax(dim=0) >= thr
+        w = self.weight_transformed()
+        of = self.spec.outlier_format
+        y = nn.functional.linear(fake_quant(xt[..., cols], of), fake_quant(w[:, cols], of))
+        keep = ~cols
+        if bool(keep.any()):
+            wr = w[:, keep]
+            if self.spec.weight is not None:
+                wr = _fq(wr, self._weight_format(wr.shape[1], wr.numel()),
+                         self.spec.granularity)
+            y = y + nn.functional.linear(self._qact(xt[..., keep]), wr)
+        if self.inner.bias is not None:
+            y = y + self.inner.bias
         return y
 
     def _bit_true(self, x: torch.Tensor) -> torch.Tensor:
         inner = self.inner
         lead = x.shape[:-1]
-        a = x.detach().reshape(-1, x.shape[-1]).to(torch.float64).numpy()
-        w = inner.weight.detach().to(torch.float64).numpy()
+        xt = self.transform(x.detach().to(torch.float64))
+        a = xt.reshape(-1, xt.shape[-1]).numpy()
+        w = self.weight_transformed().detach().to(torch.float64).numpy()
         af = _scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.size)
-        wf = _scaled(self.spec.weight, self.spec.granularity, w.shape[-1], w.size)
+        wf = self._weight_format(w.shape[-1], w.size) if self.spec.weight is not None \
+            else None
         if isinstance(wf, BlockScaled) and self.spec.granularity == "tensor":
             raise ValueError(f"layer {self.name!r}: bit-true routing takes per-channel or "
                              "group weight scales, not 'tensor'")
@@ -221,11 +407,16 @@ class QuantLayer(nn.Module):
         if wf is None:
             wf = "float32"
             w = w.astype(np.float32).astype(np.float64)
-        # the weight's blocks lie along K: quantize it (out, K), pass its transpose
+        # the weight's blocks lie along K: pass W.T (K, out), blocked along its K
         y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=self.spec.accumulator)
         if inner.bias is not None:
             y = y + inner.bias.detach().to(torch.float64).numpy()
         return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, -1)
+
+
+def _fq(w: torch.Tensor, f: Any, granularity: str) -> torch.Tensor:
+    """fake_quant with an already-scaled format ``f`` (granularity decided)."""
+    return fake_quant(w, f, "tensor" if granularity == "tensor" else "auto")
 
 
 class _KVQuant(nn.Module):
@@ -307,7 +498,8 @@ def _merge(a: LayerSpec, b: LayerSpec) -> LayerSpec:
     kw = {}
     for f in dataclasses.fields(LayerSpec):
         vb = getattr(b, f.name)
-        kw[f.name] = getattr(a, f.name) if vb is None or vb == "auto" else vb
+        default = _fmt(f.default, f.name) if f.name == "outlier_format" else f.default
+        kw[f.name] = getattr(a, f.name) if vb is None or vb == default else vb
     return LayerSpec(**kw)
 
 
@@ -331,6 +523,42 @@ class Simulation:
 
     def restore(self) -> None:
         restore(self.model)
+
+    def quant_layers(self) -> dict[str, QuantLayer]:
+        """The patched layers by name."""
+        out = {n: m for n, m in self.model.named_modules() if isinstance(m, QuantLayer)}
+        root = self.model.__dict__.get(_ROOT)
+        if root is not None:
+            out[""] = root
+        return out
+
+    def calibrate(self, batches: Iterable[Any], forward: Any = None) -> Simulation:
+        """Run ``batches`` through the model unquantized, collecting each patched layer's
+        input statistics (per-channel max |x|, and X^T X for GPTQ), then derive the
+        calibrated transforms. ``forward(model, batch)`` runs one batch (default
+        ``model(batch)``). Calibrating again starts afresh."""
+        layers = self.quant_layers()
+        for q in layers.values():
+            q.stats, q.perm, q.smooth, q._wcache = None, None, None, None
+            q.calibrating = True
+        n = 0
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    if forward is None:
+                        self.model(batch)
+                    else:
+                        forward(self.model, batch)
+                    n += 1
+        finally:
+            for q in layers.values():
+                q.calibrating = False
+        if n == 0:
+            raise ValueError("calibrate() got no batches")
+        for q in layers.values():
+            if q.stats is not None:
+                q.finish_calibration()
+        return self
 
 
 def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
