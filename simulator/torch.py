@@ -353,7 +353,7 @@ class QuantLayer(nn.Module):
         inner = self.inner
         if self.calibrating:
             self._record(x)
-            return inner(x)
+            return type(inner).forward(inner, x)  # the class's (a root layer's is ours)
         self._check_calibrated()
         if self.spec.accumulator is not None:
             y = self._bit_true(x)
@@ -603,7 +603,7 @@ def simulate(model: nn.Module, config: Any) -> Simulation:
                              "k_proj/v_proj or key/value projections")
         if isinstance(m, _LAYERS):
             if any(getattr(spec, f) is not None for f in ("weight", "act", "output")) or \
-                    spec.accumulator is not None:
+                    spec.accumulator is not None or spec.techniques:
                 plan.append((n, spec))
         elif spec.kv is None and any(getattr(spec, f) is not None
                                      for f in ("weight", "act", "output")):
