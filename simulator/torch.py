@@ -33,7 +33,7 @@ from .accumulator import Accumulator
 from .gemm import gemm
 
 __all__ = ["LayerSpec", "QuantLayer", "Simulation", "fake_quant", "layer_names",
-           "restore", "simulate"]
+           "restore", "restore_params", "simulate"]
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 _KV_PAIRS = (("k_proj", "v_proj"), ("key", "value"))
@@ -222,6 +222,9 @@ class QuantLayer(nn.Module):
                              "Linear layer's input features")
         self._wcache: tuple[Any, torch.Tensor] | None = None
         self.calibrating = False
+        self.capture = False
+        self.recording = True
+        self._first_input: torch.Tensor | None = None
         self.stats: dict[str, Any] | None = None
         self.perm: torch.Tensor | None = None
         self.smooth: torch.Tensor | None = None
@@ -252,6 +255,10 @@ class QuantLayer(nn.Module):
 
     # --- calibration --------------------------------------------------------------------
     def _record(self, x: torch.Tensor) -> None:
+        if not self.recording:
+            return
+        if self.capture and getattr(self, "_first_input", None) is None:
+            self._first_input = x  # which module produced it: SmoothQuant folding
         x2 = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
         st = self.stats
         if st is None:
@@ -511,6 +518,7 @@ class Simulation:
     def __init__(self, model: nn.Module, layers: dict[str, LayerSpec]) -> None:
         self.model = model
         self.layers = layers
+        self.folded: dict[str, list[str]] = {}
 
     def __enter__(self) -> nn.Module:
         return self.model
@@ -532,35 +540,113 @@ class Simulation:
             out[""] = root
         return out
 
-    def calibrate(self, batches: Iterable[Any], forward: Any = None) -> Simulation:
+    def calibrate(self, batches: Iterable[Any], forward: Any = None,
+                  fold: bool = True) -> Simulation:
         """Run ``batches`` through the model unquantized, collecting each patched layer's
         input statistics (per-channel max |x|, and X^T X for GPTQ), then derive the
         calibrated transforms. ``forward(model, batch)`` runs one batch (default
-        ``model(batch)``). Calibrating again starts afresh."""
+        ``model(batch)``). Calibrating again starts afresh.
+
+        ``fold``: SmoothQuant scales are folded into the normalisation layer that feeds
+        the smoothed layers (LayerNorm / RMSNorm weight and bias divided by ``s``, the
+        consumers' weights multiplied), one shared ``s`` per norm (SmoothQuant's
+        ``max |W_j|`` over all its consumers), where the architecture allows: all the
+        norm's patched consumers use the same alpha and no rearrangement, and the first
+        batch's unquantized output is unchanged after folding (checked; otherwise the
+        fold is undone and the scales stay online). ``self.folded`` names the norms and
+        their layers; ``restore()`` puts the original parameters back bit for bit."""
+        restore_params(self.model)
         layers = self.quant_layers()
         for q in layers.values():
             q.stats, q.perm, q.smooth, q._wcache = None, None, None, None
             q.calibrating = True
+            q.capture = fold
+            q._first_input = None
+        norms: dict[str, torch.Tensor] = {}
+        hooks = []
+        if fold and any(q.spec.smoothquant is not None for q in layers.values()):
+            for name, m in self.model.named_modules():
+                w = getattr(m, "weight", None)
+                if isinstance(w, torch.Tensor) and w.dim() == 1 and "norm" in \
+                        type(m).__name__.lower():
+                    hooks.append(m.register_forward_hook(
+                        lambda mod, args, out, name=name: norms.setdefault(name, out)))
         n = 0
+        first_out = None
         try:
             with torch.no_grad():
                 for batch in batches:
-                    if forward is None:
-                        self.model(batch)
-                    else:
-                        forward(self.model, batch)
+                    out = self.model(batch) if forward is None else forward(self.model, batch)
+                    if n == 0:
+                        first_out, first_batch = out, batch
+                        for h in hooks:
+                            h.remove()
+                        hooks = []
+                        for q in layers.values():
+                            q.capture = False
                     n += 1
+            if n == 0:
+                raise ValueError("calibrate() got no batches")
+            self.folded = self._fold(layers, norms) if norms else {}
+            if self.folded and isinstance(first_out, torch.Tensor):
+                for q in layers.values():
+                    q.recording = False  # the check must not add to the statistics
+                with torch.no_grad():
+                    again = self.model(first_batch) if forward is None else \
+                        forward(self.model, first_batch)
+                scale = float(first_out.abs().max()) or 1.0
+                if float((again - first_out).abs().max()) > 1e-4 * scale:
+                    restore_params(self.model)  # another consumer saw the norm: undo
+                    self.folded = {}
         finally:
+            for h in hooks:
+                h.remove()
             for q in layers.values():
                 q.calibrating = False
-        if n == 0:
-            raise ValueError("calibrate() got no batches")
+                q.capture = False
+                q.recording = True
+                q._first_input = None
         for q in layers.values():
             if q.stats is not None:
                 q.finish_calibration()
+        by_layer = {ln for lns in self.folded.values() for ln in lns}
+        for name, q in layers.items():
+            if name in by_layer:
+                q.smooth = None  # folded into the norm and the weight
         return self
 
-
+    def _fold(self, layers: dict[str, QuantLayer],
+              norms: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for name, q in layers.items():
+            for nn_name, out in norms.items():
+                if q._first_input is out:
+                    groups.setdefault(nn_name, []).append(name)
+        folded: dict[str, list[str]] = {}
+        saved: list[tuple[torch.Tensor, torch.Tensor]] = self.model.__dict__.setdefault(
+            _SAVED, [])
+        for nn_name, names in groups.items():
+            qs = [layers[n] for n in names]
+            alphas = {q.spec.smoothquant for q in qs}
+            if len(alphas) != 1 or None in alphas or any(q.spec.rearrange for q in qs):
+                continue
+            norm: Any = self.model.get_submodule(nn_name)
+            amax = torch.stack([q.stats["amax"] for q in qs if q.stats]).amax(dim=0)
+            w_all = torch.cat([q.inner.weight.detach().to(torch.float64) for q in qs])
+            s_ = techniques.smooth_scales(amax, w_all, float(alphas.pop()))  # type: ignore[arg-type]
+            with torch.no_grad():
+                params: list[torch.Tensor] = [norm.weight] + (
+                    [norm.bias] if getattr(norm, "bias", None) is not None else [])
+                for p_ in params:
+                    saved.append((p_, p_.detach().clone()))
+                    p_.copy_((p_.to(torch.float64) / s_).to(p_.dtype))
+                for q in qs:
+                    w = q.inner.weight
+                    saved.append((w, w.detach().clone()))
+                    w.copy_((w.to(torch.float64) * s_).to(w.dtype))
+                    q._wcache = None
+            folded[nn_name] = names
+        return folded
 def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     if "." in name:
         p, _, leaf = name.rpartition(".")
@@ -643,6 +729,15 @@ def simulate(model: nn.Module, config: Any) -> Simulation:
 
 
 _ROOT = "_numfab_quant_layer"
+_SAVED = "_numfab_saved_params"
+
+
+def restore_params(model: nn.Module) -> None:
+    """Put back parameters that SmoothQuant folding changed (bit for bit)."""
+    saved = model.__dict__.pop(_SAVED, [])
+    with torch.no_grad():
+        for p_, orig in reversed(saved):
+            p_.copy_(orig)
 
 
 def _unroot(model: nn.Module) -> None:
@@ -652,7 +747,9 @@ def _unroot(model: nn.Module) -> None:
 
 
 def restore(model: nn.Module) -> nn.Module:
-    """Undo :func:`simulate`: put every original module back (the same objects)."""
+    """Undo :func:`simulate`: put every original module back (the same objects) and
+    every parameter a SmoothQuant fold changed."""
+    restore_params(model)
     _unroot(model)
     while True:
         hit = next(((n, m) for n, m in model.named_modules()

@@ -161,3 +161,47 @@ def test_technique_errors() -> None:
     with pytest.raises(ValueError, match="no batches"):
         sim.calibrate([])
     sim.restore()
+
+
+def test_smoothquant_folds_into_norms() -> None:
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_torch import _ids, _model
+
+    m = _model()
+    ids = _ids()
+    ref = m(ids).detach()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    cfg = {"layers.*.self_attn.[qkv]_proj": {"smoothquant": 0.5},
+           "layers.*.mlp.0": {"smoothquant": 0.5}}
+    sim = simulate(m, cfg)
+    sim.calibrate([ids])
+    # q/k/v share norm1, the MLP's first layer reads norm2: one scale vector per norm
+    assert sim.folded == {f"layers.{i}.norm{j}": names for i in (0, 1) for j, names in (
+        (1, [f"layers.{i}.self_attn.{p}_proj" for p in "qkv"]), (2, [f"layers.{i}.mlp.0"]))}
+    assert not torch.equal(m.layers[0].norm1.weight, before["layers.0.norm1.weight"])
+    assert all(q.smooth is None for q in sim.quant_layers().values())
+    assert float((sim(ids).detach() - ref).abs().max() / ref.abs().max()) < 1e-5
+    # quantized: folding and online scales agree up to float rounding of the scaling
+    sim.restore()
+    sd = m.state_dict()
+    assert all(torch.equal(sd[k], before[k]) for k in sd)
+    q_cfg = {k: {**v, "weight": "int8", "act": "int8"} for k, v in cfg.items()}
+    sim = simulate(m, q_cfg)
+    folded = sim.calibrate([ids]).folded
+    y_fold = sim(ids).detach()
+    sim.restore()
+    sim = simulate(m, q_cfg)
+    sim.calibrate([ids], fold=False)
+    assert sim.folded == {} and folded
+    y_online = sim(ids).detach()
+    sim.restore()
+    assert float((y_fold - y_online).abs().max() / ref.abs().max()) < 0.05
+    assert all(torch.equal(m.state_dict()[k], before[k]) for k in sd)
+    # only some of a norm's consumers smoothed (k_proj unpatched reads norm1 too): the
+    # unquantized-output check undoes that fold
+    sim = simulate(m, {"layers.*.self_attn.q_proj": {"smoothquant": 0.5}})
+    sim.calibrate([ids])
+    assert sim.folded == {}
+    sim.restore()
+    assert all(torch.equal(m.state_dict()[k], before[k]) for k in sd)
