@@ -213,3 +213,16 @@ def test_bad_input() -> None:
     # a failed simulate leaves nothing patched
     assert not any(isinstance(x, simulator.torch.QuantLayer) for x in m.modules())
     restore(m)
+
+
+def test_tile_weight_format() -> None:
+    # 2-D tiles (8x8 blocks over out x K) quantize the weight as the format defines
+    f = formats.BlockScaled(formats.parse("e4m3"), formats.parse("e8m0"), (8, 8))
+    torch.manual_seed(6)
+    lin = nn.Linear(32, 16)
+    sim = simulate(lin, LayerSpec(weight=f))
+    w = sim.quant_layers()[""].qweight().detach().numpy()
+    sim.restore()
+    want = np.asarray(f.quantize(lin.weight.detach().numpy()))
+    np.testing.assert_array_equal(w, want)
+    assert not np.array_equal(want, lin.weight.detach().numpy())
