@@ -227,8 +227,12 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None
         finally:
             client.close()
         return
+    import multiprocessing
+
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # spawned workers: a forked child inherits OpenMP pools mid-state and can hang
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
         futs = [pool.submit(_run_point, p, threads) for p in todo]
         for fut in as_completed(futs):
             yield fut.result()
