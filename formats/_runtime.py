@@ -37,7 +37,7 @@ def keep_heap() -> None:
         libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
-        pass
+        return  # not glibc: its malloc keeps its own policy
 
 
 keep_heap()

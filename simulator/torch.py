@@ -171,12 +171,18 @@ def fake_quant(x: torch.Tensor, fmt: Any, granularity: str = "auto") -> torch.Te
     _check_granularity(granularity, fmt, "granularity")
     if x.numel() == 0:
         return x
+    return _quantize(x, _scaled(fmt, granularity, x.shape[-1], x.numel()),
+                     whole=granularity == "tensor")
+
+
+def _quantize(x: torch.Tensor, f: Any, whole: bool = False) -> torch.Tensor:
+    """``x`` in the resolved format ``f`` (blocks along the last dimension; ``whole``:
+    one block spanning the tensor), straight-through."""
     k = x.shape[-1]
-    f = _scaled(fmt, granularity, k, x.numel())
     # float32 kernels for float32/16-bit tensors; float64 tensors round from float64
     wide = x.dtype == torch.float64
     arr = x.detach().to(torch.float64 if wide else torch.float32).contiguous().numpy()
-    if isinstance(f, BlockScaled) and granularity == "tensor":
+    if isinstance(f, BlockScaled) and whole:
         arr2 = arr.reshape(1, -1)
     elif isinstance(f, BlockScaled) and isinstance(f.block_size, int):
         arr2 = arr.reshape(-1, k)
@@ -342,7 +348,7 @@ class QuantLayer(nn.Module):
                                     act_order=self.spec.act_order).to(w.dtype)
                 w = w + (q - w).detach() if w.requires_grad else q
             else:
-                w = _fq(w, f, self.spec.granularity)
+                w = _quantize(w, f, whole=self.spec.granularity == "tensor")
         w = w.reshape(w0.shape)
         if not w0.requires_grad:
             self._wcache = (key, w)
@@ -389,8 +395,8 @@ class QuantLayer(nn.Module):
         if bool(keep.any()):
             wr = w[:, keep]
             if self.spec.weight is not None:
-                wr = _fq(wr, self._weight_format(wr.shape[1], wr.numel()),
-                         self.spec.granularity)
+                wr = _quantize(wr, self._weight_format(wr.shape[1], wr.numel()),
+                               whole=self.spec.granularity == "tensor")
             y = y + nn.functional.linear(self._qact(xt[..., keep]), wr)
         if self.inner.bias is not None:
             y = y + self.inner.bias
@@ -419,11 +425,6 @@ class QuantLayer(nn.Module):
         if inner.bias is not None:
             y = y + inner.bias.detach().to(torch.float64).numpy()
         return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, -1)
-
-
-def _fq(w: torch.Tensor, f: Any, granularity: str) -> torch.Tensor:
-    """fake_quant with an already-scaled format ``f`` (granularity decided)."""
-    return fake_quant(w, f, "tensor" if granularity == "tensor" else "auto")
 
 
 class _KVQuant(nn.Module):

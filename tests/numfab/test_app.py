@@ -38,7 +38,7 @@ def test_sweep_resume_equals_uninterrupted(tmp_path: Path) -> None:
     full = run_sweep(cfg, tmp_path / "full.jsonl", progress=False)
 
     class Killed(Exception):
-        pass
+        """Stands for the sweep process being killed after two points."""
 
     seen = []
 

@@ -226,3 +226,20 @@ def test_tile_weight_format() -> None:
     want = np.asarray(f.quantize(lin.weight.detach().numpy()))
     np.testing.assert_array_equal(w, want)
     assert not np.array_equal(want, lin.weight.detach().numpy())
+
+
+def test_per_tensor_weight_and_act_scales() -> None:
+    # granularity 'tensor': one float32 scale amax / max for the whole weight / input
+    torch.manual_seed(7)
+    lin = nn.Linear(16, 4).double()
+    x = torch.randn(3, 16, dtype=torch.float64)
+    with simulate(lin, LayerSpec(weight="int8", granularity="tensor", act="int8",
+                                 act_granularity="tensor")) as sm:
+        y = sm(x).detach().numpy()
+    w = lin.weight.detach().numpy()
+    sw = np.float32(np.abs(w).max() / 127)
+    sx = np.float32(np.abs(x.numpy()).max() / 127)
+    wq = np.clip(np.rint(w / sw), -127, 127) * sw
+    xq = np.clip(np.rint(x.numpy() / sx), -127, 127) * sx
+    np.testing.assert_allclose(y, xq @ wq.T + lin.bias.detach().numpy(), rtol=1e-12,
+                               atol=1e-12)
