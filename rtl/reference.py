@@ -1,0 +1,243 @@
+"""Reference models of the processing elements: PyTorch code where torch has the formats
+(float8 / bfloat16 / float16 / float32 dtypes, integer tensors), formats/ + simulator/
+where it does not. Every function maps operand codes to the codes the hardware must
+produce; none of them uses rtl/'s own arithmetic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from formats import Integer, Minifloat, Overflow, Rounding, Special
+from formats.integer import _Fixed
+from simulator import Accumulator, gemm
+from simulator.hardware import bipolar_gemm, grouped_gemm, lut_gemm
+
+__all__ = ["TORCH_DTYPES", "decode", "encode", "mul_ref", "quantize_ref", "mac_ref",
+           "float_mac_ref", "block_dot_ref", "bipolar_ref", "lut_ref", "shift_add_ref"]
+
+#: formats torch has as dtypes (canonical numfab names)
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    "float8_e4m3fn": torch.float8_e4m3fn, "float8_e5m2": torch.float8_e5m2,
+    "float8_e4m3fnuz": torch.float8_e4m3fnuz, "float8_e5m2fnuz": torch.float8_e5m2fnuz,
+    "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+    "float64": torch.float64,
+}
+_INT_VIEW = {8: torch.uint8, 16: torch.int16, 32: torch.int32, 64: torch.int64}
+
+
+def canonical(fmt: Any, codes: np.ndarray) -> np.ndarray:
+    """Codes with every NaN replaced by the format's canonical NaN code (the hardware
+    emits one NaN; torch keeps NaN signs and payloads)."""
+    codes = np.asarray(codes, np.int64)
+    if isinstance(fmt, Minifloat) and fmt.has_nan:
+        nan = np.isnan(np.asarray(fmt.decode(codes.astype(fmt.code_dtype)), np.float64))
+        codes = np.where(nan, fmt.nan_code, codes)
+    return codes
+
+
+def decode(fmt: Any, codes: Any) -> np.ndarray:
+    """float64 values of codes (bipolar and integers included)."""
+    c = np.asarray(codes, np.int64)
+    if isinstance(fmt, _Fixed) and fmt.signed:
+        c = np.where(c >= 1 << (fmt.bits - 1), c - (1 << fmt.bits), c)
+        return c.astype(np.float64) * 2.0 ** fmt._ulp_exp
+    return np.asarray(fmt.decode(c.astype(fmt.code_dtype)), np.float64)
+
+
+def encode(fmt: Any, values: Any, rounding: Rounding = Rounding.NEAREST_EVEN,
+           overflow: Overflow | None = None) -> np.ndarray:
+    """Codes as non-negative int64 (two's complement masked to the format's width)."""
+    codes = np.asarray(fmt.encode(np.asarray(values, np.float64), rounding=rounding,
+                                  overflow=overflow)).astype(np.int64)
+    return canonical(fmt, codes & ((1 << fmt.bits) - 1))
+
+
+def _torch_values(fmt: Any, codes: np.ndarray) -> torch.Tensor:
+    c = np.asarray(codes, np.int64)
+    if fmt.bits > 8:  # signed views: codes >= 2**(n-1) are negative integers
+        c = np.where(c >= 1 << (fmt.bits - 1), c - (1 << fmt.bits), c)
+    return torch.tensor(c, dtype=_INT_VIEW[fmt.bits]).view(TORCH_DTYPES[str(fmt)])
+
+
+def _torch_codes(fmt: Any, t: torch.Tensor) -> np.ndarray:
+    bits = t.view(_INT_VIEW[fmt.bits]).to(torch.int64).numpy()
+    return canonical(fmt, bits & ((1 << fmt.bits) - 1))
+
+
+def _torch_cast_ok(fmt: Minifloat, mode: Rounding, policy: Overflow) -> bool:
+    """torch's casts round nearest-even; float8_e4m3fn(uz)/e5m2fnuz saturate (Inf too),
+    IEEE dtypes overflow to Inf."""
+    if str(fmt) not in TORCH_DTYPES or mode is not Rounding.NEAREST_EVEN:
+        return False
+    if fmt.special is Special.IEEE:
+        return policy is Overflow.INF
+    return policy is Overflow.SATURATE
+
+
+def _fits_f32(fa: Minifloat, fb: Minifloat) -> bool:
+    """Every product of fa and fb is a float32 number."""
+    return (fa.man_bits + fb.man_bits + 2 <= 24
+            and (fa.emin - fa.man_bits) + (fb.emin - fb.man_bits) >= -149
+            and fa.emax + fb.emax + 1 <= 127)
+
+
+def mul_ref(fa: Minifloat, fb: Minifloat, fo: Minifloat, a: np.ndarray, b: np.ndarray,
+            mode: Rounding, policy: Overflow) -> tuple[np.ndarray, str]:
+    """Codes of round(a * b) in fo; which reference ran."""
+    if str(fa) in TORCH_DTYPES and str(fb) in TORCH_DTYPES and _fits_f32(fa, fb) \
+            and _torch_cast_ok(fo, mode, policy):
+        x = _torch_values(fa, a).to(torch.float32)
+        y = _torch_values(fb, b).to(torch.float32)
+        return _torch_codes(fo, (x * y).to(TORCH_DTYPES[str(fo)])), "torch"
+    # exact float64 products (at most 2 * 24 significant bits in the supported formats)
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = decode(fa, a) * decode(fb, b)
+    return encode(fo, p, mode, policy), "formats"
+
+
+def quantize_ref(fi: Any, fo: Any, x: np.ndarray, mode: Rounding,
+                 policy: Overflow) -> tuple[np.ndarray, str]:
+    if isinstance(fi, Minifloat) and str(fi) in TORCH_DTYPES:
+        xv = _torch_values(fi, x)
+        if isinstance(fo, Minifloat) and _torch_cast_ok(fo, mode, policy):
+            return _torch_codes(fo, xv.to(TORCH_DTYPES[str(fo)])), "torch"
+        if isinstance(fo, Integer) and mode is Rounding.NEAREST_EVEN \
+                and policy is Overflow.SATURATE:
+            v = xv.to(torch.float64)
+            r = torch.round(torch.nan_to_num(v, nan=0.0))  # half to even
+            r = r.clamp(-fo._neg_max, fo._pos_max).to(torch.int64).numpy()
+            return r & ((1 << fo.bits) - 1), "torch"
+    vals = decode(fi, x)
+    if isinstance(fo, _Fixed):
+        if policy is Overflow.WRAP:
+            vals = np.where(np.isfinite(vals), vals, 0.0)
+        else:
+            vals = np.where(np.isnan(vals), 0.0, vals)
+    return encode(fo, vals, mode, policy), "formats"
+
+
+def mac_ref(fa: Any, fb: Any, acc_bits: int, policy: Overflow, a: np.ndarray, b: np.ndarray,
+            clear: np.ndarray) -> np.ndarray:
+    """IntMac: the register after each enabled step (torch int64 products, wrap/saturate
+    per add); codes of ``int<acc_bits>``."""
+    p = (torch.tensor(decode(fa, a)).to(torch.int64)
+         * torch.tensor(decode(fb, b)).to(torch.int64)).tolist()
+    hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
+    acc, out = 0, []
+    for pi, c in zip(p, clear):
+        acc = (0 if c else acc) + pi
+        if policy is Overflow.SATURATE:
+            acc = min(max(acc, lo), hi)
+        else:
+            acc = ((acc - lo) % (1 << acc_bits)) + lo
+        out.append(acc & ((1 << acc_bits) - 1))
+    return np.array(out, np.int64)
+
+
+def _segments(clear: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run beginning at a clear."""
+    starts = list(np.flatnonzero(clear)) + [len(clear)]
+    return [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:])]
+
+
+def _acc_codes(acc: Accumulator, values: np.ndarray) -> np.ndarray:
+    return encode(acc.format, values)
+
+
+def float_mac_ref(fa: Minifloat, fb: Minifloat, acc: Accumulator, a: np.ndarray,
+                  b: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """FloatMac: the accumulator after each step, from ``simulator.gemm`` on every prefix
+    (a 1 x n by n x 1 product with the sequential accumulator)."""
+    av, bv = decode(fa, a), decode(fb, b)
+    out = np.zeros(len(a), np.int64)
+    for s, e in _segments(clear):
+        for t in range(s, e):
+            r = gemm(av[None, s:t + 1], bv[s:t + 1, None], a_format=fa, b_format=fb,
+                     accumulator=acc)
+            out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
+    return out
+
+
+def block_values(fmt: Any, codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Real inputs that ``fmt`` quantizes back to exactly these codes and scales (each
+    block must hold an element of the top binade; see rtl.vectors)."""
+    elem = decode(fmt.element, codes)
+    sv = decode(fmt.scale, scales)
+    return elem * np.repeat(sv, fmt.block_size, axis=-1)
+
+
+def block_dot_ref(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarray,
+                  sa: np.ndarray, sb: np.ndarray, clear: np.ndarray, k: int) -> np.ndarray:
+    """BlockDot: ``simulator.gemm`` of the blocks so far (blocks along K, accumulator with
+    an exact adder tree of width k). a, b: (steps, k) codes; sa, sb: (steps,) scales,
+    repeated for the block_size / k steps of each block."""
+    out = np.zeros(len(a), np.int64)
+    bs = fa.block_size
+    per = bs // k
+    for s, e in _segments(clear):
+        for t in range(s, e):
+            n = t + 1 - s
+            if n % per:
+                continue  # the scale pairs with whole blocks; mid-block sums are checked
+            nb = n // per
+            ac = a[s:t + 1].reshape(nb, bs)
+            bc = b[s:t + 1].reshape(nb, bs)
+            x = block_values(fa, ac, sa[s:t + 1:per].reshape(nb, 1)).reshape(1, -1)
+            y = block_values(fb, bc, sb[s:t + 1:per].reshape(nb, 1)).reshape(-1, 1)
+            r = gemm(x, y, a_format=fa, b_format=fb, accumulator=acc)
+            out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
+    return out
+
+
+def bipolar_ref(fa: Any, fb: Any, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+    """(torch int64 dot products, simulator.bipolar_gemm) for rows of codes a, b (n, k)."""
+    av = torch.tensor(decode(fa, a)).to(torch.int64)
+    bv = torch.tensor(decode(fb, b)).to(torch.int64)
+    dots = (av * bv).sum(1).numpy()
+    sim = np.array([bipolar_gemm(decode(fa, a[i])[None], decode(fb, b[i])[:, None],
+                                 a_format=fa, b_format=fb, method="pairs").out[0, 0]
+                    for i in range(len(a))], np.int64)
+    return dots, sim
+
+
+def lut_ref(fw: Any, fx: Any, w: np.ndarray, x: np.ndarray, group: int) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """(torch int64 dot products, simulator.lut_gemm with exact symmetric tables)."""
+    wv = torch.tensor(decode(fw, w)).to(torch.int64)
+    xv = torch.tensor(decode(fx, x)).to(torch.int64)
+    dots = (wv * xv).sum(1).numpy()
+    sim = np.array([lut_gemm(decode(fx, x[i])[None], decode(fw, w[i])[:, None], w_format=fw,
+                             x_format=fx, group=group, method="lookup").out[0, 0]
+                    for i in range(len(w))])
+    return dots, np.asarray(np.rint(sim), np.int64)
+
+
+def shift_add_ref(fx: Any, fw: Any, acc: Accumulator, x: np.ndarray, w: np.ndarray,
+                  scale: np.ndarray, last: np.ndarray, clear: np.ndarray,
+                  lanes: int) -> np.ndarray:
+    """ShiftAddPe: ``simulator.grouped_gemm`` over the groups so far. x, w: (steps, lanes)
+    codes; scale: (steps,) codes; the accumulator changes on ``last`` steps."""
+    gs = fw.block_size
+    per = gs // lanes
+    out = np.zeros(len(x), np.int64)
+    for s, e in _segments(clear):
+        prev = 0
+        for t in range(s, e):
+            n = t + 1 - s
+            if not last[t]:
+                out[t] = prev
+                continue
+            ng = n // per
+            xv = decode(fx, x[s:t + 1].reshape(-1))[None]
+            wel = decode(fw.element, w[s:t + 1].reshape(ng, gs))
+            sv = decode(fw.scale, scale[s:t + 1:per][:ng]).reshape(ng, 1)
+            wv = (wel * sv).reshape(-1, 1)
+            r = grouped_gemm(xv, wv, x_format=fx, w_format=fw, accumulator=acc,
+                             compare=False).out
+            prev = out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
+    return out

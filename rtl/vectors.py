@@ -1,0 +1,396 @@
+"""Golden test vectors: operand codes per clock cycle and the codes each output must show,
+computed by the reference models (:mod:`rtl.reference`). The same vectors drive
+Amaranth's simulator (:mod:`rtl.sim`), cocotb on Icarus (:mod:`rtl.verify`) and a
+user's own RTL (:meth:`Vectors.to_csv`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from formats import Integer, Minifloat, Overflow, Rounding
+from simulator import Accumulator
+
+from . import reference as R
+from .pe import BipolarPe, BlockDot, FloatMac, FloatMul, IntMac, LutPe, Quantizer, ShiftAddPe
+
+__all__ = ["Vectors", "make_vectors", "corner_codes"]
+
+
+@dataclasses.dataclass
+class Vectors:
+    """Per-cycle input codes and expected output codes (``None``: not checked).
+
+    ``clocked``: one row per clock edge (inputs applied before the edge, outputs read
+    after it); otherwise one row per combinational evaluation. Expected rows are already
+    shifted by the component's latency.
+    """
+
+    pe: str
+    clocked: bool
+    latency: int
+    inputs: dict[str, list[int]]
+    expected: dict[str, list[int | None]]
+    header: dict[str, Any]
+
+    @property
+    def cycles(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    @property
+    def checks(self) -> int:
+        return sum(v is not None for col in self.expected.values() for v in col)
+
+    def to_json(self) -> str:
+        return json.dumps({"pe": self.pe, "clocked": self.clocked, "latency": self.latency,
+                           "inputs": {k: [format(v, "x") for v in col]
+                                      for k, col in self.inputs.items()},
+                           "expected": {k: [None if v is None else format(v, "x") for v in col]
+                                        for k, col in self.expected.items()},
+                           "header": self.header})
+
+    @classmethod
+    def from_json(cls, text: str) -> Vectors:
+        d = json.loads(text)
+        return cls(d["pe"], d["clocked"], d["latency"],
+                   {k: [int(v, 16) for v in col] for k, col in d["inputs"].items()},
+                   {k: [None if v is None else int(v, 16) for v in col]
+                    for k, col in d["expected"].items()}, d["header"])
+
+    def to_csv(self, path: str | Path) -> None:
+        """Hex codes, one row per cycle; ``#`` header lines state the PE, formats,
+        rounding, latency and protocol."""
+        lines = [f"# numfab golden vectors for {self.pe}"]
+        for k, v in self.header.items():
+            lines.append(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}")
+        lines.append("# protocol: " + (
+            "one row per rising clock edge: drive the inputs, clock once, then compare the "
+            "outputs (expected values already delayed by the latency; empty = don't care)"
+            if self.clocked else "combinational: drive the inputs, settle, compare"))
+        cols = list(self.inputs) + [f"expected_{k}" for k in self.expected]
+        lines.append("cycle," + ",".join(cols))
+        for t in range(self.cycles):
+            row = [format(self.inputs[k][t], "x") for k in self.inputs]
+            row += ["" if self.expected[k][t] is None else format(self.expected[k][t], "x")
+                    for k in self.expected]
+            lines.append(f"{t}," + ",".join(row))
+        Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _align(logical: dict[str, np.ndarray], inputs: dict[str, np.ndarray], latency: int,
+           clocked: bool, idle: dict[str, int]) -> tuple[dict[str, list[int]],
+                                                       dict[str, list[int | None]]]:
+    T = len(next(iter(inputs.values())))
+    pad = max(latency - 1, 0) if clocked else 0
+    ins = {k: [int(x) for x in v] + [idle.get(k, 0)] * pad for k, v in inputs.items()}
+    exp: dict[str, list[int | None]] = {}
+    for k, v in logical.items():
+        col: list[int | None] = [None] * (T + pad)
+        for t in range(T):
+            if v[t] is not None and v[t] >= 0:
+                col[t + pad] = int(v[t])
+        exp[k] = col
+    return ins, exp
+
+
+def corner_codes(fmt: Any) -> np.ndarray:
+    """Zeros, smallest subnormal/normal, one, max, NaN/Inf, and their negatives."""
+    if not isinstance(fmt, Minifloat):
+        hi = (1 << fmt.bits) - 1
+        return np.unique(np.array([0, 1, 2, hi, hi - 1, hi >> 1, (hi >> 1) + 1], np.int64))
+    vals = [0.0, fmt.smallest_subnormal, fmt.smallest_normal, 1.0, fmt.max, 1.5,
+            fmt.smallest_normal - fmt.smallest_subnormal, fmt.max / 2]
+    codes = [int(c) for c in np.asarray(fmt.encode(np.array(vals, np.float64),
+                                                   overflow="saturate")).astype(np.int64)]
+    if fmt.signed:
+        codes += [c | (1 << (fmt.bits - 1)) for c in codes]
+    if fmt.has_nan:
+        codes.append(int(fmt.nan_code))  # type: ignore[arg-type]
+    if fmt.has_inf:
+        codes += [fmt._infmag, fmt._infmag | (1 << (fmt.bits - 1))]
+    return np.unique(np.array(codes, np.int64) & ((1 << fmt.bits) - 1))
+
+
+def _random_codes(fmt: Any, n: int, rng: np.random.Generator, finite: bool = False) -> np.ndarray:
+    codes = rng.integers(0, 1 << fmt.bits, n, dtype=np.int64) if fmt.bits < 63 else \
+        rng.integers(0, 1 << 62, n, dtype=np.int64)
+    if getattr(fmt, "narrow", False):
+        codes = np.where(codes == 1 << (fmt.bits - 1), 0, codes)
+    if finite and isinstance(fmt, Minifloat):
+        v = R.decode(fmt, codes)
+        codes = np.where(np.isfinite(v), codes, 0)
+    return codes
+
+
+def _mix(codes: np.ndarray, corners: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = codes.copy()
+    sel = rng.random(len(out)) < 0.15
+    out[sel] = rng.choice(corners, int(sel.sum()))
+    return out
+
+
+def _clears(T: int, max_len: int, rng: np.random.Generator) -> np.ndarray:
+    clear = np.zeros(T, np.int64)
+    t = 0
+    while t < T:
+        clear[t] = 1
+        t += int(rng.integers(1, max_len + 1))
+    return clear
+
+
+def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = False) -> Vectors:
+    """Vectors for a component: ``n`` random operations (mixed with corner cases) or,
+    with ``exhaustive``, every operand pair / input code (8-bit-sized operands only)."""
+    rng = np.random.default_rng(seed)
+    if isinstance(pe, FloatMul):
+        fa, fb, fo = pe.a_format, pe.b_format, pe.out_format
+        if exhaustive:
+            if fa.bits + fb.bits > 20:
+                raise ValueError(f"exhaustive needs at most 2**20 pairs, not 2**{fa.bits + fb.bits}")
+            a = np.repeat(np.arange(1 << fa.bits, dtype=np.int64), 1 << fb.bits)
+            b = np.tile(np.arange(1 << fb.bits, dtype=np.int64), 1 << fa.bits)
+        else:
+            ca, cb = corner_codes(fa), corner_codes(fb)
+            grid_a, grid_b = np.repeat(ca, len(cb)), np.tile(cb, len(ca))
+            a = np.concatenate([grid_a, _mix(_random_codes(fa, n, rng), ca, rng)])
+            b = np.concatenate([grid_b, _mix(_random_codes(fb, n, rng), cb, rng)])
+            if fo.bits < fa.bits + fb.bits:  # products near the output's rounding points
+                a, b = np.concatenate([a, _near_ties(fa, fb, fo, n, rng)[0]]), \
+                    np.concatenate([b, _near_ties(fa, fb, fo, n, rng)[1]])
+        p, ref = R.mul_ref(fa, fb, fo, a, b, pe.rounding, pe.overflow)
+        inputs = {"a": a, "b": b}
+        logical = {"p": p}
+        header = {"reference": ref}
+    elif isinstance(pe, Quantizer):
+        fi, fo = pe.in_format, pe.out_format
+        if exhaustive:
+            if fi.bits > 20:
+                raise ValueError(f"exhaustive needs an input of at most 20 bits, not {fi.bits}")
+            x = np.arange(1 << fi.bits, dtype=np.int64)
+        else:
+            x = _mix(_random_codes(fi, n, rng), corner_codes(fi), rng)
+            if isinstance(fi, Minifloat) and isinstance(fo, (Minifloat, Integer)):
+                x = np.concatenate([corner_codes(fi), x, _near_out(fi, fo, n, rng)])
+        y, ref = R.quantize_ref(fi, fo, x, pe.rounding, pe.overflow)
+        inputs, logical, header = {"x": x}, {"y": y}, {"reference": ref}
+    elif isinstance(pe, IntMac):
+        a = _mix(_random_codes(pe.a_format, n, rng), corner_codes(pe.a_format), rng)
+        b = _mix(_random_codes(pe.b_format, n, rng), corner_codes(pe.b_format), rng)
+        clear = _clears(n, 40, rng)
+        acc = R.mac_ref(pe.a_format, pe.b_format, pe.acc_bits, pe.overflow, a, b, clear)
+        inputs = {"a": a, "b": b, "en": np.ones(n, np.int64), "clear": clear}
+        logical, header = {"acc": acc}, {"reference": "torch"}
+    elif isinstance(pe, FloatMac):
+        fa, fb = pe.a_format, pe.b_format
+        a = _mix(_random_codes(fa, n, rng, finite=True), corner_codes(fa), rng)
+        b = _mix(_random_codes(fb, n, rng, finite=True), corner_codes(fb), rng)
+        clear = _clears(n, 24, rng)
+        accm = Accumulator(pe.acc_format, rounding=pe.rounding, overflow=pe.overflow)
+        acc = R.float_mac_ref(fa, fb, accm, a, b, clear)
+        inputs = {"a": a, "b": b, "en": np.ones(n, np.int64), "clear": clear}
+        logical, header = {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
+    elif isinstance(pe, BlockDot):
+        inputs, logical, header = _block_vectors(pe, n, rng)
+    elif isinstance(pe, BipolarPe):
+        inputs, logical, header = _serial_vectors(pe, n, rng)
+    elif isinstance(pe, LutPe):
+        inputs, logical, header = _serial_vectors(pe, n, rng)
+    elif isinstance(pe, ShiftAddPe):
+        inputs, logical, header = _shift_add_vectors(pe, n, rng)
+    else:
+        raise TypeError(f"no vectors for {type(pe).__name__}")
+    clocked = pe.latency > 0
+    header = {"pe": pe.kind, "formats": pe.formats, "parameters": pe.parameters,
+              "latency": pe.latency, "interface": pe.interface, **header}
+    idle = {}
+    ins, exp = _align({k: np.asarray(v) for k, v in logical.items()},
+                      {k: np.asarray(v) for k, v in inputs.items()}, pe.latency, clocked, idle)
+    return Vectors(pe.kind, clocked, pe.latency, ins, exp, header)
+
+
+def _near_ties(fa: Minifloat, fb: Minifloat, fo: Minifloat, n: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Operand pairs whose products lie on or next to ``fo``'s rounding midpoints."""
+    a = _random_codes(fa, 8 * n, rng, finite=True)
+    b = _random_codes(fb, 8 * n, rng, finite=True)
+    p = R.decode(fa, a) * R.decode(fb, b)
+    lo = np.abs(np.asarray(fo.quantize(p, rounding="toward_zero", overflow="saturate"), np.float64))
+    frac = np.where(p != 0, np.abs(p) - lo, 0.0)
+    nxt = np.asarray(fo.quantize(np.nextafter(lo, np.inf), rounding="up",
+                                 overflow="saturate"), np.float64)
+    gap = np.where(nxt > lo, nxt - lo, 1.0)
+    tie = np.isclose(frac / gap, 0.5, atol=0.13)
+    idx = np.flatnonzero(tie)[:n]
+    return a[idx], b[idx]
+
+
+def _near_out(fi: Minifloat, fo: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Inputs at and next to the output's midpoints and its overflow threshold."""
+    vals = np.asarray(fo.values() if hasattr(fo, "values") else [], np.float64)
+    vals = vals[np.isfinite(vals)]
+    if vals.size < 2:
+        return np.zeros(0, np.int64)
+    vals = np.unique(vals)
+    mids = (vals[:-1] + vals[1:]) / 2
+    top = vals[-1] + (vals[-1] - vals[-2]) / 2
+    cand = np.concatenate([mids, [top, -top], -mids])
+    cand = rng.choice(cand, min(n, cand.size), replace=False)
+    codes = R.encode(fi, cand, Rounding.NEAREST_EVEN, Overflow.SATURATE if not fi.has_inf
+                     else Overflow.INF)
+    return np.concatenate([codes, codes + 1, np.maximum(codes - 1, 0)]) & ((1 << fi.bits) - 1)
+
+
+def _block_codes(fmt: Any, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, block_size) finite element codes with one top-binade element per block (so
+    the format re-derives the same scales), and (rows,) random finite scale codes."""
+    el, bs = fmt.element, fmt.block_size
+    codes = _random_codes(el, rows * bs, rng, finite=True).reshape(rows, bs)
+    if isinstance(el, Minifloat):
+        # a random top-binade element in each block
+        top = np.flatnonzero(np.abs(R.decode(el, np.arange(1 << el.bits))) >= 2.0 ** el.emax)
+        top = top[np.isfinite(R.decode(el, top))]
+        if fmt.scale_rule.value == "nearest":  # NVFP4: amax / elem_max must be the scale
+            top = top[np.abs(R.decode(el, top)) == el.max]
+    else:
+        vals = R.decode(el, np.arange(1 << el.bits))
+        if el.narrow:
+            vals[1 << (el.bits - 1)] = 0.0
+        top = np.flatnonzero(np.abs(vals) >= 2.0 ** np.floor(np.log2(el.max)))
+        if fmt.scale_rule.value == "nearest":
+            top = np.flatnonzero(np.abs(vals) == el.max)
+    pos = rng.integers(0, bs, rows)
+    codes[np.arange(rows), pos] = rng.choice(top, rows)
+    # zero some elements (zeros are common)
+    codes[rng.random(codes.shape) < 0.1] = 0
+    codes[np.arange(rows), pos] = rng.choice(top, rows)
+    sc = fmt.scale
+    svals = R.decode(sc, np.arange(1 << sc.bits))
+    ok = np.flatnonzero(np.isfinite(svals) & (svals > 0))
+    if sc.bits == 8 and not sc.subnormals:  # E8M0: keep products inside float64
+        ok = ok[(ok > 127 - 60) & (ok < 127 + 60)]
+    scales = rng.choice(ok, rows)
+    return codes, scales
+
+
+def _block_vectors(pe: BlockDot, n: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    fa, fb, k = pe.a_format, pe.b_format, pe.k
+    bs = fa.block_size
+    assert isinstance(bs, int)
+    per = bs // k
+    blocks = max(1, n // per)
+    a, sa = _block_codes(fa, blocks, rng)
+    b, sb = _block_codes(fb, blocks, rng)
+    steps = blocks * per
+    clear = np.zeros(steps, np.int64)
+    t = 0
+    while t < steps:
+        clear[t] = 1
+        t += per * int(rng.integers(1, 5))
+    a2, b2 = a.reshape(steps, k), b.reshape(steps, k)
+    sa2, sb2 = np.repeat(sa, per), np.repeat(sb, per)
+    accm = Accumulator(pe.acc_format, rounding=pe.rounding, overflow=pe.overflow,
+                       order="tree", tree_width=k)
+    acc = R.block_dot_ref(fa, fb, accm, a2, b2, sa2, sb2, clear, k)
+    acc = np.where(_checked_steps(clear, per), acc, -1)
+    inputs = {"a": _pack(a2, fa.element.bits), "b": _pack(b2, fb.element.bits), "sa": sa2,
+              "sb": sb2, "en": np.ones(steps, np.int64), "clear": clear}
+    return inputs, {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
+
+
+def _checked_steps(clear: np.ndarray, per: int) -> np.ndarray:
+    out = np.zeros(len(clear), bool)
+    start = 0
+    for t in range(len(clear)):
+        if clear[t]:
+            start = t
+        out[t] = (t + 1 - start) % per == 0
+    return out
+
+
+def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
+    """Rows of element codes as one integer each, element 0 in the low bits (object
+    array: Python ints of any width)."""
+    out = np.empty(codes.shape[0], object)
+    for r in range(codes.shape[0]):
+        v = 0
+        for i, c in enumerate(codes[r]):
+            v |= (int(c) & ((1 << bits) - 1)) << (i * bits)
+        out[r] = v
+    return out
+
+
+def _serial_vectors(pe: Any, n: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    """Start, then idle until done, for each of n operations (bipolar / LUT PEs)."""
+    if isinstance(pe, BipolarPe):
+        fa, fb, names = pe.a_format, pe.b_format, ("a", "b")
+    else:
+        fa, fb, names = pe.x_format, pe.w_format, ("x", "w")
+    k = pe.k
+    ops = max(1, n // 8)
+    ca = _mix(_random_codes(fa, ops * k, rng), corner_codes(fa), rng).reshape(ops, k)
+    cb = _mix(_random_codes(fb, ops * k, rng), corner_codes(fb), rng).reshape(ops, k)
+    if isinstance(pe, BipolarPe):
+        dots, sim = R.bipolar_ref(fa, fb, ca, cb)
+    else:
+        dots, sim = R.lut_ref(fb, fa, cb, ca, pe.group)
+    if not np.array_equal(dots, sim):
+        raise AssertionError(f"torch and simulator references disagree for {pe.kind}")
+    L = pe.latency
+    steps = ops * L
+    ins = {names[0]: np.zeros(steps, object), names[1]: np.zeros(steps, object),
+           "start": np.zeros(steps, np.int64)}
+    res = np.full(steps, -1, np.int64)
+    done = np.full(steps, -1, np.int64)
+    for o in range(ops):
+        t = o * L
+        ins[names[0]][t] = _pack(ca[o:o + 1], fa.bits)[0]
+        ins[names[1]][t] = _pack(cb[o:o + 1], fb.bits)[0]
+        ins["start"][t] = 1
+        res[t] = int(dots[o]) & ((1 << pe.result_bits) - 1)
+        done[t] = 1
+    return ins, {"result": res, "done": done}, {"reference": "torch + simulator (agree)"}
+
+
+def _shift_add_vectors(pe: ShiftAddPe, n: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    fx, fw, lanes = pe.x_format, pe.w_format, pe.lanes
+    gs = fw.block_size
+    assert isinstance(gs, int)
+    per = gs // lanes
+    groups = max(1, n // per)
+    el = fw.element
+    w = _random_codes(el, groups * gs, rng).reshape(groups, gs)
+    if el.narrow:
+        w = np.where(w == 1 << (el.bits - 1), 0, w)
+    # one +-max element per group, so the format re-derives the scale
+    pos = rng.integers(0, gs, groups)
+    top = int(el._pos_max)
+    w[np.arange(groups), pos] = np.where(rng.random(groups) < 0.5, top,
+                                         (-top) & ((1 << el.bits) - 1))
+    x = _mix(_random_codes(fx, groups * gs, rng), corner_codes(fx), rng)
+    sc = fw.scale
+    svals = R.decode(sc, np.arange(1 << sc.bits))
+    ok = np.flatnonzero(np.isfinite(svals) & (svals > 0))
+    scale = rng.choice(ok, groups)
+    steps = groups * per
+    last = np.zeros(steps, np.int64)
+    last[per - 1::per] = 1
+    clear = np.zeros(steps, np.int64)
+    t = 0
+    while t < steps:
+        clear[t] = 1
+        t += per * int(rng.integers(1, 4))
+    accm = Accumulator(pe.acc_format, rounding=pe.rounding, overflow=pe.overflow)
+    x2 = x.reshape(steps, lanes)
+    w2 = w.reshape(steps, lanes)
+    s2 = np.repeat(scale, per)
+    acc = R.shift_add_ref(fx, fw, accm, x2, w2, s2, last, clear, lanes)
+    inputs = {"x": _pack(x2, fx.bits), "w": _pack(w2, el.bits), "scale": s2,
+              "en": np.ones(steps, np.int64), "clear": clear, "last": last}
+    return inputs, {"acc": acc}, {"reference": "simulator.grouped_gemm",
+                                  "accumulator": str(accm)}
+
