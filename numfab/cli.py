@@ -419,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--out", default="out", help="output folder (default: out)")
     pd.add_argument("--tokens", type=int, default=0, help="override the tokens per point")
     pd.set_defaults(func=_cmd_demo)
+    from . import rtl_cli
+
+    rtl_cli.add_parser(sub)
     return p
 
 

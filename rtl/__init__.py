@@ -1,3 +1,65 @@
-"""numfab.rtl: not built yet (see the open issues); nothing is exported."""
+"""numfab.rtl: Amaranth processing elements parameterised by formats/, emitted as
+deterministic Verilog, verified against PyTorch / simulator references in Amaranth's
+simulator and, through cocotb, on Icarus Verilog.
 
-__all__: list[str] = []
+>>> from rtl import FloatMac, to_verilog
+>>> pe = FloatMac("e4m3fn", "e4m3fn", "float32")
+>>> text = to_verilog(pe, "fmac")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .pe import (
+    PE_KINDS,
+    BipolarPe,
+    BlockDot,
+    FloatMac,
+    FloatMul,
+    IntMac,
+    LutPe,
+    Quantizer,
+    ShiftAddPe,
+)
+from .verilog import manifest, to_verilog, write
+
+__all__ = ["PE_KINDS", "BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe",
+           "Quantizer", "ShiftAddPe", "build", "manifest", "to_verilog", "write"]
+
+#: the options each PE takes from ``build`` / ``numfab rtl`` (option -> constructor arg)
+OPTIONS: dict[str, dict[str, str]] = {
+    "IntMac": {"a": "a", "b": "b", "acc_bits": "acc_bits", "overflow": "overflow",
+               "stages": "stages"},
+    "FloatMul": {"a": "a", "b": "b", "out": "out", "rounding": "rounding",
+                 "overflow": "overflow", "stages": "stages"},
+    "FloatMac": {"a": "a", "b": "b", "acc": "acc", "rounding": "rounding",
+                 "overflow": "overflow", "stages": "stages"},
+    "BlockDot": {"a": "a", "b": "b", "acc": "acc", "k": "k", "rounding": "rounding",
+                 "overflow": "overflow", "stages": "stages"},
+    "Quantizer": {"a": "in_format", "out": "out_format", "rounding": "rounding",
+                  "overflow": "overflow", "stages": "stages"},
+    "BipolarPe": {"a": "a", "b": "b", "k": "k"},
+    "LutPe": {"w": "w", "x": "x", "group": "group", "groups": "groups"},
+    "ShiftAddPe": {"x": "x", "w": "w", "acc": "acc", "lanes": "lanes", "rounding": "rounding",
+                   "overflow": "overflow"},
+}
+
+
+def build(pe: str, **options: Any) -> Any:
+    """Construct a PE by kind name (case-insensitive) from keyword options; options that
+    are ``None`` are left at the PE's defaults, options the PE does not take raise."""
+    kinds = {k.lower(): k for k in PE_KINDS}
+    kind = kinds.get(str(pe).lower())
+    if kind is None:
+        raise ValueError(f"unknown PE {pe!r}; choose one of {', '.join(PE_KINDS)}")
+    allowed = OPTIONS[kind]
+    args = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key not in allowed:
+            raise ValueError(f"{kind} takes no option {key!r}; it takes "
+                             f"{', '.join(sorted(allowed))}")
+        args[allowed[key]] = value
+    return PE_KINDS[kind](**args)

@@ -335,10 +335,9 @@ def add_terms(m: Module, x: Term, y: Term, mode: Rounding, acc_precision: int,
     mag = Signal(G + 2, name=f"{name}_summag")
     m.d.comb += mag.eq(Mux(neg, -total, total)[: G + 2])
     exact_zero = total == 0
-    if mode is Rounding.DOWN:
-        zero_sign = x.sign | y.sign
-    else:
-        zero_sign = x.sign & y.sign
+    # an exact zero sum is -0 only for -0 + -0, in every rounding mode: simulator's
+    # Accumulator (IEEE 754 6.3 would give -0 under rounding down; see divergences.py)
+    zero_sign = x.sign & y.sign
     sign = Mux(exact_zero, zero_sign, sb ^ neg)
     lsb = Signal(_exp_sig(e_lo - G - 1, e_hi), name=f"{name}_slsb")
     # A's LSB (the sticky position) sits G bits below Eb: A = big << 1, big's MSB = Eb

@@ -26,7 +26,16 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from formats import BipolarInt, BlockScaled, FixedPoint, Integer, Minifloat, Overflow, Rounding, parse
+from formats import (
+    BipolarInt,
+    BlockScaled,
+    FixedPoint,
+    Integer,
+    Minifloat,
+    Overflow,
+    Rounding,
+    parse,
+)
 from formats.integer import _Fixed
 
 from . import _hw
@@ -490,7 +499,6 @@ def _round_int(m: Module, fmt: _Fixed, t: Term, mode: Rounding, policy: Overflow
     up_max = max(0, hi - ulp)
     dn_max = max(0, ulp - lo)
     XW = W + min(up_max, fmt.bits + 1) + 1
-    sat_w = fmt.bits + 2
     left = Signal(range(up_max + 1), name="y_left")
     right = Signal(range(dn_max + 2), name="y_right")
     d = Signal(signed(_hw.signed_width(lo - ulp, hi - ulp)), name="y_d")

@@ -35,7 +35,7 @@ def canonical(fmt: Any, codes: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes, np.int64)
     if isinstance(fmt, Minifloat) and fmt.has_nan:
         nan = np.isnan(np.asarray(fmt.decode(codes.astype(fmt.code_dtype)), np.float64))
-        codes = np.where(nan, fmt.nan_code, codes)
+        codes = np.where(nan, int(fmt.nan_code or 0), codes)
     return codes
 
 
@@ -69,12 +69,14 @@ def _torch_codes(fmt: Any, t: torch.Tensor) -> np.ndarray:
 
 
 def _torch_cast_ok(fmt: Minifloat, mode: Rounding, policy: Overflow) -> bool:
-    """torch's casts round nearest-even; float8_e4m3fn(uz)/e5m2fnuz saturate (Inf too),
-    IEEE dtypes overflow to Inf."""
+    """torch's casts round nearest-even; float8_e4m3fn saturates (Inf too), the fnuz
+    types give NaN, IEEE dtypes overflow to Inf."""
     if str(fmt) not in TORCH_DTYPES or mode is not Rounding.NEAREST_EVEN:
         return False
     if fmt.special is Special.IEEE:
         return policy is Overflow.INF
+    if fmt.special is Special.FNUZ:
+        return policy is Overflow.NAN
     return policy is Overflow.SATURATE
 
 
@@ -109,8 +111,8 @@ def quantize_ref(fi: Any, fo: Any, x: np.ndarray, mode: Rounding,
                 and policy is Overflow.SATURATE:
             v = xv.to(torch.float64)
             r = torch.round(torch.nan_to_num(v, nan=0.0))  # half to even
-            r = r.clamp(-fo._neg_max, fo._pos_max).to(torch.int64).numpy()
-            return r & ((1 << fo.bits) - 1), "torch"
+            ri = r.clamp(-fo._neg_max, fo._pos_max).to(torch.int64).numpy()
+            return ri & ((1 << fo.bits) - 1), "torch"
     vals = decode(fi, x)
     if isinstance(fo, _Fixed):
         if policy is Overflow.WRAP:

@@ -67,4 +67,14 @@ DIVERGENCES: dict[tuple[str, str, str], str] = {
         "x + (-x) is -0 under rounding toward -inf in apytypes (IEEE 754 6.3); numfab's "
         "accumulator gives +0 in every mode. Values compare equal; tests compare values."
     ),
+    ("torch", "*", "NaN codes"): (
+        "torch keeps a NaN's sign and payload through casts and products; numfab's RTL emits "
+        "one canonical NaN code per format (formats' nan_code). rtl.reference maps every "
+        "reference NaN to that code before comparing."
+    ),
+    ("IEEE 754", "rtl FloatMac/BlockDot", "sign of exact zero sums"): (
+        "the RTL accumulators follow simulator.Accumulator (x + (-x) = +0 in every rounding "
+        "mode, -0 only for -0 + -0), not IEEE 754 6.3's -0 under rounding down, so hardware "
+        "and simulator agree bit for bit."
+    ),
 }

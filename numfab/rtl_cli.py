@@ -1,0 +1,136 @@
+"""``numfab rtl generate|verify|vectors``: processing elements from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from typing import Any
+
+_OPTS = ("a", "b", "acc", "out", "x", "w", "rounding", "overflow", "stages", "k", "group",
+         "groups", "lanes")
+_INTS = ("stages", "k", "group", "groups", "lanes")
+
+
+def _pe(args: argparse.Namespace) -> Any:
+    import rtl
+
+    opts: dict[str, Any] = {o: getattr(args, o.replace("-", "_"), None) for o in _OPTS}
+    if str(args.pe).lower() == "intmac" and opts.get("acc") is not None:
+        mt = re.fullmatch(r"int(\d+)", str(opts.pop("acc")).strip().lower())
+        if not mt:
+            raise ValueError(f"--acc for IntMac must be int<n> (e.g. int32), not {args.acc!r}")
+        opts["acc_bits"] = int(mt.group(1))
+    return rtl.build(args.pe, **opts)
+
+
+def _err(cmd: str, exc: BaseException) -> int:
+    print(f"numfab rtl {cmd}: {exc}", file=sys.stderr)
+    return 2
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import rtl
+
+    try:
+        pe = _pe(args)
+        name = args.name or pe.kind.lower()
+        v, j = rtl.write(pe, name, args.output)
+    except (TypeError, ValueError) as exc:
+        return _err("generate", exc)
+    print(f"wrote {v} and {j} ({pe.kind}, formats {pe.formats}, latency {pe.latency})")
+    return 0
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from rtl.vectors import make_vectors
+
+    try:
+        pe = _pe(args)
+        vec = make_vectors(pe, n=args.n, seed=args.seed, exhaustive=args.exhaustive)
+        vec.to_csv(args.output)
+    except (TypeError, ValueError) as exc:
+        return _err("vectors", exc)
+    print(f"wrote {args.output}: {vec.cycles} cycles, {vec.checks} checked outputs "
+          f"(reference: {vec.header.get('reference')})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rtl.sim import Mismatch, run_amaranth
+    from rtl.vectors import make_vectors
+    from rtl.verify import IcarusMissing, run_icarus
+
+    try:
+        pe = _pe(args)
+        vec = make_vectors(pe, n=args.n, seed=args.seed, exhaustive=args.exhaustive)
+    except (TypeError, ValueError) as exc:
+        return _err("verify", exc)
+    sims = ["amaranth", "icarus"] if args.sim == "both" else [args.sim]
+    status = 0
+    for sim in sims:
+        t0 = time.perf_counter()
+        try:
+            if sim == "amaranth":
+                checks = run_amaranth(pe, vec)
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    checks = run_icarus(pe, vec, args.workdir or tmp)["checks"]
+        except IcarusMissing as exc:
+            return _err("verify", exc)
+        except Mismatch as exc:
+            print(f"FAIL {sim}: {exc}")
+            status = 1
+            continue
+        dt = time.perf_counter() - t0
+        print(f"PASS {sim}: {pe.kind} {pe.formats}: {checks} outputs in {vec.cycles} cycles "
+              f"equal the reference ({vec.header.get('reference')}); {dt:.2f} s, "
+              f"{vec.cycles / dt:,.0f} cycles/s")
+    return status
+
+
+def add_parser(sub: Any) -> None:
+    pr = sub.add_parser(
+        "rtl", help="generate, verify or export test vectors for a processing element",
+        description="Processing elements (IntMac, FloatMul, FloatMac, BlockDot, Quantizer, "
+        "BipolarPe, LutPe, ShiftAddPe) built from formats: write Verilog + a JSON manifest, "
+        "verify against the PyTorch/simulator reference (Amaranth's simulator and/or "
+        "cocotb on Icarus), or export golden vectors as CSV.")
+    rsub = pr.add_subparsers(dest="rtl_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("pe", help="IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, "
+                       "LutPe or ShiftAddPe")
+        p.add_argument("--a", help="operand a format (Quantizer: the input format)")
+        p.add_argument("--b", help="operand b format")
+        p.add_argument("--acc", help="accumulator format (IntMac: int<n>)")
+        p.add_argument("--out", help="FloatMul product / Quantizer output format")
+        p.add_argument("--x", help="activation format (LutPe, ShiftAddPe)")
+        p.add_argument("--w", help="weight format (LutPe, ShiftAddPe)")
+        p.add_argument("--rounding", help="nearest_even (default), nearest_away, "
+                       "toward_zero, up, down")
+        p.add_argument("--overflow", help="overflow policy (default: the format's)")
+        for o in _INTS:
+            p.add_argument(f"--{o}", type=int)
+
+    pg = rsub.add_parser("generate", help="write <name>.v and <name>.json")
+    common(pg)
+    pg.add_argument("-o", "--output", default="out/rtl", help="output folder")
+    pg.add_argument("--name", help="Verilog module name (default: the PE kind)")
+    pg.set_defaults(func=cmd_generate)
+    for name, func, hlp in (("verify", cmd_verify, "run the testbench"),
+                            ("vectors", cmd_vectors, "export golden vectors as CSV")):
+        p = rsub.add_parser(name, help=hlp)
+        common(p)
+        p.add_argument("--n", type=int, default=256, help="random operations")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--exhaustive", action="store_true",
+                       help="every operand pair / input code (FloatMul, Quantizer)")
+        if name == "verify":
+            p.add_argument("--sim", default="both", choices=("amaranth", "icarus", "both"))
+            p.add_argument("--workdir", help="keep the Icarus build and logs here")
+        else:
+            p.add_argument("-o", "--output", default="vectors.csv", help="CSV file")
+        p.set_defaults(func=func)

@@ -1,0 +1,152 @@
+"""Every processing element against its reference model, in Amaranth's simulator.
+
+References (rtl.reference): torch dtypes and integer ops where torch has the formats,
+formats/ encode and simulator.gemm / bipolar_gemm / lut_gemm / grouped_gemm elsewhere.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from formats import BlockScaled, ScaleRule, parse
+from rtl import BipolarPe, BlockDot, FloatMac, FloatMul, IntMac, LutPe, Quantizer, ShiftAddPe
+from rtl.sim import Mismatch, run_amaranth
+from rtl.vectors import make_vectors
+
+ROUNDINGS = ["nearest_even", "nearest_away", "toward_zero", "up", "down"]
+NVFP4_NO_TS = BlockScaled(parse("e2m1"), parse("float8_e4m3fn"), 16,
+                          scale_rule=ScaleRule.NEAREST)
+
+
+def check(pe, n=200, seed=0, want_ref=None):
+    v = make_vectors(pe, n=n, seed=seed)
+    if want_ref is not None:
+        assert v.header["reference"] == want_ref
+    assert v.checks >= min(n, 8)
+    assert run_amaranth(pe, v) == v.checks
+
+
+@pytest.mark.parametrize("src,dst,kw,ref", [
+    ("float32", "e4m3fn", {}, "formats"),
+    ("float32", "e4m3fn", {"overflow": "saturate"}, "torch"),
+    ("float32", "e5m2", {}, "torch"),
+    ("float32", "bfloat16", {}, "torch"),
+    ("float32", "e4m3fnuz", {}, "torch"),
+    ("float32", "e4m3fnuz", {"overflow": "saturate"}, "formats"),
+    ("bfloat16", "e2m1", {}, "formats"),
+    ("float16", "float6_e3m2fn", {}, "formats"),
+    ("e4m3fn", "float16", {}, "torch"),
+    ("e5m2", "e3m4b5", {}, "formats"),
+    ("float32", "int8", {}, "torch"),
+    ("float16", "int4", {"overflow": "wrap"}, "formats"),
+    ("float32", "fixed<4,4>", {}, "formats"),
+    ("int16", "e4m3fn", {"overflow": "saturate"}, "formats"),
+    ("float32", "float16", {}, "torch"),
+])
+def test_quantizer(src, dst, kw, ref):
+    check(Quantizer(src, dst, **kw), n=300, want_ref=ref)
+
+
+@pytest.mark.parametrize("mode", ROUNDINGS)
+def test_quantizer_rounding_modes(mode):
+    check(Quantizer("float32", "float16", mode), n=300)
+    check(Quantizer("float32", "e4m3fn", mode, overflow="saturate"), n=200, seed=1)
+
+
+@pytest.mark.parametrize("a,b,out,kw", [
+    ("e4m3fn", "e4m3fn", None, {}),
+    ("e4m3fn", "e5m2", "bfloat16", {}),
+    ("e2m1", "e2m1", None, {}),
+    ("e2m3", "e3m2", "e4m3fn", {}),
+    ("e5m2", "e5m2", "e4m3fn", {"overflow": "saturate"}),
+    ("float16", "float16", "float16", {}),
+    ("bfloat16", "bfloat16", "bfloat16", {}),
+    ("float32", "float32", "float32", {}),
+    ("e4m3fnuz", "e5m2fnuz", "e4m3fnuz", {}),
+    ("e3m4b5", "e4m3fn", "float16", {"stages": 2}),
+])
+def test_float_mul(a, b, out, kw):
+    check(FloatMul(a, b, out, **kw), n=300)
+
+
+@pytest.mark.parametrize("mode", ROUNDINGS)
+def test_float_mul_rounding_modes(mode):
+    check(FloatMul("e4m3fn", "e4m3fn", "e3m2", rounding=mode), n=300)
+
+
+@pytest.mark.parametrize("a,b,acc,kw", [
+    ("e4m3fn", "e4m3fn", "float32", {}),
+    ("e5m2", "e4m3fn", "float16", {}),
+    ("e4m3fn", "e4m3fn", "bfloat16", {"stages": 1}),
+    ("e2m1", "e2m1", "e6m9", {}),
+    ("float16", "float16", "float32", {}),
+    ("e4m3fn", "e4m3fn", "e5m2", {"rounding": "toward_zero"}),
+    ("e4m3fn", "e5m2", "float16", {"rounding": "down"}),
+    ("e4m3fn", "e4m3fn", "float16", {"rounding": "up", "overflow": "saturate"}),
+])
+def test_float_mac(a, b, acc, kw):
+    check(FloatMac(a, b, acc, **kw), n=96)
+
+
+@pytest.mark.parametrize("fmt,acc,kw", [
+    ("mxfp8_e4m3", "float32", {"k": 8}),
+    ("mxfp8_e5m2", "float32", {"k": 8}),
+    ("mxfp6_e3m2", "bfloat16", {"k": 8}),
+    ("mxfp6_e2m3", "float32", {"k": 4, "stages": 1}),
+    ("mxfp4", "float32", {}),
+    ("mxint8", "float32", {"k": 8}),
+    (NVFP4_NO_TS, "float32", {}),
+    ("bfp8_b16", "float32", {}),
+])
+def test_block_dot(fmt, acc, kw):
+    check(BlockDot(fmt, acc, **kw), n=64)
+
+
+def test_block_dot_mixed_operands():
+    check(BlockDot("mxfp8_e4m3", "float32", b="mxfp8_e5m2", k=8), n=64)
+
+
+@pytest.mark.parametrize("a,b,bits,kw", [
+    ("int8", "int8", 32, {}),
+    ("int8", "int8", 16, {}),
+    ("int8", "int8", 16, {"overflow": "saturate"}),
+    ("uint4", "int8", 12, {"stages": 1}),
+])
+def test_int_mac(a, b, bits, kw):
+    check(IntMac(a, b, bits, **kw), n=300, want_ref="torch")
+
+
+@pytest.mark.parametrize("a,b,k", [("bipolar1", "bipolar1", 32), ("bipolar4", "bipolar4", 16),
+                                   ("int4", "int4", 16), ("int8", "int2", 8),
+                                   ("int3", "bipolar2", 5)])
+def test_bipolar_pe(a, b, k):
+    check(BipolarPe(a, b, k), n=160)
+
+
+@pytest.mark.parametrize("w,x,group,groups", [("int4", "int8", 4, 2), ("int2", "int8", 4, 4),
+                                              ("bipolar3", "int8", 4, 1),
+                                              ("int4", "int4", 3, 2), ("int8", "uint8", 2, 2)])
+def test_lut_pe(w, x, group, groups):
+    check(LutPe(w, x, group=group, groups=groups), n=160)
+
+
+@pytest.mark.parametrize("x,w,acc,lanes", [("int8", "int4_g128", "float32", 32),
+                                           ("int8", "int4_g32", "bfloat16", 8),
+                                           ("int4", "int8_g64", "float32", 16)])
+def test_shift_add_pe(x, w, acc, lanes):
+    check(ShiftAddPe(x, w, acc, lanes=lanes), n=64)
+
+
+def test_wide_formats_have_no_vectors():
+    with pytest.raises(ValueError, match="at most 32 bits"):
+        make_vectors(Quantizer("float64", "float32"))
+
+
+def test_mismatch_is_reported():
+    """A corrupted expected value must fail, naming the cycle."""
+    pe = FloatMul("e4m3fn", "e4m3fn", "e4m3fn")
+    v = make_vectors(pe, n=20)
+    t = next(i for i, e in enumerate(v.expected["p"]) if e is not None)
+    v.expected["p"][t] ^= 1
+    with pytest.raises(Mismatch, match=f"cycle {t}: p="):
+        run_amaranth(pe, v)
