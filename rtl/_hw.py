@@ -254,7 +254,9 @@ def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflo
     else:
         big = maxc
     over = Mux(_toward_range(mode, t.sign), maxc, big)
-    if fmt.has_inf:
+    if policy is Overflow.SATURATE:
+        inf_code = maxc  # saturate: Inf becomes the largest finite value (as formats)
+    elif fmt.has_inf:
         inf_code = Mux(t.sign, sign_bit | fmt._infmag, fmt._infmag)
     elif policy is Overflow.NAN:
         inf_code = Const(nan_code, fmt.bits)  # type: ignore[arg-type]

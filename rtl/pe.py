@@ -274,13 +274,26 @@ class FloatMac(_Pe):
 
 def _accumulate(m: Module, fmt: Minifloat, acc: Any, term: Term, en: Any, clear: Any,
                 mode: Rounding, policy: Overflow) -> None:
+    """The accumulator register. A format without NaN (E2M1, E3M2, ...) gets a sticky
+    invalid flag: once a NaN arises the output reads +0 (formats' encoding of NaN there)
+    until ``clear``, as simulator.Accumulator, which keeps the NaN internally."""
+    reg = Signal(fmt.bits, name="acc_r")
     base = Signal(fmt.bits, name="acc_base")
-    m.d.comb += base.eq(Mux(clear, 0, acc))
+    m.d.comb += base.eq(Mux(clear, 0, reg))
     nxt = _hw.add_round(m, fmt, base, term, mode, policy, "sum")
     with m.If(en):
-        m.d.sync += acc.eq(nxt)
+        m.d.sync += reg.eq(nxt)
     with m.Elif(clear):
-        m.d.sync += acc.eq(0)
+        m.d.sync += reg.eq(0)
+    if fmt.has_nan:
+        m.d.comb += acc.eq(reg)
+        return
+    invalid = Signal(name="acc_invalid")
+    with m.If(en):
+        m.d.sync += invalid.eq((invalid & ~clear) | term.nan)
+    with m.Elif(clear):
+        m.d.sync += invalid.eq(0)
+    m.d.comb += acc.eq(Mux(invalid, 0, reg))
 
 
 # --- 4. block dot product --------------------------------------------------------------
@@ -840,7 +853,7 @@ class ShiftAddPe(_Pe):
             prods.append(p)
         psum = Signal(signed(self.psum_bits), name="psum")
         nxt = Signal(signed(self.psum_bits + 1), name="psum_next")
-        m.d.comb += nxt.eq(psum + _tree_sum(m, prods, "lanes"))
+        m.d.comb += nxt.eq(Mux(self.clear, 0, psum) + _tree_sum(m, prods, "lanes"))
         neg = nxt < 0
         mag = Signal(self.psum_bits + 1, name="psum_mag")
         m.d.comb += mag.eq(Mux(neg, -nxt, nxt))

@@ -177,6 +177,11 @@ def block_dot_ref(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarr
     """BlockDot: ``simulator.gemm`` of the blocks so far (blocks along K, accumulator with
     an exact adder tree of width k). a, b: (steps, k) codes; sa, sb: (steps,) scales,
     repeated for the block_size / k steps of each block."""
+    import dataclasses
+
+    # the PE accumulates without the per-tensor scale (applied once per output outside)
+    fa = dataclasses.replace(fa, tensor_scale=None)
+    fb = dataclasses.replace(fb, tensor_scale=None)
     out = np.zeros(len(a), np.int64)
     bs = fa.block_size
     per = bs // k

@@ -155,6 +155,9 @@ def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = Fal
     if wide:
         raise ValueError(f"golden vectors take formats of at most 32 bits, not {wide[0]} "
                          f"(the PE itself is built for it; verify a 32-bit instance)")
+    if isinstance(pe, IntMac) and pe.acc_bits > 53:
+        raise ValueError(f"golden vectors take IntMac accumulators of at most 53 bits, not "
+                         f"{pe.acc_bits}")
     if isinstance(pe, FloatMul):
         fa, fb, fo = pe.a_format, pe.b_format, pe.out_format
         if exhaustive:
@@ -247,6 +250,8 @@ def _near_ties(fa: Minifloat, fb: Minifloat, fo: Minifloat, n: int,
 
 def _near_out(fi: Minifloat, fo: Any, n: int, rng: np.random.Generator) -> np.ndarray:
     """Inputs at and next to the output's midpoints and its overflow threshold."""
+    if fo.bits > 16:  # every value of a wide output would not fit in memory
+        return np.zeros(0, np.int64)
     vals = np.asarray(fo.values() if hasattr(fo, "values") else [], np.float64)
     vals = vals[np.isfinite(vals)]
     if vals.size < 2:
@@ -266,6 +271,8 @@ def _block_codes(fmt: Any, rows: int, rng: np.random.Generator) -> tuple[np.ndar
     the format re-derives the same scales), and (rows,) random finite scale codes."""
     el, bs = fmt.element, fmt.block_size
     codes = _random_codes(el, rows * bs, rng, finite=True).reshape(rows, bs)
+    if not isinstance(el, Minifloat) and el.signed:  # -2**(n-1) would move the scale
+        codes[codes == 1 << (el.bits - 1)] = 0
     if isinstance(el, Minifloat) and el.emax - el.emin > 16:
         # wide element ranges (E5M2): keep elements within 16 binades of the block's top,
         # as quantized blocks are, so the simulator's exact adder tree fits float64
@@ -279,7 +286,7 @@ def _block_codes(fmt: Any, rows: int, rng: np.random.Generator) -> tuple[np.ndar
             top = top[np.abs(R.decode(el, top)) == el.max]
     else:
         vals = R.decode(el, np.arange(1 << el.bits))
-        if el.narrow:
+        if el.signed:  # -2**(n-1) (narrow: not a code; full: its own binade) never tops
             vals[1 << (el.bits - 1)] = 0.0
         top = np.flatnonzero(np.abs(vals) >= 2.0 ** np.floor(np.log2(el.max)))
         if fmt.scale_rule.value == "nearest":

@@ -359,8 +359,10 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     # significand bits; range: qa*qb and ea*eb); (2) every float64 sum acc + addend is
     # exact when all values are multiples of q_add (rounding never lowers a value's
     # lowest set bit) and stay below 2**53 * q_add: the accumulator's magnitude is at
-    # most min(its format's max, bound * (1 + 2**-man)**J), each rounding growing a
-    # value by at most one ulp. Then TwoSum and rounding to odd are skipped.
+    # most min(its format's max, (bound + J * s) * (1 + 2**-man)**J), each rounding
+    # growing a value by at most one ulp: a relative 2**-man for normal results, at most
+    # one smallest subnormal s below (directed rounding can lift a tiny sum to s). Then
+    # TwoSum and rounding to odd are skipped.
     pf = acc.product_format
     round_products = pf is not None and not (
         finite and isinstance(pf, Minifloat) and str(pf) != "float64"
@@ -369,7 +371,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     exact_add = False
     if finite and isinstance(fmt, Minifloat) and str(fmt) != "float64" and bound > 0:
         growth = math.exp(J * math.log1p(2.0 ** -fmt.man_bits)) * 2.0
-        top = min(fmt.max, bound * growth) + bound
+        top = min(fmt.max, (bound + J * fmt.smallest_subnormal) * growth) + bound
         exact_add = math.log2(top / q_add) <= 52
     kern = _kernel(acc, W, has_scale, grid, exact_add, round_products)
     Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2), np.float64)

@@ -42,6 +42,9 @@ def check(pe, n=200, seed=0, want_ref=None):
     ("float32", "fixed<4,4>", {}, "formats"),
     ("int16", "e4m3fn", {"overflow": "saturate"}, "formats"),
     ("float32", "float16", {}, "torch"),
+    ("float32", "float16", {"overflow": "saturate"}, "formats"),
+    ("e5m2", "e5m2", {"overflow": "saturate"}, "formats"),
+    ("float32", "int32", {}, "torch"),
 ])
 def test_quantizer(src, dst, kw, ref):
     check(Quantizer(src, dst, **kw), n=300, want_ref=ref)
@@ -64,6 +67,8 @@ def test_quantizer_rounding_modes(mode):
     ("float32", "float32", "float32", {}),
     ("e4m3fnuz", "e5m2fnuz", "e4m3fnuz", {}),
     ("e3m4b5", "e4m3fn", "float16", {"stages": 2}),
+    ("e5m2", "e5m2", "e5m2", {"overflow": "saturate", "rounding": "up"}),
+    ("float16", "float16", "float16", {"overflow": "saturate"}),
 ])
 def test_float_mul(a, b, out, kw):
     check(FloatMul(a, b, out, **kw), n=300)
@@ -83,6 +88,10 @@ def test_float_mul_rounding_modes(mode):
     ("e4m3fn", "e4m3fn", "e5m2", {"rounding": "toward_zero"}),
     ("e4m3fn", "e5m2", "float16", {"rounding": "down"}),
     ("e4m3fn", "e4m3fn", "float16", {"rounding": "up", "overflow": "saturate"}),
+    ("e5m2", "e5m2", "e5m2", {"overflow": "saturate"}),
+    ("float16", "float16", "e2m1", {}),
+    ("e4m3fn", "e4m3fn", "e2m1", {}),
+    ("float16", "e2m1", "e3m2", {"rounding": "toward_zero"}),
 ])
 def test_float_mac(a, b, acc, kw):
     check(FloatMac(a, b, acc, **kw), n=96)
@@ -96,10 +105,20 @@ def test_float_mac(a, b, acc, kw):
     ("mxfp4", "float32", {}),
     ("mxint8", "float32", {"k": 8}),
     (NVFP4_NO_TS, "float32", {}),
+    ("nvfp4", "float32", {"k": 8}),
+    ("nvint4", "float32", {"k": 8}),
+    ("mxint8_full", "float32", {"k": 8}),
     ("bfp8_b16", "float32", {}),
 ])
 def test_block_dot(fmt, acc, kw):
     check(BlockDot(fmt, acc, **kw), n=64)
+
+
+@pytest.mark.parametrize("fmt,acc,seed", [("mxfp4", "float16", 1), ("mxint8", "e5m2", 0)])
+def test_block_dot_directed_rounding_tiny_sums(fmt, acc, seed):
+    """Rounding up lifts tiny sums to a subnormal: the simulator's exact-add shortcut
+    must account for it (it once dropped such addends)."""
+    check(BlockDot(fmt, acc, k=8, rounding="up"), n=64, seed=seed)
 
 
 def test_block_dot_mixed_operands():
@@ -135,6 +154,24 @@ def test_lut_pe(w, x, group, groups):
                                            ("int4", "int8_g64", "float32", 16)])
 def test_shift_add_pe(x, w, acc, lanes):
     check(ShiftAddPe(x, w, acc, lanes=lanes), n=64)
+
+
+def test_shift_add_clear_mid_group():
+    """clear with en restarts the group's partial sum, even mid-group."""
+    from rtl.vectors import Vectors
+
+    pe = ShiftAddPe("int8", "int4_g32", "float32", lanes=16)  # two steps per group
+    one = 0x3C00  # float16 1.0
+    x = [1] * 16
+    w = [1] * 16
+    pack = sum(v << (8 * i) for i, v in enumerate(x)), sum(v << (4 * i) for i, v in enumerate(w))
+    steps = [  # (clear, last): an aborted half group, then a clean group of 32 products
+        (1, 0), (1, 0), (0, 1)]
+    v = Vectors("ShiftAddPe", True, 1,
+                {"x": [pack[0]] * 3, "w": [pack[1]] * 3, "scale": [one] * 3, "en": [1] * 3,
+                 "clear": [c for c, _ in steps], "last": [ls for _, ls in steps]},
+                {"acc": [None, None, 0x42000000]}, {})  # 32.0
+    assert run_amaranth(pe, v) == 1
 
 
 def test_wide_formats_have_no_vectors():

@@ -147,3 +147,15 @@ def test_subnormal_sums() -> None:
     b = rng.standard_normal((24, 4)) * 2.0**-9
     _compare(a, b, "e5m2", "e5m2", Accumulator("float16"))
     _compare(a, b, "e5m2", "e5m2", Accumulator("float16", rounding="stochastic", seed=2))
+
+
+@pytest.mark.parametrize("mode", ["up", "down", "nearest_even"])
+def test_directed_rounding_lifts_tiny_sums(mode: str) -> None:
+    """Sums far below the accumulator's smallest subnormal: rounding up (down for
+    negatives) lifts each to one subnormal, so the accumulator grows by far more than a
+    relative ulp per step; the exact-add shortcut must not assume otherwise."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((3, 64)) * 2.0**-45  # products ~2**-90, fp16 subnormal 2**-24
+    b = rng.standard_normal((64, 4)) * 2.0**-45
+    _compare(a, b, "mxfp4", "mxfp4",
+             Accumulator("float16", rounding=mode, order="tree", tree_width=8))
