@@ -159,7 +159,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     try:
-        path = write_report(args.results, args.out)
+        path = write_report(args.results, args.out, pareto=args.pareto, target=args.target)
     except (ValueError, FileNotFoundError) as exc:
         print(f"numfab report: {exc}", file=sys.stderr)
         return 2
@@ -182,7 +182,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         cfg["tokens"] = args.tokens
     run_sweep(cfg, out / "results.jsonl", jobs=1, progress=True)
     t2 = time.perf_counter()
-    path = write_report(out / "results.jsonl", out)
+    path = write_report(out / "results.jsonl", out, pareto=True)
     print(f"wrote {path} (format zoo {t1 - t0:.0f} s, sweep {t2 - t1:.0f} s, "
           f"report {time.perf_counter() - t2:.0f} s)")
     return 0
@@ -409,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
         "per-block sensitivity, format table) from a sweep's results file.")
     pr.add_argument("results", help="results file (JSON lines)")
     pr.add_argument("-o", "--out", default="out", help="output folder (default: out)")
+    pr.add_argument("--pareto", action="store_true",
+                    help="join accuracy with hardware cost (costmodel) and mark Pareto fronts")
+    pr.add_argument("--target", default="xilinx", help="cost target for --pareto "
+                    "(xilinx LUTs or cmos transistors)")
     pr.set_defaults(func=_cmd_report)
     pd = sub.add_parser(
         "demo",
@@ -422,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import rtl_cli
 
     rtl_cli.add_parser(sub)
+    from . import cost_cli
+
+    cost_cli.add_parser(sub)
     return p
 
 

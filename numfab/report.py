@@ -22,8 +22,78 @@ def _label(c: dict[str, Any]) -> str:
     return fmt + (" + " + "+".join(tech) if tech else "")
 
 
-def write_report(results: str | Path, out: str | Path) -> Path:
-    """Write ``out/report.md`` and its plots (PNG) from ``results``; returns the path."""
+def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: bool,
+                    outd: Path, target: str, plt: Any) -> list[str]:
+    """Accuracy against per-MAC LUTs, energy and bits per element, with Pareto fronts."""
+    from costmodel.pareto import format_cost, pareto_front
+
+    pts, skipped = [], []
+    for r in grid:
+        c = r["config"]
+        w, a = c.get("weights"), c.get("acts")
+        if not w or not a or c.get("kv") or metric not in r["metrics"]:
+            continue
+        try:
+            cost = format_cost(str(a), str(w), "float32", target)
+        except ValueError:
+            skipped.append(_label(c))
+            continue
+        bits = max(r["metrics"]["bits_weights"], r["metrics"]["bits_acts"])
+        pts.append((r, cost, bits))
+    if not pts:
+        return []
+    axes_def = [("cost_per_mac", f"{pts[0][1]['unit']} per MAC ({target})"),
+                ("pj_per_mac", "pJ per MAC (45 nm, Horowitz-scaled)"),
+                ("bits", "bits per element")]
+    ys = [float(r["metrics"][metric]) for r, _, _ in pts]
+    fronts = {}
+    for key, _ in axes_def:
+        xs = [b if key == "bits" else c[key] for _, c, b in pts]
+        fronts[key] = pareto_front(xs, ys, lower_is_better=lower)
+    lines = [f"### {model}: accuracy x hardware cost", "",
+             f"Per-MAC cost of the PE each format pair runs on (acts x weights, float32 "
+             f"accumulation; integers in int32), estimated by `costmodel.estimate` for "
+             f"{target}; * marks the Pareto front.", "",
+             f"| format | PE | {axes_def[0][1]} | pJ/MAC | bits | {metric} |",
+             "|---|---|---|---|---|---|"]
+    order = sorted(range(len(pts)), key=lambda i: pts[i][1]["cost_per_mac"])
+    for i in order:
+        r, c, b = pts[i]
+        star = {k: "*" if fronts[k][i] else "" for k in fronts}
+        lines.append(f"| {_label(r['config'])} | {c['pe']} | {c['cost_per_mac']:.0f}"
+                     f"{star['cost_per_mac']} | {c['pj_per_mac']:.3f}{star['pj_per_mac']} | "
+                     f"{b:g}{star['bits']} | {ys[i]:.4g} |")
+    if skipped:
+        lines += ["", "No PE model for: " + ", ".join(sorted(set(skipped))) + "."]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for ax, (key, xlabel) in zip(axes, axes_def):
+        xs = [b if key == "bits" else c[key] for _, c, b in pts]
+        on = fronts[key]
+        ax.scatter([x for x, f in zip(xs, on) if not f], [y for y, f in zip(ys, on) if not f],
+                   c="0.6", label="dominated")
+        fx = sorted((x, y) for x, y, f in zip(xs, ys, on) if f)
+        ax.plot([p[0] for p in fx], [p[1] for p in fx], "o-", c="C3", label="Pareto front")
+        for x, y, (r, _, _) in zip(xs, ys, pts):
+            ax.annotate(_label(r["config"]).replace(" + hadamard", "+H"), (x, y), fontsize=6,
+                        xytext=(2, 2), textcoords="offset points")
+        if metric == "kl":
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(metric)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{model}: {metric} vs hardware cost")
+    fig.tight_layout()
+    png = f"{model}_pareto.png"
+    fig.savefig(outd / png, dpi=110)
+    plt.close(fig)
+    return lines + ["", f"![{model} Pareto]({png})", ""]
+
+
+def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
+                 target: str = "xilinx") -> Path:
+    """Write ``out/report.md`` and its plots (PNG) from ``results``; returns the path.
+    ``pareto`` joins each W+A format with its PE's estimated cost (``target``) and marks
+    the Pareto fronts of accuracy against LUTs (or transistors), energy and bits."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,6 +158,8 @@ def write_report(results: str | Path, out: str | Path) -> Path:
             fig.savefig(outd / png, dpi=110)
             plt.close(fig)
             lines += [f"![{model} {metric} vs bits]({png})", ""]
+        if pareto and grid and metric:
+            lines += _pareto_section(model, grid, metric, lower, outd, target, plt)
         if blocks and metric:
             blocks.sort(key=lambda r: r["config"]["block"])
             fig, ax = plt.subplots(figsize=(7, 3.5))

@@ -1,0 +1,48 @@
+"""Pareto fronts of accuracy against hardware cost, and the cost of a format pair."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from .energy import energy_per_op
+from .estimate import estimate
+from .gemm import pe_for
+
+__all__ = ["pareto_front", "format_cost"]
+
+
+def pareto_front(costs: Sequence[float], metrics: Sequence[float], *,
+                 lower_is_better: bool = True) -> list[bool]:
+    """For each point, whether no other point is at least as good in both cost (lower is
+    better) and metric, and strictly better in one. Equal points are both on the front."""
+    if len(costs) != len(metrics):
+        raise ValueError(f"costs and metrics must have the same length, not {len(costs)} "
+                         f"and {len(metrics)}")
+    sign = 1.0 if lower_is_better else -1.0
+    pts = [(float(c), sign * float(m)) for c, m in zip(costs, metrics)]
+    front = []
+    for i, (c, m) in enumerate(pts):
+        dominated = any((c2 <= c and m2 <= m) and (c2 < c or m2 < m)
+                        for j, (c2, m2) in enumerate(pts) if j != i)
+        front.append(not dominated)
+    return front
+
+
+@functools.lru_cache(maxsize=256)
+def format_cost(a_format: str, b_format: str, accumulator: str = "float32",
+                target: str = "xilinx") -> dict[str, Any]:
+    """Per-MAC cost of multiplying ``a_format`` by ``b_format`` into ``accumulator``: the
+    PE chosen by :func:`costmodel.gemm.pe_for`, its estimated cost and energy divided by
+    the MACs it does per cycle."""
+    acc = accumulator
+    from formats import Integer, parse
+
+    if isinstance(parse(a_format), Integer) and isinstance(parse(b_format), Integer):
+        acc = "int32"  # integer GEMMs accumulate in int32 (scales applied after)
+    kind, opts, mpc = pe_for(a_format, b_format, acc)
+    est = estimate(kind, target=target, **opts)
+    return {"pe": kind, "macs_per_cycle": mpc, "cost_per_mac": est.primary / mpc,
+            "unit": est.unit, "pj_per_mac": energy_per_op(kind, **opts) / mpc,
+            "target": target}

@@ -1,0 +1,127 @@
+"""``numfab cost``: synthesized and estimated cost of a PE, calibration, GEMM cost."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from .rtl_cli import _INTS, _OPTS, _pe
+
+
+def _err(exc: BaseException) -> int:
+    print(f"numfab cost: {exc}", file=sys.stderr)
+    return 2
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from costmodel.calibrate import CALIBRATION_CSV, GRID, MODEL_TARGETS, calibrate
+    from costmodel.estimate import fit, fit_quality
+
+    out = args.output or str(CALIBRATION_CSV)
+    n = len(GRID) * len(MODEL_TARGETS)
+    done = [0]
+
+    def progress(row: dict[str, Any]) -> None:
+        done[0] += 1
+        print(f"[{done[0]}/{n}] {row['pe']} {row['options']} {row['target']}: "
+              f"{row['primary']} ({row['seconds']} s)", flush=True)
+
+    t0 = time.perf_counter()
+    calibrate(out, jobs=args.jobs, progress=progress)
+    print(f"wrote {out} ({n} syntheses in {time.perf_counter() - t0:.0f} s)")
+    fit.cache_clear()
+    for t, q in fit_quality(out).items():
+        print(f"{t}: {q['points']} points, fit median {q['fit_median']:.1%} max "
+              f"{q['fit_max']:.1%}, leave-one-out median {q['loo_median']:.1%} max "
+              f"{q['loo_max']:.1%}")
+    return 0
+
+
+def _gemm(args: argparse.Namespace) -> int:
+    from costmodel import gemm_cost
+
+    try:
+        rows, cols = (int(x) for x in args.array.lower().split("x"))
+        a = args.a or "mxfp4"
+        c = gemm_cost(args.m, args.n, args.k or 1024, a, args.b or a, args.acc or "float32",
+                      array=(rows, cols), target=args.target, freq=args.freq)
+    except (TypeError, ValueError) as exc:
+        return _err(exc)
+    print(json.dumps({"pe": c.pe, "pe_options": c.pe_options, "pes": c.pes,
+                      "cycles": c.cycles, "seconds": c.seconds,
+                      "macs_per_second": c.macs_per_second, "area": c.area,
+                      "area_unit": c.area_unit, "bytes": c.bytes, "energy_pj": c.energy_pj,
+                      "pj_per_mac": c.pj_per_mac}, indent=2))
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    if args.pe.lower() == "calibrate":
+        return _calibrate(args)
+    if args.pe.lower() == "gemm":
+        return _gemm(args)
+    from costmodel import estimate, synthesize
+    from costmodel.synth import YosysMissing
+
+    try:
+        pe = _pe(args)
+        opts = {o: getattr(args, o, None) for o in _OPTS}
+        opts = {k: v for k, v in opts.items() if v is not None}
+        if pe.kind == "IntMac" and "acc" in opts:
+            opts["acc_bits"] = pe.acc_bits
+            del opts["acc"]
+        t0 = time.perf_counter()
+        syn = synthesize(pe, args.target)
+        t1 = time.perf_counter()
+        est_target = "xilinx" if args.target == "xilinx-dsp" else args.target
+        try:
+            est = estimate(pe.kind, target=est_target, **opts)
+        except ValueError as exc:
+            est = None
+            note = str(exc)
+    except YosysMissing as exc:
+        return _err(exc)
+    except (TypeError, ValueError) as exc:
+        return _err(exc)
+    print(f"{pe.kind} {pe.formats} on {args.target} ({syn.yosys}; {t1 - t0:.1f} s)")
+    print(f"{'':<14} {'synthesized':>12} {'estimated':>10}")
+    unit = {"cmos": "transistors"}.get(args.target, "LUTs")
+    prim = f"{est.primary:.0f}" if est and est_target == args.target else "-"
+    print(f"{unit:<14} {syn.primary:>12} {prim:>10}")
+    print(f"{'FFs':<14} {syn.ffs:>12} {est.ffs if est else '-':>10}")
+    for k in ("carry", "muxes", "dsps", "brams", "cells"):
+        print(f"{k:<14} {getattr(syn, k):>12}")
+    if syn.luts_by_size:
+        print("LUTs by size   " + ", ".join(f"LUT{k}: {v}" for k, v in syn.luts_by_size.items()))
+    if est is None:
+        print(f"estimate: {note}")
+    elif est_target != args.target:
+        print(f"estimate for xilinx without DSPs: {est.primary:.0f} LUTs")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "cost", help="hardware cost of a PE: Yosys synthesis next to the fitted estimate",
+        description="numfab cost PE [format options] --target T synthesizes the PE with "
+        "Debian's yosys (xilinx = LUTs without DSPs, xilinx-dsp, ice40, ecp5, cmos "
+        "transistors) and prints it next to costmodel.estimate. 'numfab cost calibrate' "
+        "regenerates the calibration CSV; 'numfab cost gemm --m --n --k --a --b --acc "
+        "--array 16x16' prints a GEMM's cycles, area, bytes and energy.")
+    p.add_argument("pe", help="IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, "
+                   "LutPe, ShiftAddPe; or 'calibrate' / 'gemm'")
+    for o in ("a", "b", "acc", "out", "x", "w", "rounding", "overflow"):
+        p.add_argument(f"--{o}")
+    for o in _INTS:
+        p.add_argument(f"--{o}", type=int)
+    p.add_argument("--target", default="xilinx")
+    p.add_argument("--jobs", type=int, default=2, help="calibrate: parallel syntheses")
+    p.add_argument("-o", "--output", help="calibrate: CSV path")
+    p.add_argument("--m", type=int, default=1024)
+    p.add_argument("--n", type=int, default=1024)
+    p.add_argument("--array", default="16x16", help="gemm: rows x cols")
+    p.add_argument("--freq", type=float, default=250e6, help="gemm: clock in Hz")
+    p.set_defaults(func=cmd_cost)
