@@ -567,6 +567,14 @@ def _offset_bits(fmt: Any, code: Any) -> Any:
     return Cat(code[:-1], ~code[-1])
 
 
+def _serial_ports(names: tuple[str, str], fmts: tuple[Any, Any], k: int,
+                  result_bits: int) -> dict[str, Any]:
+    """Ports of a bit-serial PE: two arrays of k codes, start, busy, done, result."""
+    return {names[0]: In(data.ArrayLayout(_hw.layout_of(fmts[0]), k)),
+            names[1]: In(data.ArrayLayout(_hw.layout_of(fmts[1]), k)),
+            "start": In(1), "busy": Out(1), "done": Out(1), "result": Out(signed(result_bits))}
+
+
 class BipolarPe(_Pe):
     """Bit-serial bipolar-INT dot product of ``k`` pairs: one bit-plane pair per cycle,
     ``S_i . T_j = k - 2 popcount(s_i xor t_j)`` (XNOR/popcount), shift-accumulated by
@@ -592,12 +600,8 @@ class BipolarPe(_Pe):
         self.latency = self.pairs + 1
         bound = k * (2**na - 1) * (2**nb - 1)
         self.result_bits = bound.bit_length() + 1
-        super().__init__({
-            "a": In(data.ArrayLayout(_hw.layout_of(self.a_format), k)),
-            "b": In(data.ArrayLayout(_hw.layout_of(self.b_format), k)),
-            "start": In(1), "busy": Out(1), "done": Out(1),
-            "result": Out(signed(self.result_bits)),
-        })
+        super().__init__(_serial_ports(("a", "b"), (self.a_format, self.b_format), k,
+                                       self.result_bits))
 
     @property
     def formats(self) -> dict[str, str]:
@@ -702,12 +706,8 @@ class LutPe(_Pe):
         self.entry_bits = _hw.signed_width(-int(xmax) * group, int(xmax) * group)
         bound = int(xmax) * self.k * (2**nb - 1)
         self.result_bits = _hw.signed_width(-bound, bound)
-        super().__init__({
-            "x": In(data.ArrayLayout(_hw.layout_of(self.x_format), self.k)),
-            "w": In(data.ArrayLayout(_hw.layout_of(self.w_format), self.k)),
-            "start": In(1), "busy": Out(1), "done": Out(1),
-            "result": Out(signed(self.result_bits)),
-        })
+        super().__init__(_serial_ports(("x", "w"), (self.x_format, self.w_format), self.k,
+                                       self.result_bits))
 
     @property
     def formats(self) -> dict[str, str]:
