@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,10 @@ def pareto_front(costs: Sequence[float], metrics: Sequence[float], *,
                          f"and {len(metrics)}")
     sign = 1.0 if lower_is_better else -1.0
     pts = [(float(c), sign * float(m)) for c, m in zip(costs, metrics)]
+    bad = [i for i, (c, m) in enumerate(pts) if not (math.isfinite(c) and math.isfinite(m))]
+    if bad:
+        raise ValueError(f"costs and metrics must be finite; point {bad[0]} is "
+                         f"({costs[bad[0]]}, {metrics[bad[0]]})")
     front = []
     for i, (c, m) in enumerate(pts):
         dominated = any((c2 <= c and m2 <= m) and (c2 < c or m2 < m)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: 
         w, a = c.get("weights"), c.get("acts")
         if not w or not a or c.get("kv") or metric not in r["metrics"]:
             continue
+        if not math.isfinite(float(r["metrics"][metric])):
+            skipped.append(_label(c) + f" ({metric} not finite)")
+            continue
         try:
             cost = format_cost(str(a), str(w), "float32", target)
         except ValueError:
@@ -53,7 +57,8 @@ def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: 
     lines = [f"### {model}: accuracy x hardware cost", "",
              f"Per-MAC cost of the PE each format pair runs on (acts x weights, float32 "
              f"accumulation; integers in int32), estimated by `costmodel.estimate` for "
-             f"{target}; * marks the Pareto front.", "",
+             f"{target}; * marks the Pareto front. The online Hadamard rotation's own cost is "
+             "not included.", "",
              f"| format | PE | {axes_def[0][1]} | pJ/MAC | bits | {metric} |",
              "|---|---|---|---|---|---|"]
     order = sorted(range(len(pts)), key=lambda i: pts[i][1]["cost_per_mac"])
@@ -64,7 +69,8 @@ def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: 
                      f"{star['cost_per_mac']} | {c['pj_per_mac']:.3f}{star['pj_per_mac']} | "
                      f"{b:g}{star['bits']} | {ys[i]:.4g} |")
     if skipped:
-        lines += ["", "No PE model for: " + ", ".join(sorted(set(skipped))) + "."]
+        lines += ["", "Left out (no PE model, or no finite metric): "
+                  + ", ".join(sorted(set(skipped))) + "."]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for ax, (key, xlabel) in zip(axes, axes_def):
         xs = [b if key == "bits" else c[key] for _, c, b in pts]

@@ -162,6 +162,8 @@ def test_pareto_front_hand_example():
     assert pareto_front([1, 1], [2, 2]) == [True, True]
     with pytest.raises(ValueError, match="same length"):
         pareto_front([1], [1, 2])
+    with pytest.raises(ValueError, match="must be finite; point 1"):
+        pareto_front([1, 2], [0.5, float("nan")])
 
 
 def test_cost_cli(capsys):
