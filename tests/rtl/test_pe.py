@@ -187,3 +187,37 @@ def test_mismatch_is_reported():
     v.expected["p"][t] ^= 1
     with pytest.raises(Mismatch, match=f"cycle {t}: p="):
         run_amaranth(pe, v)
+
+
+def test_block_dot_special_values():
+    """NaN scales and elements, Inf x 0, Inf - Inf inside a block and across blocks,
+    overflow and underflow of the scaled block sum: hand-derived float32 results."""
+    from rtl.vectors import Vectors
+
+    pe = BlockDot("mxfp8_e5m2", "float32", k=4)
+    one, inf, ninf, nan_el, big = 0x3C, 0x7C, 0xFC, 0x7D, 0x7B  # e5m2 codes
+    nan32, inf32 = 0x7FC00000, 0x7F800000
+
+    def lanes(*codes):
+        codes = list(codes) + [0] * (4 - len(codes))
+        return sum(c << (8 * i) for i, c in enumerate(codes))
+
+    steps = [  # a, b, sa, sb, clear, expected acc
+        (lanes(one), lanes(one), 0xFF, 127, 1, nan32),          # NaN scale
+        (lanes(inf), lanes(one), 127, 127, 1, inf32),           # Inf x 1
+        (lanes(inf), lanes(0), 127, 127, 1, nan32),             # Inf x 0
+        (lanes(inf, ninf), lanes(one, one), 127, 127, 1, nan32),  # Inf - Inf in a block
+        (lanes(inf), lanes(one), 127, 127, 1, inf32),
+        (lanes(ninf), lanes(one), 127, 127, 0, nan32),          # +Inf then -Inf
+        (lanes(big, big, big, big), lanes(big, big, big, big), 254, 254, 1, inf32),
+        (lanes(0x80), lanes(0), 127, 127, 1, 0),                # +0 + (-0 x +0) = +0
+        (lanes(nan_el), lanes(one), 127, 127, 1, nan32),        # NaN element
+        (lanes(one), lanes(one), 0, 0, 1, 0),                   # 2**-254 underflows to +0
+        (lanes(one), lanes(one), 127, 128, 1, 0x40000000),      # 1 x 1 x 2 = 2.0
+    ]
+    cols = list(zip(*steps))
+    v = Vectors("BlockDot", True, 1,
+                {"a": list(cols[0]), "b": list(cols[1]), "sa": list(cols[2]),
+                 "sb": list(cols[3]), "en": [1] * len(steps), "clear": list(cols[4])},
+                {"acc": list(cols[5])}, {})
+    assert run_amaranth(pe, v) == len(steps)
