@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .calibrate import CALIBRATION_CSV, MODEL_TARGETS, load
-from .features import FEATURES, features
+from .features import FEATURES, features, features_of
 
 __all__ = ["DOCUMENTED_ERROR", "Estimate", "estimate", "fit", "fit_quality", "MODEL_TARGETS"]
 
@@ -64,48 +64,58 @@ def _solve(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def fit(path: str = str(CALIBRATION_CSV)) -> dict[str, dict[str, Any]]:
-    """Per target: coefficients (feature -> cost) and the leave-one-out errors."""
+def _designs(path: str) -> dict[str, tuple[list[dict[str, Any]], np.ndarray, np.ndarray]]:
     rows = load(path)
-    out: dict[str, dict[str, Any]] = {}
+    out = {}
     for target in MODEL_TARGETS:
         sel = [r for r in rows if r["target"] == target]
-        if len(sel) < len(FEATURES):
-            continue
-        X, y = _design(sel)
-        coef = _solve(X, y)
-        loo = np.empty(len(y))
-        for i in range(len(y)):
-            keep = np.arange(len(y)) != i
-            c = _solve(X[keep], y[keep])
-            loo[i] = (X[i] @ c - y[i]) / y[i]
-        fitted = (X @ coef - y) / y
-        out[target] = {
-            "coef": dict(zip(FEATURES, coef.tolist())),
-            "points": len(y),
-            "fit_median": float(np.median(np.abs(fitted))),
-            "fit_max": float(np.abs(fitted).max()),
-            "loo_median": float(np.median(np.abs(loo))),
-            "loo_max": float(np.abs(loo).max()),
-            "loo": {f"{r['pe']} {r['options']}": float(e) for r, e in zip(sel, loo)},
-        }
+        if len(sel) >= len(FEATURES):
+            out[target] = (sel, *_design(sel))
     return out
 
 
-def fit_quality(path: str = str(CALIBRATION_CSV)) -> dict[str, dict[str, float]]:
-    """Median and max relative error per target, in-sample and leave-one-out."""
-    return {t: {k: v[k] for k in ("points", "fit_median", "fit_max", "loo_median", "loo_max")}
-            for t, v in fit(path).items()}
+@functools.lru_cache(maxsize=8)
+def fit(path: str = str(CALIBRATION_CSV)) -> dict[str, dict[str, float]]:
+    """Per target: the fitted cost of each feature (one NNLS solve)."""
+    return {t: dict(zip(FEATURES, _solve(X, y).tolist()))
+            for t, (_, X, y) in _designs(path).items()}
 
 
-def estimate(pe: str, *, target: str = "xilinx", **options: Any) -> Estimate:
-    """Estimated cost of PE ``pe`` (kind name, options as ``rtl.build``) on ``target``
-    (``xilinx`` (LUTs, no DSPs), ``ice40``, ``ecp5``, ``cmos``)."""
+def fit_quality(path: str = str(CALIBRATION_CSV), *,
+                per_point: bool = False) -> dict[str, dict[str, Any]]:
+    """Median and max relative error per target, in-sample and leave-one-out (each point
+    predicted by a fit without it); ``per_point`` adds every point's LOO error."""
+    out: dict[str, dict[str, Any]] = {}
+    for t, (sel, X, y) in _designs(path).items():
+        coef = np.array([fit(path)[t][k] for k in FEATURES])
+        loo = np.empty(len(y))
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            loo[i] = (X[i] @ _solve(X[keep], y[keep]) - y[i]) / y[i]
+        fitted = np.abs((X @ coef - y) / y)
+        out[t] = {"points": len(y), "fit_median": float(np.median(fitted)),
+                  "fit_max": float(fitted.max()), "loo_median": float(np.median(np.abs(loo))),
+                  "loo_max": float(np.abs(loo).max())}
+        if per_point:
+            out[t]["loo"] = {f"{r['pe']} {r['options']}": float(e) for r, e in zip(sel, loo)}
+    return out
+
+
+def estimate(pe: Any, *, target: str = "xilinx", **options: Any) -> Estimate:
+    """Estimated cost on ``target`` (``xilinx``: LUTs without DSPs, ``cmos``:
+    transistors) of PE ``pe``: a kind name with the options of ``rtl.build``, or a built
+    rtl/ component (its own formats and parameters; no options)."""
     model = fit()
     if target not in model:
         raise ValueError(f"no cost model for target {target!r}; modelled targets: "
-                         f"{', '.join(model)} (synthesize() also takes xilinx-dsp)")
-    f = features(pe, **options)
-    coef = model[target]["coef"]
+                         f"{', '.join(model)} (synthesize() also takes ice40, ecp5, "
+                         "xilinx-dsp)")
+    if isinstance(pe, str):
+        kind, f = pe, features(pe, **options)
+    else:
+        if options:
+            raise TypeError("options go with a PE kind name, not with a built component")
+        kind, f = pe.kind, features_of(pe)
+    coef = model[target]
     primary = float(sum(coef[k] * f[k] for k in FEATURES))
-    return Estimate(pe, target, primary, _UNITS[target], int(round(f["ff"])), f)
+    return Estimate(kind, target, primary, _UNITS[target], int(round(f["ff"])), f)

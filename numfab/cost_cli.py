@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from .rtl_cli import _INTS, _OPTS, _pe
+from .rtl_cli import _pe, add_pe_options
 
 
 def _err(exc: BaseException) -> int:
@@ -18,7 +18,7 @@ def _err(exc: BaseException) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from costmodel.calibrate import CALIBRATION_CSV, GRID, MODEL_TARGETS, calibrate
-    from costmodel.estimate import fit, fit_quality
+    from costmodel.estimate import _designs, fit, fit_quality
 
     out = args.output or str(CALIBRATION_CSV)
     n = len(GRID) * len(MODEL_TARGETS)
@@ -33,6 +33,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     calibrate(out, jobs=args.jobs, progress=progress)
     print(f"wrote {out} ({n} syntheses in {time.perf_counter() - t0:.0f} s)")
     fit.cache_clear()
+    _designs.cache_clear()
     for t, q in fit_quality(out).items():
         print(f"{t}: {q['points']} points, fit median {q['fit_median']:.1%} max "
               f"{q['fit_max']:.1%}, leave-one-out median {q['loo_median']:.1%} max "
@@ -68,17 +69,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     try:
         pe = _pe(args)
-        opts = {o: getattr(args, o, None) for o in _OPTS}
-        opts = {k: v for k, v in opts.items() if v is not None}
-        if pe.kind == "IntMac" and "acc" in opts:
-            opts["acc_bits"] = pe.acc_bits
-            del opts["acc"]
         t0 = time.perf_counter()
         syn = synthesize(pe, args.target)
         t1 = time.perf_counter()
         est_target = "xilinx" if args.target == "xilinx-dsp" else args.target
         try:
-            est = estimate(pe.kind, target=est_target, **opts)
+            est = estimate(pe, target=est_target)
         except ValueError as exc:
             est = None
             note = str(exc)
@@ -111,12 +107,8 @@ def add_parser(sub: Any) -> None:
         "transistors) and prints it next to costmodel.estimate. 'numfab cost calibrate' "
         "regenerates the calibration CSV; 'numfab cost gemm --m --n --k --a --b --acc "
         "--array 16x16' prints a GEMM's cycles, area, bytes and energy.")
-    p.add_argument("pe", help="IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, "
-                   "LutPe, ShiftAddPe; or 'calibrate' / 'gemm'")
-    for o in ("a", "b", "acc", "out", "x", "w", "rounding", "overflow"):
-        p.add_argument(f"--{o}")
-    for o in _INTS:
-        p.add_argument(f"--{o}", type=int)
+    add_pe_options(p, "IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, "
+                   "ShiftAddPe; or 'calibrate' / 'gemm'")
     p.add_argument("--target", default="xilinx")
     p.add_argument("--jobs", type=int, default=2, help="calibrate: parallel syntheses")
     p.add_argument("-o", "--output", help="calibrate: CSV path")

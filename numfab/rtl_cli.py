@@ -91,6 +91,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return status
 
 
+def add_pe_options(p: argparse.ArgumentParser, pe_help: str = "IntMac, FloatMul, FloatMac, "
+                   "BlockDot, Quantizer, BipolarPe, LutPe or ShiftAddPe") -> None:
+    """The PE positional and its format / parameter options (shared with numfab cost)."""
+    p.add_argument("pe", help=pe_help)
+    p.add_argument("--a", help="operand a format (Quantizer: the input format)")
+    p.add_argument("--b", help="operand b format")
+    p.add_argument("--acc", help="accumulator format (IntMac: int<n>)")
+    p.add_argument("--out", help="FloatMul product / Quantizer output format")
+    p.add_argument("--x", help="activation format (LutPe, ShiftAddPe)")
+    p.add_argument("--w", help="weight format (LutPe, ShiftAddPe)")
+    p.add_argument("--rounding", help="nearest_even (default), nearest_away, toward_zero, "
+                   "up, down")
+    p.add_argument("--overflow", help="overflow policy (default: the format's)")
+    for o in _INTS:
+        p.add_argument(f"--{o}", type=int)
+
+
 def add_parser(sub: Any) -> None:
     pr = sub.add_parser(
         "rtl", help="generate, verify or export test vectors for a processing element",
@@ -100,30 +117,15 @@ def add_parser(sub: Any) -> None:
         "cocotb on Icarus), or export golden vectors as CSV.")
     rsub = pr.add_subparsers(dest="rtl_command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("pe", help="IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, "
-                       "LutPe or ShiftAddPe")
-        p.add_argument("--a", help="operand a format (Quantizer: the input format)")
-        p.add_argument("--b", help="operand b format")
-        p.add_argument("--acc", help="accumulator format (IntMac: int<n>)")
-        p.add_argument("--out", help="FloatMul product / Quantizer output format")
-        p.add_argument("--x", help="activation format (LutPe, ShiftAddPe)")
-        p.add_argument("--w", help="weight format (LutPe, ShiftAddPe)")
-        p.add_argument("--rounding", help="nearest_even (default), nearest_away, "
-                       "toward_zero, up, down")
-        p.add_argument("--overflow", help="overflow policy (default: the format's)")
-        for o in _INTS:
-            p.add_argument(f"--{o}", type=int)
-
     pg = rsub.add_parser("generate", help="write <name>.v and <name>.json")
-    common(pg)
+    add_pe_options(pg)
     pg.add_argument("-o", "--output", default="out/rtl", help="output folder")
     pg.add_argument("--name", help="Verilog module name (default: the PE kind)")
     pg.set_defaults(func=cmd_generate)
     for name, func, hlp in (("verify", cmd_verify, "run the testbench"),
                             ("vectors", cmd_vectors, "export golden vectors as CSV")):
         p = rsub.add_parser(name, help=hlp)
-        common(p)
+        add_pe_options(p)
         p.add_argument("--n", type=int, default=256, help="random operations")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--exhaustive", action="store_true",

@@ -15,7 +15,7 @@ from typing import Any
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
-from formats import BipolarInt, FixedPoint, Integer, Minifloat, Overflow, Rounding, Special
+from formats import BipolarInt, Minifloat, Overflow, Rounding, Special
 from formats.integer import _Fixed
 
 __all__ = ["Term", "float_layout", "int_layout", "layout_of", "lzc", "round_to", "unpack",
@@ -381,6 +381,3 @@ def exact_product_format(a: Minifloat | Any, b: Minifloat | Any) -> Minifloat:
     exp_bits = max(need.bit_length(), 2 if special is Special.IEEE else 1)
     return Minifloat(exp_bits, man, bias=bias, special=special)
 
-
-def is_int(fmt: Any) -> bool:
-    return isinstance(fmt, Integer) and not isinstance(fmt, FixedPoint)

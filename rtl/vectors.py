@@ -54,14 +54,6 @@ class Vectors:
                                         for k, col in self.expected.items()},
                            "header": self.header})
 
-    @classmethod
-    def from_json(cls, text: str) -> Vectors:
-        d = json.loads(text)
-        return cls(d["pe"], d["clocked"], d["latency"],
-                   {k: [int(v, 16) for v in col] for k, col in d["inputs"].items()},
-                   {k: [None if v is None else int(v, 16) for v in col]
-                    for k, col in d["expected"].items()}, d["header"])
-
     def to_csv(self, path: str | Path) -> None:
         """Hex codes, one row per cycle; ``#`` header lines state the PE, formats,
         rounding, latency and protocol."""
@@ -296,13 +288,17 @@ def _block_codes(fmt: Any, rows: int, rng: np.random.Generator) -> tuple[np.ndar
     # zero some elements (zeros are common)
     codes[rng.random(codes.shape) < 0.1] = 0
     codes[np.arange(rows), pos] = rng.choice(top, rows)
-    sc = fmt.scale
+    return codes, rng.choice(_scale_codes(fmt.scale), rows)
+
+
+def _scale_codes(sc: Any) -> np.ndarray:
+    """Codes of the finite positive scales (E8M0: within 2**+-60, so that products of
+    scaled blocks stay inside float64 for the simulator's reference)."""
     svals = R.decode(sc, np.arange(1 << sc.bits))
     ok = np.flatnonzero(np.isfinite(svals) & (svals > 0))
-    if sc.bits == 8 and not sc.subnormals:  # E8M0: keep products inside float64
+    if sc.bits == 8 and not sc.subnormals:
         ok = ok[(ok > 127 - 60) & (ok < 127 + 60)]
-    scales = rng.choice(ok, rows)
-    return codes, scales
+    return ok
 
 
 def _block_vectors(pe: BlockDot, n: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
@@ -400,10 +396,7 @@ def _shift_add_vectors(pe: ShiftAddPe, n: int, rng: np.random.Generator) -> tupl
     w[np.arange(groups), pos] = np.where(rng.random(groups) < 0.5, top,
                                          (-top) & ((1 << el.bits) - 1))
     x = _mix(_random_codes(fx, groups * gs, rng), corner_codes(fx), rng)
-    sc = fw.scale
-    svals = R.decode(sc, np.arange(1 << sc.bits))
-    ok = np.flatnonzero(np.isfinite(svals) & (svals > 0))
-    scale = rng.choice(ok, groups)
+    scale = rng.choice(_scale_codes(fw.scale), groups)
     steps = groups * per
     last = np.zeros(steps, np.int64)
     last[per - 1::per] = 1

@@ -108,6 +108,16 @@ def test_estimate_on_held_out_points(kind, opts, target):
         assert est.ffs == syn.ffs
 
 
+@pytest.mark.parametrize("kind,opts", GRID[::6], ids=lambda v: str(v))
+def test_estimate_of_component_equals_by_name(kind, opts):
+    """features_of(component) must read back the same sizes as the closed form."""
+    for target in MODEL_TARGETS:
+        assert estimate(build(kind, **opts), target=target) == estimate(kind, target=target,
+                                                                         **opts)
+    with pytest.raises(TypeError, match="options go with a PE kind name"):
+        estimate(build(kind, **opts), a="int8")
+
+
 def test_energy_matches_horowitz():
     coef, table = energy_fit()
     assert set(table) == set(HOROWITZ_PJ)
