@@ -3,15 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 import formats
 from formats import Format, Minifloat
+
+from ._io import atomic_write, check_input_file, check_output_dir, check_output_file
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the message and where to find the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return v
+
+
+def natural_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}")
+    return v
 
 
 def _fmt_value(v: float) -> str:
@@ -99,11 +133,7 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     if not args.name:
         print(zoo_table())
         return 0
-    try:
-        f = formats.parse(args.name)
-    except ValueError as exc:
-        print(f"numfab formats: {exc}", file=sys.stderr)
-        return 2
+    f = formats.parse(args.name)
     if isinstance(f, formats.BlockScaled):
         for k, v in block_facts(f).items():
             print(f"{k:<20} {v}")
@@ -123,14 +153,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .evaluate import EvalConfig, evaluate
 
-    try:
-        cfg = EvalConfig(args.model, weights=args.weights, acts=args.acts, kv=args.kv,
-                         hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens)
-        t0 = time.perf_counter()
-        res = evaluate(cfg)
-    except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
-        print(f"numfab eval: {exc}", file=sys.stderr)
-        return 2
+    cfg = EvalConfig(args.model, weights=args.weights, acts=args.acts, kv=args.kv,
+                     hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens)
+    t0 = time.perf_counter()
+    res = evaluate(cfg)
     res["seconds"] = round(time.perf_counter() - t0, 2)
     if args.json:
         print(json.dumps(res))
@@ -143,14 +169,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import load_sweep, run_sweep
 
-    try:
-        cfg = load_sweep(args.sweep)
-        out = args.results or str(Path(args.sweep).with_suffix(".jsonl"))
-        path = run_sweep(cfg, out, jobs=args.jobs, scheduler=args.scheduler,
-                         progress=not args.quiet)
-    except (ValueError, ModuleNotFoundError, FileNotFoundError) as exc:
-        print(f"numfab sweep: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_sweep(args.sweep)
+    out = args.results or str(Path(args.sweep).with_suffix(".jsonl"))
+    path = run_sweep(cfg, out, jobs=args.jobs, scheduler=args.scheduler,
+                     progress=not args.quiet)
     print(f"results in {path}")
     return 0
 
@@ -158,11 +180,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    try:
-        path = write_report(args.results, args.out, pareto=args.pareto, target=args.target)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"numfab report: {exc}", file=sys.stderr)
-        return 2
+    path = write_report(args.results, args.out, pareto=args.pareto, target=args.target)
     print(f"wrote {path}")
     return 0
 
@@ -173,7 +191,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .report import write_report
     from .sweep import load_sweep, run_sweep
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "output folder")
+    if 0 < args.tokens < 16:
+        raise ValueError(f"--tokens must be 0 (the sweep file's) or at least 16, "
+                         f"not {args.tokens}")
     t0 = time.perf_counter()
     _format_zoo(out)
     t1 = time.perf_counter()
@@ -197,7 +218,7 @@ def _format_zoo(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     table = zoo_table()
     print(table)
-    (out / "formats.txt").write_text(table + "\n")
+    atomic_write(out / "formats.txt", table + "\n")
     names = ["float4_e2m1fn", "nf4", "int4", "bipolar4", "float6_e2m3fn", "float6_e3m2fn"]
     fig, axes = plt.subplots(len(names), 1, figsize=(8, 1.3 * len(names)), sharex=False)
     for ax, name in zip(axes, names):
@@ -210,7 +231,7 @@ def _format_zoo(out: Path) -> None:
         ax.set_title(f"{name} ({f.bits} bits, {np.unique(v).size} values, scaled to max 1)",
                      fontsize=9, loc="left")
     fig.tight_layout()
-    fig.savefig(out / "value_grids.png", dpi=120)
+    atomic_write(out / "value_grids.png", lambda fh: fig.savefig(fh, format="png", dpi=120))
     # Quantization error of a normal distribution per format (real data through the kernels).
     x = np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32)
     rows = []
@@ -222,7 +243,7 @@ def _format_zoo(out: Path) -> None:
         rows.append(f"{name:<16} bits={f.bits:<3} rms-rel-error={rel:.4e}")
     report = "\n".join(rows)
     print(report)
-    (out / "quantization_error.txt").write_text(report + "\n")
+    atomic_write(out / "quantization_error.txt", report + "\n")
     written = ", ".join(str(out / n) for n in ("value_grids.png", "formats.txt",
                                                 "quantization_error.txt"))
     print(f"wrote {written}")
@@ -244,20 +265,28 @@ def error_stats(x: np.ndarray, q: np.ndarray) -> dict[str, float]:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
+    f = formats.parse(args.format)
+    src = check_input_file(args.file, "input file")
+    out = None
+    if args.output:
+        # numpy's convention: .npy is added to a name without it
+        out = Path(args.output if args.output.endswith(".npy") else args.output + ".npy")
+        check_output_file(out, "output file (-o)")
     try:
-        f = formats.parse(args.format)
-    except ValueError as exc:
-        print(f"numfab quantize: {exc}", file=sys.stderr)
-        return 2
-    try:
-        x = np.load(args.file, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        print(f"numfab quantize: cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
-    if x.dtype.kind not in "fiu":
-        print(f"numfab quantize: {args.file} holds {x.dtype}, not numbers", file=sys.stderr)
-        return 2
-    x = np.asarray(x, np.float32 if x.dtype != np.float64 else np.float64)
+        x = np.load(src, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"cannot read {args.file} as a .npy array: {exc}") from None
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{args.file} is an .npz archive; give one array saved with np.save")
+    if x.dtype.kind in "iu":
+        if x.size and np.max(np.abs(x.astype(np.float64))) > 2.0**53:
+            raise ValueError(f"{args.file} holds integers beyond 2**53, which float64 cannot "
+                             "hold exactly; scale them first")
+        x = x.astype(np.float64)
+    elif x.dtype.kind != "f" or x.dtype.itemsize > 8:
+        raise ValueError(f"{args.file} holds {x.dtype}; numfab quantize takes float16, "
+                         "float32, float64 or integer arrays")
+    x = np.asarray(x, np.float32 if x.dtype.itemsize < 8 else np.float64)
     print(f"{args.file}: shape {x.shape}, dtype {x.dtype}, format {f}")
     if isinstance(f, formats.BlockScaled):
         enc = f.encode(x)
@@ -276,27 +305,24 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         print(f"flushed_to_zero      {flushed}")
     for k, v in error_stats(x, np.asarray(q)).items():
         print(f"{k:<20} {v:.6g}")
-    if args.output:
-        np.save(args.output, np.asarray(q, x.dtype))
-        print(f"wrote {args.output}")
+    if out is not None:
+        q_arr = np.asarray(q, x.dtype)
+        atomic_write(out, lambda fh: np.save(fh, q_arr))
+        print(f"wrote {out}")
     return 0
 
 
 def _cmd_gemm(args: argparse.Namespace) -> int:
     import simulator
 
-    try:
-        acc = simulator.Accumulator(
-            args.acc, rounding=args.rounding, order=args.order, tree_width=args.tree_width,
-            chunk=args.chunk, seed=args.seed if args.rounding == "stochastic" else None)
-        rng = np.random.default_rng(args.seed)
-        a = rng.standard_normal((args.m, args.k)).astype(np.float32)
-        b = rng.standard_normal((args.k, args.n)).astype(np.float32)
-        got = simulator.gemm(a, b, a_format=args.a_format, b_format=args.b_format,
-                             accumulator=acc)
-    except (TypeError, ValueError) as exc:
-        print(f"numfab gemm: {exc}", file=sys.stderr)
-        return 2
+    acc = simulator.Accumulator(
+        args.acc, rounding=args.rounding, order=args.order, tree_width=args.tree_width,
+        chunk=args.chunk, seed=args.seed if args.rounding == "stochastic" else None)
+    rng = np.random.default_rng(args.seed)
+    a = rng.standard_normal((args.m, args.k)).astype(np.float32)
+    b = rng.standard_normal((args.k, args.n)).astype(np.float32)
+    got = simulator.gemm(a, b, a_format=args.a_format, b_format=args.b_format,
+                         accumulator=acc)
     ref_name = "exact"
     try:
         ref = simulator.gemm(a, b, a_format=args.a_format, b_format=args.b_format,
@@ -334,7 +360,7 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="numfab",
         description="numfab: bit-exact number formats for hardware co-design.",
     )
@@ -372,12 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--acc", default="float32", help="accumulator format, or 'exact'")
     pg.add_argument("--rounding", default="nearest_even")
     pg.add_argument("--order", default="sequential", help="sequential, pairwise or tree")
-    pg.add_argument("--tree-width", type=int, default=None)
-    pg.add_argument("--chunk", type=int, default=None, help="promote to float32 every N")
-    pg.add_argument("--m", type=int, default=256)
-    pg.add_argument("--n", type=int, default=256)
-    pg.add_argument("--k", type=int, default=1024)
-    pg.add_argument("--seed", type=int, default=0)
+    pg.add_argument("--tree-width", type=positive_int, default=None)
+    pg.add_argument("--chunk", type=positive_int, default=None, help="promote to float32 every N")
+    pg.add_argument("--m", type=positive_int, default=256)
+    pg.add_argument("--n", type=positive_int, default=256)
+    pg.add_argument("--k", type=positive_int, default=1024)
+    pg.add_argument("--seed", type=natural_int, default=0)
     pg.set_defaults(func=_cmd_gemm)
     pe = sub.add_parser(
         "eval", help="evaluate a bundled model in chosen formats",
@@ -390,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--kv", help="KV-cache format (e.g. nvfp4)")
     pe.add_argument("--hadamard", action="store_true", help="block Hadamard rotation")
     pe.add_argument("--gptq", action="store_true", help="GPTQ weights (calibrated)")
-    pe.add_argument("--tokens", type=int, default=1024, help="SmolLM2 evaluation tokens")
+    pe.add_argument("--tokens", type=positive_int, default=1024, help="SmolLM2 evaluation tokens")
     pe.add_argument("--json", action="store_true", help="print one JSON object")
     pe.set_defaults(func=_cmd_eval)
     ps = sub.add_parser(
@@ -399,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
         "appending each result to a JSON-lines file as it finishes; rerunning resumes.")
     ps.add_argument("sweep", help="the sweep file (TOML)")
     ps.add_argument("-o", "--results", help="results file (default: SWEEP.jsonl)")
-    ps.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    ps.add_argument("--jobs", type=positive_int, default=1, help="local worker processes")
     ps.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
     ps.add_argument("--quiet", action="store_true", help="no progress bar")
     ps.set_defaults(func=_cmd_sweep)
@@ -421,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
         "formats with and without Hadamard rotation and write out/report.md with plots.",
     )
     pd.add_argument("--out", default="out", help="output folder (default: out)")
-    pd.add_argument("--tokens", type=int, default=0, help="override the tokens per point")
+    pd.add_argument("--tokens", type=natural_int, default=0, help="override the tokens per point")
     pd.set_defaults(func=_cmd_demo)
     from . import rtl_cli
 
@@ -433,8 +459,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``numfab`` command. Bad input ends with one line on stderr naming what is
+    wrong and exit status 2, never a traceback (set NUMFAB_DEBUG=1 to see one)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # the reader of stdout went away (numfab formats | head): stop quietly
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(f"numfab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ImportError, MemoryError) as exc:
+        if os.environ.get("NUMFAB_DEBUG"):
+            raise
+        if isinstance(exc, MemoryError):
+            msg = "not enough memory for this problem size; make it smaller"
+        elif isinstance(exc, OSError) and exc.filename is not None:
+            msg = f"{exc.strerror or exc}: {exc.filename}"
+        else:
+            msg = str(exc) or type(exc).__name__
+        print(f"numfab {args.command}: {' '.join(msg.split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,9 +27,15 @@ import torch
 
 import formats
 
-from .models import check_name, digits_data, load
+from .models import BLOCKS, check_name, digits_data, load
 
-__all__ = ["EvalConfig", "evaluate", "format_bits", "text"]
+__all__ = ["EvalConfig", "evaluate", "format_bits", "max_tokens", "text"]
+
+
+def max_tokens() -> int:
+    """An upper bound on ``tokens``: the evaluation text has fewer tokens than characters
+    (the exact count needs the tokenizer; a count between the two is refused when run)."""
+    return len(text())
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,25 @@ class EvalConfig:
             v = getattr(self, field)
             if v is not None:
                 check_format(v, field)
-        if not isinstance(self.tokens, int) or self.tokens < 16:
-            raise ValueError(f"tokens must be an int >= 16, not {self.tokens!r}")
+        for field in ("hadamard", "gptq"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(f"{field} must be True or False, not "
+                                f"{getattr(self, field)!r}")
+        if isinstance(self.tokens, bool) or not isinstance(self.tokens, int) \
+                or not 16 <= self.tokens <= max_tokens():
+            raise ValueError(f"tokens must be an integer between 16 and {max_tokens()}, "
+                             f"not {self.tokens!r}")
+        if self.block is not None:
+            n = BLOCKS.get(self.model, 0)
+            if not n:
+                raise ValueError(f"block: model {self.model} has no transformer blocks; "
+                                 f"block applies to {', '.join(BLOCKS)}")
+            if isinstance(self.block, bool) or not isinstance(self.block, int) \
+                    or not 0 <= self.block < n:
+                raise ValueError(f"block must be an integer from 0 to {n - 1} ({self.model} "
+                                 f"has {n} transformer blocks), not {self.block!r}")
         if self.gptq and self.weights is None:
-            raise ValueError("gptq needs a weight format")
+            raise ValueError("gptq needs a weight format (weights)")
 
     def key(self) -> str:
         return "|".join(f"{k}={v}" for k, v in asdict(self).items())

@@ -46,6 +46,10 @@ class Loaded:
     tokenizer: Any = None
 
 
+#: transformer blocks of each bundled model (the per-block sensitivity runs)
+BLOCKS = {"smollm2": 30, "minilm": 6}
+
+
 def cache_dir() -> Path:
     d = Path(os.environ.get("NUMFAB_CACHE", Path.home() / ".cache" / "numfab"))
     d.mkdir(parents=True, exist_ok=True)
@@ -53,6 +57,8 @@ def cache_dir() -> Path:
 
 
 def check_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"model must be a model name (str), not {type(name).__name__}")
     if name not in MODELS:
         close = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.4)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ._io import atomic_write, check_input_file, check_output_dir
 from .sweep import read_results
 
 __all__ = ["MAIN_METRIC", "write_report"]
@@ -90,7 +91,7 @@ def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: 
     fig.suptitle(f"{model}: {metric} vs hardware cost")
     fig.tight_layout()
     png = f"{model}_pareto.png"
-    fig.savefig(outd / png, dpi=110)
+    _save(fig, outd / png)
     plt.close(fig)
     return lines + ["", f"![{model} Pareto]({png})", ""]
 
@@ -105,10 +106,14 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    header, recs = read_results(Path(results))
+    from costmodel.estimate import MODEL_TARGETS
+
+    if target not in MODEL_TARGETS:
+        raise ValueError(f"target must be one of {', '.join(MODEL_TARGETS)}, not {target!r}")
+    header, recs = read_results(check_input_file(results, "results file"))
     if not recs:
         raise ValueError(f"{results} holds no results yet")
-    outd = Path(out)
+    outd = check_output_dir(out, "report folder")
     outd.mkdir(parents=True, exist_ok=True)
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in recs.values():
@@ -161,7 +166,7 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
             ax.legend()
             fig.tight_layout()
             png = f"{model}_{metric}_vs_bits.png"
-            fig.savefig(outd / png, dpi=110)
+            _save(fig, outd / png)
             plt.close(fig)
             lines += [f"![{model} {metric} vs bits]({png})", ""]
         if pareto and grid and metric:
@@ -177,12 +182,14 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
             ax.set_title(f"{model}: per-block sensitivity to {fmt}")
             fig.tight_layout()
             png = f"{model}_sensitivity.png"
-            fig.savefig(outd / png, dpi=110)
+            _save(fig, outd / png)
             plt.close(fig)
             worst = max(blocks, key=lambda r: r["metrics"][metric] * (1 if lower else -1))
             lines += [f"Per-block sensitivity ({fmt} in one block at a time): most "
                       f"sensitive block {worst['config']['block']} ({metric} "
                       f"{worst['metrics'][metric]:.4g}).", "", f"![sensitivity]({png})", ""]
-    path = outd / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write(outd / "report.md", "\n".join(lines) + "\n")
+
+
+def _save(fig: Any, path: Path) -> None:
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110))

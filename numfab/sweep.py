@@ -26,18 +26,18 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .evaluate import EvalConfig, check_format
-from .models import MODELS
+from ._io import atomic_write, check_input_file, check_output_file, exclusive_lock
+from .evaluate import EvalConfig, check_format, max_tokens
+from .models import BLOCKS, MODELS
 
-__all__ = ["load_sweep", "points", "run_sweep"]
+__all__ = ["load_sweep", "points", "read_results", "run_sweep"]
 
 _KEYS = {"models": list, "formats": list, "quantize": list, "hadamard": list, "gptq": list,
          "tokens": int, "sensitivity": str, "blocks": int}
-_BLOCKS = {"smollm2": 30, "minilm": 6}
 
 
 def _line_of(text: str, key: str) -> int:
@@ -48,11 +48,15 @@ def _line_of(text: str, key: str) -> int:
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
-    """Read and validate a sweep file; errors name the line and key."""
+    """Read and validate a sweep file; errors name the line and key, and every point the
+    sweep will run is checked here, before any runs."""
     import tomllib
 
-    p = Path(path)
-    text = p.read_text()
+    p = check_input_file(path, "sweep file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"sweep file {str(p)!r} is not UTF-8 text (TOML)") from None
     try:
         cfg = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -70,6 +74,18 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         if not cfg.get(k):
             raise bad(k, "is required and must not be empty") if k in cfg else \
                 ValueError(f"{p}: key {k!r} is required")
+    cfg.setdefault("quantize", ["weights", "acts"])
+    for k in ("hadamard", "gptq"):
+        cfg.setdefault(k, [False])
+    for k, kind in (("models", str), ("formats", str), ("quantize", str),
+                    ("hadamard", bool), ("gptq", bool)):
+        vals = cfg[k]
+        if not vals or any(not isinstance(v, kind) for v in vals):
+            what = "true/false" if kind is bool else "strings"
+            raise bad(k, f"must be a non-empty list of {what}")
+        dup = sorted({str(v) for v in vals if vals.count(v) > 1})
+        if dup:
+            raise bad(k, f"lists {', '.join(dup)} more than once")
     for m in cfg["models"]:
         if m not in MODELS:
             raise bad("models", f"unknown model {m!r}; models: {', '.join(MODELS)}")
@@ -78,21 +94,29 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
             check_format(f)
         except ValueError as exc:
             raise bad("formats", str(exc)) from None
-    q = cfg.setdefault("quantize", ["weights", "acts"])
-    if not q or any(x not in ("weights", "acts", "kv") for x in q):
+    if any(x not in ("weights", "acts", "kv") for x in cfg["quantize"]):
         raise bad("quantize", "must list some of weights, acts, kv")
-    for k in ("hadamard", "gptq"):
-        vals = cfg.setdefault(k, [False])
-        if not vals or any(not isinstance(v, bool) for v in vals):
-            raise bad(k, "must be a list of true/false")
     cfg.setdefault("tokens", 512)
-    if cfg["tokens"] < 16:
-        raise bad("tokens", "must be >= 16")
+    if not 16 <= cfg["tokens"] <= max_tokens():
+        raise bad("tokens", f"must be between 16 and {max_tokens()}, not {cfg['tokens']}")
+    with_blocks = {m: BLOCKS[m] for m in cfg["models"] if m in BLOCKS}
     if "sensitivity" in cfg:
+        if not with_blocks:
+            raise bad("sensitivity", "needs a model with transformer blocks in 'models' "
+                      f"({', '.join(BLOCKS)})")
         try:
             check_format(cfg["sensitivity"])
         except ValueError as exc:
             raise bad("sensitivity", str(exc)) from None
+    if "blocks" in cfg:
+        if "sensitivity" not in cfg:
+            raise bad("blocks", "counts the blocks of the 'sensitivity' runs; set "
+                      "'sensitivity' too")
+        most = min(with_blocks.values())
+        if not 1 <= cfg["blocks"] <= most:
+            which = ", ".join(f"{m} has {n}" for m, n in with_blocks.items())
+            raise bad("blocks", f"must be between 1 and {most} ({which}), "
+                      f"not {cfg['blocks']}")
     return cfg
 
 
@@ -116,9 +140,9 @@ def points(cfg: dict[str, Any]) -> list[EvalConfig]:
                                   acts=f if "acts" in q else None,
                                   kv=f if "kv" in q and m != "digits" else None,
                                   hadamard=had, gptq=gq, tokens=cfg["tokens"]))
-        if "sensitivity" in cfg and m in _BLOCKS:
+        if "sensitivity" in cfg and m in BLOCKS:
             s = cfg["sensitivity"]
-            for b in range(cfg.get("blocks", _BLOCKS[m])):
+            for b in range(cfg.get("blocks", BLOCKS[m])):
                 out.append(EvalConfig(m, weights=s, acts=s, tokens=cfg["tokens"], block=b))
     return out
 
@@ -137,70 +161,153 @@ def _run_point(cfg: EvalConfig, threads: int) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def read_results(path: Path, want_hash: str | None = None) -> tuple[dict[str, Any] | None,
-                                                                   dict[str, Any]]:
-    """(header, {key: record}) of a results file; a truncated last line (a killed
-    write) is dropped from the file."""
+_HEADER_KEYS = {"config_hash": str, "config": dict}
+_RECORD_KEYS = {"key": str, "config": dict, "metrics": dict, "seconds": (int, float)}
+
+
+@dataclass
+class _Scan:
+    header: dict[str, Any] | None
+    records: dict[str, Any]
+    lines: list[bytes]  # the header and record lines, without newlines
+    cut_short: bool  # the last line is an unfinished write (no newline, not JSON)
+
+
+def _problem(obj: Any, keys: dict[str, Any]) -> str | None:
+    if not isinstance(obj, dict):
+        return f"a JSON {type(obj).__name__}, not an object"
+    for k, t in keys.items():
+        if k not in obj:
+            return f"no {k!r} field"
+        if not isinstance(obj[k], t) or isinstance(obj[k], bool):
+            return f"field {k!r} is {type(obj[k]).__name__}"
+    return None
+
+
+def _record_problem(obj: Any) -> str | None:
+    why = _problem(obj, _RECORD_KEYS)
+    if why is not None:
+        return why
+    try:
+        cfg = EvalConfig(**obj["config"])
+    except (TypeError, ValueError) as exc:
+        return f"its config is not an evaluation point: {exc}"
+    if cfg.key() != obj["key"]:
+        return "its key does not match its config"
+    m = obj["metrics"]
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in m.values()):
+        return "a metric is not a number"
+    missing = [k for k in ("bits_weights", "bits_acts") if k not in m]
+    return f"metrics lack {', '.join(missing)}" if missing else None
+
+
+def _scan(path: Path) -> _Scan:
+    """Read a results file without changing it. Only the last line may be unfinished (a
+    write cut short: no newline, not JSON), and only in a file whose first line is a
+    numfab header; anything else that is not a header or record is an error."""
     if not path.exists() or path.stat().st_size == 0:
-        return None, {}
-    lines = path.read_bytes().split(b"\n")
-    good: list[bytes] = []
-    recs: dict[str, Any] = {}
-    header = None
-    for i, raw in enumerate(lines):
+        return _Scan(None, {}, [], False)
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        head = json.loads(first)
+    except ValueError:
+        head = None
+    if _problem(head, _HEADER_KEYS) is not None:
+        raise ValueError(f"{path} is not a numfab results file (its first line is not a "
+                         "sweep header); give a new file name or a results file written "
+                         "by numfab sweep. The file was not changed")
+    segments = path.read_bytes().split(b"\n")
+    header: dict[str, Any] = head
+    records: dict[str, Any] = {}
+    lines = [segments[0]]
+    cut_short = False
+    for i, raw in enumerate(segments[1:], 2):
         if not raw.strip():
             continue
+        last = i == len(segments)
         try:
             obj = json.loads(raw)
-        except json.JSONDecodeError:
-            if i >= len(lines) - 2:  # the last line, cut short by a kill
+        except ValueError:
+            if last:
+                cut_short = True
                 break
-            raise ValueError(f"{path}:{i + 1}: not a results line") from None
-        good.append(raw)
-        if header is None:
-            header = obj
-        else:
-            recs[obj["key"]] = obj
-    data = b"".join(g + b"\n" for g in good)
-    if data != path.read_bytes():
-        path.write_bytes(data)
-    if header is None or "config_hash" not in header:
-        raise ValueError(f"{path} is not a numfab results file")
-    if want_hash is not None and header["config_hash"] != want_hash:
+            raise ValueError(f"{path}:{i}: not JSON; a results file may only have its last "
+                             "line cut short. The file was not changed") from None
+        why = _record_problem(obj)
+        if why is not None:
+            raise ValueError(f"{path}:{i}: not a numfab results record ({why}). "
+                             "The file was not changed")
+        records[obj["key"]] = obj
+        lines.append(raw)
+    return _Scan(header, records, lines, cut_short)
+
+
+def read_results(path: str | Path, want_hash: str | None = None
+                 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(header, {key: record}) of a results file, which is only read; an unfinished last
+    line (a killed write) is ignored. A missing or empty file gives (None, {})."""
+    p = Path(path)
+    if p.exists():
+        check_input_file(p, "results file")
+    scan = _scan(p)
+    if want_hash is not None:
+        _same_sweep(p, scan, want_hash)
+    return scan.header, scan.records
+
+
+def _same_sweep(path: Path, scan: _Scan, want_hash: str) -> None:
+    if scan.header is not None and scan.header["config_hash"] != want_hash:
         raise ValueError(f"{path} holds results of a different sweep configuration "
-                         f"(hash {header['config_hash']}, this one {want_hash}); "
+                         f"(hash {scan.header['config_hash']}, this one {want_hash}); "
                          "use another results file")
-    return header, recs
 
 
 def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int = 1,
               scheduler: str | None = None, progress: bool = True,
               on_point: Callable[[dict[str, Any]], None] | None = None) -> Path:
-    """Run the points of ``cfg`` not yet in ``results``, appending each as it finishes."""
-    path = Path(results)
+    """Run the points of ``cfg`` not yet in ``results``, adding each as it finishes.
+
+    The results file is replaced atomically after every point (never half-written), and
+    locked for the sweep's duration: a second sweep on the same file is refused. An
+    unfinished last line left by an older writer is dropped, but only from a file that is
+    recognisably numfab results; any other existing file is refused and left unchanged.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
+        raise ValueError(f"scheduler must be a Dask scheduler address such as "
+                         f"'tcp://host:8786', not {scheduler!r}")
+    path = check_output_file(results, "results file")
     h = config_hash(cfg)
-    header, done = read_results(path, h)
-    todo = [p for p in points(cfg) if p.key() not in done]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        if header is None:
-            fh.write(json.dumps({"config_hash": h, "config": cfg}) + "\n")
-            fh.flush()
+    with exclusive_lock(path, "results file"):
+        scan = _scan(path)
+        _same_sweep(path, scan, h)
+        todo = [p for p in points(cfg) if p.key() not in scan.records]
+        lines = scan.lines or [json.dumps({"config_hash": h, "config": cfg}).encode()]
+
+        def save() -> None:
+            atomic_write(path, b"".join(ln + b"\n" for ln in lines))
+
+        if scan.header is None or scan.cut_short:
+            save()
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(todo) + len(done), initial=len(done), unit="point")
-        for rec in _execute(todo, jobs, scheduler):
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-            if on_point is not None:
-                on_point(rec)
+            bar = tqdm(total=len(todo) + len(scan.records), initial=len(scan.records),
+                       unit="point")
+        try:
+            for rec in _execute(todo, jobs, scheduler):
+                lines.append(json.dumps(rec).encode())
+                save()
+                if on_point is not None:
+                    on_point(rec)
+                if bar is not None:
+                    bar.update(1)
+        finally:
             if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+                bar.close()
     return path
 
 
