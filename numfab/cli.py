@@ -279,7 +279,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if not isinstance(x, np.ndarray):
         raise ValueError(f"{args.file} is an .npz archive; give one array saved with np.save")
     if x.dtype.kind in "iu":
-        if x.size and np.max(np.abs(x.astype(np.float64))) > 2.0**53:
+        if x.size and (int(x.max()) > 2**53 or int(x.min()) < -(2**53)):
             raise ValueError(f"{args.file} holds integers beyond 2**53, which float64 cannot "
                              "hold exactly; scale them first")
         x = x.astype(np.float64)
@@ -463,7 +463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrong and exit status 2, never a traceback (set NUMFAB_DEBUG=1 to see one)."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
     except BrokenPipeError:
         # the reader of stdout went away (numfab formats | head): stop quietly
         with contextlib.suppress(AttributeError, OSError, ValueError):

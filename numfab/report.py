@@ -143,11 +143,11 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
             lines.append(f"| {_label(r['config'])} | {m['bits_weights']:g}, "
                          f"{m['bits_acts']:g} | {vals} | {r['seconds']:.1f} |")
         lines.append("")
-        if grid and metric:
+        quantized = [r for r in grid if r["config"].get("weights") or r["config"].get("acts")]
+        if quantized and metric:
             fig, ax = plt.subplots(figsize=(7, 4.5))
             for had, mk in ((False, "o"), (True, "s")):
-                pts = [r for r in grid if bool(r["config"].get("hadamard")) == had
-                       and (r["config"].get("weights") or r["config"].get("acts"))]
+                pts = [r for r in quantized if bool(r["config"].get("hadamard")) == had]
                 if not pts:
                     continue
                 xs = [min(r["metrics"]["bits_weights"], r["metrics"]["bits_acts"])

@@ -1,0 +1,339 @@
+"""Hostile input to the application: results files, sweep files, evaluation points.
+
+Nothing the user did not ask numfab to write changes; every refusal is a ValueError or
+TypeError naming what is wrong and what is allowed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from numfab import _io
+from numfab.evaluate import EvalConfig, max_tokens
+from numfab.report import write_report
+from numfab.sweep import config_hash, load_sweep, points, read_results, run_sweep
+
+SWEEP = 'models = ["digits"]\nformats = ["int8"]\n'
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _results(tmp_path: Path) -> tuple[str, bytes, bytes]:
+    """A valid header line and two valid record lines of the SWEEP configuration."""
+    (tmp_path / "s.toml").write_text(SWEEP)
+    cfg = load_sweep(tmp_path / "s.toml")
+    head = json.dumps({"config_hash": config_hash(cfg), "config": cfg}).encode()
+    recs = []
+    for p in points(cfg):
+        from dataclasses import asdict
+
+        recs.append(json.dumps({"key": p.key(), "config": asdict(p), "seconds": 1.0,
+                                "metrics": {"bits_weights": 8.0, "bits_acts": 8.0,
+                                            "accuracy": 0.9}}).encode())
+    assert len(recs) == 2
+    return head.decode(), recs[0], recs[1]
+
+
+# -- files that are not numfab results are never changed -------------------------------
+
+NOT_RESULTS = {
+    "one-line-text": b"my notes\n",
+    "one-line-no-newline": b"my notes",
+    "two-lines": b"first line\nsecond line\n",
+    "json-object": b'{"a": 1}\n',
+    "json-list": b"[1, 2, 3]\n",
+    "header-hash-not-str": b'{"config_hash": 1, "config": {}}\n',
+    "binary": bytes(range(256)),
+    "utf16": "config_hash".encode("utf-16"),
+}
+
+
+@pytest.mark.parametrize("content", NOT_RESULTS.values(), ids=NOT_RESULTS.keys())
+def test_report_refuses_other_files_unchanged(tmp_path: Path, content: bytes) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_bytes(content)
+    with pytest.raises(ValueError, match=r"not a numfab results file.*not changed"):
+        write_report(f, tmp_path / "rep")
+    assert f.read_bytes() == content
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("content", NOT_RESULTS.values(), ids=NOT_RESULTS.keys())
+def test_sweep_refuses_other_files_unchanged(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "s.toml").write_text(SWEEP)
+    f = tmp_path / "notes.txt"
+    f.write_bytes(content)
+    with pytest.raises(ValueError, match=r"not a numfab results file"):
+        run_sweep(load_sweep(tmp_path / "s.toml"), f, progress=False)
+    assert f.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "s.toml"]
+
+
+def test_corrupt_middle_line_refused_not_repaired(tmp_path: Path) -> None:
+    # the issue's case: second-to-last line corrupt, last line valid without a newline
+    head, r1, r2 = _results(tmp_path)
+    data = head.encode() + b"\n" + b'{"key": "model=dig\n' + r2
+    f = tmp_path / "r.jsonl"
+    f.write_bytes(data)
+    with pytest.raises(ValueError, match=r"r\.jsonl:2: not JSON"):
+        read_results(f)
+    with pytest.raises(ValueError, match=r"r\.jsonl:2: not JSON"):
+        write_report(f, tmp_path / "rep")
+    with pytest.raises(ValueError, match=r"r\.jsonl:2: not JSON"):
+        run_sweep(load_sweep(tmp_path / "s.toml"), f, progress=False)
+    assert f.read_bytes() == data
+
+
+def test_cut_short_last_line_read_not_written(tmp_path: Path) -> None:
+    head, r1, r2 = _results(tmp_path)
+    data = head.encode() + b"\n" + r1 + b"\n" + r2[:30]
+    f = tmp_path / "r.jsonl"
+    f.write_bytes(data)
+    header, recs = read_results(f)
+    assert header is not None and list(recs) == [json.loads(r1)["key"]]
+    write_report(f, tmp_path / "rep")
+    assert f.read_bytes() == data  # a reader never writes
+
+
+def test_valid_last_line_without_newline_is_a_record(tmp_path: Path) -> None:
+    head, r1, r2 = _results(tmp_path)
+    f = tmp_path / "r.jsonl"
+    f.write_bytes(head.encode() + b"\n" + r1 + b"\n" + r2)
+    _, recs = read_results(f)
+    assert set(recs) == {json.loads(r1)["key"], json.loads(r2)["key"]}
+
+
+def _rec(r: bytes, **change: object) -> bytes:
+    obj = json.loads(r)
+    for k, v in change.items():
+        if v is None:
+            del obj[k]
+        else:
+            obj[k] = v
+    return json.dumps(obj).encode()
+
+
+BAD_RECORDS = {
+    "list": (lambda r: b"[1, 2]", r"a JSON list, not an object"),
+    "string": (lambda r: b'"text"', r"a JSON str, not an object"),
+    "no-key": (lambda r: _rec(r, key=None), r"no 'key' field"),
+    "key-int": (lambda r: _rec(r, key=3), r"field 'key' is int"),
+    "no-metrics": (lambda r: _rec(r, metrics=None), r"no 'metrics' field"),
+    "seconds-str": (lambda r: _rec(r, seconds="1"), r"field 'seconds' is str"),
+    "config-unknown-model": (lambda r: _rec(r, config={"model": "gpt9"}),
+                             r"its config is not an evaluation point.*unknown model"),
+    "config-bad-field": (lambda r: _rec(r, config={"model": "digits", "bogus": 1}),
+                         r"its config is not an evaluation point"),
+    "key-mismatch": (lambda r: _rec(r, key="model=minilm"), r"its key does not match"),
+    "metric-str": (lambda r: _rec(r, metrics={"bits_weights": "8", "bits_acts": 8}),
+                   r"a metric is not a number"),
+    "metrics-missing-bits": (lambda r: _rec(r, metrics={"accuracy": 1.0}),
+                             r"metrics lack bits_weights, bits_acts"),
+}
+
+
+@pytest.mark.parametrize(("make", "match"), BAD_RECORDS.values(), ids=BAD_RECORDS.keys())
+def test_json_that_is_not_a_record(tmp_path: Path, make, match: str) -> None:
+    head, r1, _ = _results(tmp_path)
+    data = head.encode() + b"\n" + make(r1) + b"\n"
+    f = tmp_path / "r.jsonl"
+    f.write_bytes(data)
+    with pytest.raises(ValueError, match=r"r\.jsonl:2: not a numfab results record \("
+                       + match):
+        write_report(f, tmp_path / "rep")
+    assert f.read_bytes() == data
+
+
+def test_results_paths(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SWEEP)
+    cfg = load_sweep(tmp_path / "s.toml")
+    with pytest.raises(ValueError, match=r"results file .* is a directory; give a file"):
+        run_sweep(cfg, tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"directory .*missing.* does not exist"):
+        run_sweep(cfg, tmp_path / "missing" / "r.jsonl", progress=False)
+    with pytest.raises(ValueError, match=r"results file .* does not exist"):
+        write_report(tmp_path / "nope.jsonl", tmp_path / "rep")
+    with pytest.raises(ValueError, match=r"results file .* is a directory"):
+        write_report(tmp_path, tmp_path / "rep")
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "rep").exists()
+
+
+def test_report_out_is_a_file(tmp_path: Path) -> None:
+    head, r1, r2 = _results(tmp_path)
+    f = tmp_path / "r.jsonl"
+    f.write_bytes(head.encode() + b"\n" + r1 + b"\n" + r2 + b"\n")
+    (tmp_path / "existing").write_text("keep me")
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError, match=r"report folder .*existing.* must be a directory"):
+        write_report(f, tmp_path / "existing")
+    with pytest.raises(ValueError, match=r"must be a directory \(its parent .*existing.* is a "
+                       r"file\)"):
+        write_report(f, tmp_path / "existing" / "sub")
+    with pytest.raises(ValueError, match=r"target must be one of xilinx, cmos, not 'fpga'"):
+        write_report(f, tmp_path / "rep", target="fpga")
+    assert _snapshot(tmp_path) == before
+
+
+def test_report_writes_only_its_own_files(tmp_path: Path) -> None:
+    head, r1, r2 = _results(tmp_path)
+    f = tmp_path / "r.jsonl"
+    data = head.encode() + b"\n" + r1 + b"\n" + r2 + b"\n"
+    f.write_bytes(data)
+    (tmp_path / "rep").mkdir()
+    (tmp_path / "rep" / "mine.txt").write_text("keep me")
+    write_report(f, tmp_path / "rep")
+    names = sorted(p.name for p in (tmp_path / "rep").iterdir())
+    assert names == ["digits_accuracy_vs_bits.png", "mine.txt", "report.md"]
+    assert (tmp_path / "rep" / "mine.txt").read_text() == "keep me"
+    assert f.read_bytes() == data
+
+
+def test_second_sweep_on_one_file_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SWEEP)
+    cfg = load_sweep(tmp_path / "s.toml")
+    f = tmp_path / "r.jsonl"
+    with _io.exclusive_lock(f, "results file"):
+        with pytest.raises(ValueError, match=r"results file .*r\.jsonl.* is in use by another "
+                           r"numfab process"):
+            run_sweep(cfg, f, progress=False)
+        assert not f.exists()
+    assert not Path(str(f) + ".lock").exists()
+
+
+def test_atomic_write_failure_leaves_target(tmp_path: Path) -> None:
+    f = tmp_path / "t.txt"
+    f.write_text("old")
+
+    def boom(fh: object) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _io.atomic_write(f, boom)
+    assert f.read_text() == "old" and os.listdir(tmp_path) == ["t.txt"]
+    _io.atomic_write(f, "new")
+    assert f.read_text() == "new" and os.listdir(tmp_path) == ["t.txt"]
+
+
+# -- sweep files -----------------------------------------------------------------------
+
+BAD_SWEEPS = {
+    "blocks-negative": ('models = ["smollm2"]\nformats = ["int8"]\nsensitivity = "mxfp4"\n'
+                        "blocks = -5\n", r":4: key 'blocks': must be between 1 and 30 "
+                        r"\(smollm2 has 30\), not -5"),
+    "blocks-zero": ('models = ["minilm"]\nformats = ["int8"]\nsensitivity = "mxfp4"\n'
+                    "blocks = 0\n", r"key 'blocks': must be between 1 and 6"),
+    "blocks-too-many": ('models = ["smollm2", "minilm"]\nformats = ["int8"]\n'
+                        'sensitivity = "mxfp4"\nblocks = 1000\n',
+                        r"key 'blocks': must be between 1 and 6 \(smollm2 has 30, minilm has "
+                        r"6\), not 1000"),
+    "blocks-without-sensitivity": ('models = ["smollm2"]\nformats = ["int8"]\nblocks = 3\n',
+                                   r"key 'blocks': .*set 'sensitivity' too"),
+    "blocks-bool": ('models = ["smollm2"]\nformats = ["int8"]\nblocks = true\n',
+                    r"key 'blocks': must be int, not bool"),
+    "sensitivity-digits": ('models = ["digits"]\nformats = ["int8"]\nsensitivity = "mxfp4"\n',
+                           r"key 'sensitivity': needs a model with transformer blocks"),
+    "sensitivity-bad-format": ('models = ["minilm"]\nformats = ["int8"]\n'
+                               'sensitivity = "mxfp5"\n', r":3: key 'sensitivity'.*mxfp5"),
+    "tokens-small": ('models = ["digits"]\nformats = ["int8"]\ntokens = 5\n',
+                     r":3: key 'tokens': must be between 16 and \d+, not 5"),
+    "tokens-huge": ('models = ["digits"]\nformats = ["int8"]\ntokens = 1000000000\n',
+                    r"key 'tokens': must be between 16 and \d+, not 1000000000"),
+    "tokens-float": ('models = ["digits"]\nformats = ["int8"]\ntokens = 5.5\n',
+                     r"key 'tokens': must be int, not float"),
+    "models-nested": ('models = [["digits"]]\nformats = ["int8"]\n',
+                      r"key 'models': must be a non-empty list of strings"),
+    "models-int": ('models = [1]\nformats = ["int8"]\n',
+                   r"key 'models': must be a non-empty list of strings"),
+    "models-twice": ('models = ["digits", "digits"]\nformats = ["int8"]\n',
+                     r"key 'models': lists digits more than once"),
+    "formats-int": ('models = ["digits"]\nformats = [8]\n',
+                    r"key 'formats': must be a non-empty list of strings"),
+    "formats-empty": ('models = ["digits"]\nformats = []\n',
+                      r":2: key 'formats': is required and must not be empty"),
+    "formats-twice": ('models = ["digits"]\nformats = ["int8", "int8"]\n',
+                      r"key 'formats': lists int8 more than once"),
+    "quantize-typo": ('models = ["digits"]\nformats = ["int8"]\nquantize = ["weight"]\n',
+                      r"key 'quantize': must list some of weights, acts, kv"),
+    "quantize-empty": ('models = ["digits"]\nformats = ["int8"]\nquantize = []\n',
+                       r"key 'quantize': must be a non-empty list of strings"),
+    "hadamard-int": ('models = ["digits"]\nformats = ["int8"]\nhadamard = [1]\n',
+                     r"key 'hadamard': must be a non-empty list of true/false"),
+    "gptq-scalar": ('models = ["digits"]\nformats = ["int8"]\ngptq = true\n',
+                    r"key 'gptq': must be list, not bool"),
+    "table": ('models = ["digits"]\nformats = ["int8"]\n[extra]\nx = 1\n',
+              r"key 'extra': unknown key"),
+    "models-missing": ('formats = ["int8"]\n', r"key 'models' is required"),
+    "not-toml": ("this is not toml\n", r"malformed TOML"),
+    "nul": ("models = [\"digits\"]\x00\n", r"malformed TOML"),
+}
+
+
+@pytest.mark.parametrize(("text", "match"), BAD_SWEEPS.values(), ids=BAD_SWEEPS.keys())
+def test_bad_sweep_files(tmp_path: Path, text: str, match: str) -> None:
+    (tmp_path / "s.toml").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_sweep(tmp_path / "s.toml")
+
+
+def test_sweep_file_paths(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"sweep file .* is a directory; give a file"):
+        load_sweep(tmp_path)
+    with pytest.raises(ValueError, match=r"sweep file .*nope\.toml.* does not exist"):
+        load_sweep(tmp_path / "nope.toml")
+    (tmp_path / "s.toml").write_bytes(b"models = [\"\xff\"]\n")
+    with pytest.raises(ValueError, match=r"sweep file .* is not UTF-8 text"):
+        load_sweep(tmp_path / "s.toml")
+
+
+def test_blocks_counted_as_asked(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text('models = ["minilm"]\nformats = ["int8"]\n'
+                                     'sensitivity = "mxfp4"\nblocks = 4\n')
+    blocks = [p.block for p in points(load_sweep(tmp_path / "s.toml")) if p.block is not None]
+    assert blocks == [0, 1, 2, 3]
+
+
+# -- evaluation points -----------------------------------------------------------------
+
+BAD_POINTS = {
+    "block-negative": (dict(model="smollm2", block=-1), ValueError,
+                       r"block must be an integer from 0 to 29 \(smollm2 has 30"),
+    "block-too-big": (dict(model="minilm", block=6), ValueError,
+                      r"block must be an integer from 0 to 5 \(minilm has 6"),
+    "block-bool": (dict(model="minilm", block=True), ValueError, r"block must be an integer"),
+    "block-digits": (dict(model="digits", block=0), ValueError,
+                     r"block: model digits has no transformer blocks"),
+    "tokens-bool": (dict(model="digits", tokens=True), ValueError,
+                    r"tokens must be an integer between 16 and"),
+    "tokens-float": (dict(model="digits", tokens=64.0), ValueError,
+                     r"tokens must be an integer between 16 and"),
+    "tokens-huge": (dict(model="smollm2", tokens=10**12), ValueError,
+                    r"tokens must be an integer between 16 and"),
+    "hadamard-str": (dict(model="digits", hadamard="yes"), TypeError,
+                     r"hadamard must be True or False, not 'yes'"),
+    "gptq-int": (dict(model="digits", gptq=1), TypeError, r"gptq must be True or False, not 1"),
+    "gptq-no-weights": (dict(model="digits", gptq=True), ValueError,
+                        r"gptq needs a weight format \(weights\)"),
+    "model-none": (dict(model=None), TypeError, r"model must be a model name \(str\), not "
+                   "NoneType"),
+    "model-list": (dict(model=["digits"]), TypeError, r"model must be a model name"),
+    "model-unknown": (dict(model="llama"), ValueError, r"unknown model 'llama'.*models: "),
+    "weights-unknown": (dict(model="digits", weights="int99x"), ValueError, r"weights: "),
+    "acts-int": (dict(model="digits", acts=8), ValueError, r"acts: "),
+}
+
+
+@pytest.mark.parametrize(("kw", "exc", "match"), BAD_POINTS.values(), ids=BAD_POINTS.keys())
+def test_bad_eval_points(kw: dict, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        EvalConfig(**kw)
+
+
+def test_max_tokens_bounds_the_text() -> None:
+    EvalConfig("smollm2", tokens=max_tokens())
+    with pytest.raises(ValueError, match="tokens must be"):
+        EvalConfig("smollm2", tokens=max_tokens() + 1)
