@@ -74,6 +74,12 @@ class EvalConfig:
                     or not 0 <= self.block < n:
                 raise ValueError(f"block must be an integer from 0 to {n - 1} ({self.model} "
                                  f"has {n} transformer blocks), not {self.block!r}")
+        if self.model == "digits":
+            used = [f for f in ("kv", "hadamard", "gptq") if getattr(self, f)]
+            if used:
+                raise ValueError(f"{', '.join(used)}: model digits (a CNN) has no KV cache "
+                                 "and takes no Hadamard rotation or GPTQ; they apply to "
+                                 f"{', '.join(BLOCKS)}")
         if self.gptq and self.weights is None:
             raise ValueError("gptq needs a weight format (weights)")
 

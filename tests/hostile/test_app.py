@@ -316,8 +316,12 @@ BAD_POINTS = {
     "hadamard-str": (dict(model="digits", hadamard="yes"), TypeError,
                      r"hadamard must be True or False, not 'yes'"),
     "gptq-int": (dict(model="digits", gptq=1), TypeError, r"gptq must be True or False, not 1"),
-    "gptq-no-weights": (dict(model="digits", gptq=True), ValueError,
+    "gptq-no-weights": (dict(model="minilm", gptq=True), ValueError,
                         r"gptq needs a weight format \(weights\)"),
+    "digits-kv": (dict(model="digits", kv="int8"), ValueError,
+                  r"kv: model digits \(a CNN\) has no KV cache"),
+    "digits-hadamard": (dict(model="digits", weights="int8", hadamard=True), ValueError,
+                        r"hadamard: model digits .*apply to smollm2, minilm"),
     "model-none": (dict(model=None), TypeError, r"model must be a model name \(str\), not "
                    "NoneType"),
     "model-list": (dict(model=["digits"]), TypeError, r"model must be a model name"),

@@ -77,8 +77,10 @@ BAD = {
     "eval-model-unknown": (["eval", "--model", "llama"], r"numfab eval: unknown model 'llama'"),
     "eval-weights-unknown": (["eval", "--model", "digits", "--weights", "mxfp44"],
                              r"numfab eval: weights: .*mxfp4"),
-    "eval-gptq-no-weights": (["eval", "--model", "digits", "--gptq"],
+    "eval-gptq-no-weights": (["eval", "--model", "minilm", "--gptq"],
                              r"numfab eval: gptq needs a weight format"),
+    "eval-digits-kv": (["eval", "--model", "digits", "--kv", "int8"],
+                       r"numfab eval: kv: model digits \(a CNN\) has no KV cache"),
     "sweep-directory": (["sweep", "."], r"numfab sweep: sweep file '\.' is a directory"),
     "sweep-missing": (["sweep", "nope.toml"], r"numfab sweep: sweep file 'nope\.toml' does "
                       r"not exist"),
