@@ -4,14 +4,18 @@ arithmetic (never against numfab's own output)."""
 
 from __future__ import annotations
 
+import math
+import re
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from simulator import Accumulator, gemm
+from simulator import Accumulator, gemm, techniques
+from simulator.torch import LayerSpec, QuantLayer, simulate
 
 
 def _exact(a: Any, b: Any) -> list[list[int]]:
@@ -163,3 +167,169 @@ def test_gemm_nonfinite_with_integer_accumulator(acc: str | None, which: str,
                        rf"{acc or 'exact'} accumulator cannot hold; integer and exact "
                        "accumulators take finite operands"):
         gemm(a, b, accumulator=acc)
+
+
+# --- simulator.torch: rules, empty layers, LayerSpec fields -------------------------
+
+def _linear(fan_in: int, fan_out: int) -> nn.Linear:
+    """nn.Linear, whose initialisation warns for an empty weight (torch's warning, pinned
+    here so that warnings stay errors)."""
+    if fan_in and fan_out:
+        return nn.Linear(fan_in, fan_out)
+    with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+        return nn.Linear(fan_in, fan_out)
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+
+
+@pytest.mark.parametrize("regex", ["[", "(a", "*x", "a{2,1}"], ids=str)
+def test_simulate_invalid_regex_rule(regex: str) -> None:
+    m = _model()
+    with pytest.raises(ValueError, match=rf"rule 're:{re.escape(regex)}': "
+                       rf"'{re.escape(regex)}' is not a valid regular expression \("):
+        simulate(m, {"re:" + regex: LayerSpec(weight="int8")})
+    assert not any(isinstance(x, QuantLayer) for x in m.modules())
+
+
+@pytest.mark.parametrize(("spec", "match"), [
+    ({"wieght": "int8"}, r"unknown LayerSpec field\(s\) 'wieght' \(did you mean 'weight'\?\)"
+                         r"; valid fields: weight, act, output, kv, granularity"),
+    ({"weight": "int8", "hadamard_blocks": 4},
+     r"unknown LayerSpec field\(s\) 'hadamard_blocks' \(did you mean 'hadamard_block'\?\)"),
+    ({"zzz": 1}, r"unknown LayerSpec field\(s\) 'zzz'; valid fields: weight, act"),
+], ids=["wieght", "hadamard_blocks", "zzz"])
+def test_simulate_unknown_spec_keys(spec: dict[str, Any], match: str) -> None:
+    with pytest.raises(TypeError, match=r"rule '\*': " + match):
+        simulate(_model(), {"*": spec})
+
+
+def test_simulate_rule_value_error_names_rule() -> None:
+    with pytest.raises(ValueError, match=r"rule '0': gptq_damp must be a positive finite"):
+        simulate(_model(), {"0": {"weight": "int4", "gptq": True, "gptq_damp": -5}})
+
+
+_EMPTY_SPECS = {
+    "fake": LayerSpec(weight="int8", act="int8"),
+    "bit-true-mxfp4": LayerSpec(weight="mxfp4", act="mxfp4", accumulator="float32"),
+    "tensor-scaled": LayerSpec(weight="int4", granularity="tensor", act="int8",
+                               act_granularity="tensor", output="e4m3"),
+    "bit-true-exact": LayerSpec(weight="nvfp4", accumulator="exact"),
+    "gptq": LayerSpec(weight="int4", gptq=True),
+    "smoothquant": LayerSpec(weight="mxfp4", rearrange=True, smoothquant=0.5),
+    "outliers": LayerSpec(weight="int4", outliers=6.0),
+    "clip": LayerSpec(weight="int4", clip="mse"),
+}
+
+
+@pytest.mark.parametrize("spec", list(_EMPTY_SPECS), ids=str)
+@pytest.mark.parametrize(("fan_in", "fan_out", "xshape"), [
+    (0, 4, (2, 0)), (4, 0, (2, 4)), (4, 3, (0, 4)),
+], ids=["in0", "out0", "tokens0"])
+def test_simulate_empty_linear(spec: str, fan_in: int, fan_out: int,
+                               xshape: tuple[int, ...]) -> None:
+    lin = _linear(fan_in, fan_out)
+    with torch.no_grad():
+        lin.bias.copy_(torch.arange(fan_out) + 0.5)
+    m = nn.Sequential(lin)
+    x = torch.ones(xshape)
+    sim = simulate(m, _EMPTY_SPECS[spec])
+    if _EMPTY_SPECS[spec].needs_calibration:
+        sim.calibrate([x])
+    y = sim(x)
+    sim.restore()
+    assert tuple(y.shape) == xshape[:-1] + (fan_out,)
+    # no input features: every output is the empty sum (0) plus the bias, exactly
+    if fan_in == 0:
+        assert [[Fraction(float(v)) for v in row] for row in y.tolist()] == \
+            [[Fraction(2 * j + 1, 2) for j in range(fan_out)]] * xshape[0]
+
+
+@pytest.mark.parametrize(("kw", "exc", "match"), [
+    (dict(gptq_damp=-5), ValueError, r"gptq_damp must be a positive finite number .*not -5"),
+    (dict(gptq_damp=0), ValueError, r"gptq_damp must be a positive finite number .*not 0"),
+    (dict(gptq_damp=math.nan), ValueError, r"gptq_damp must be a positive finite.*not nan"),
+    (dict(gptq_damp=math.inf), ValueError, r"gptq_damp must be a positive finite.*not inf"),
+    (dict(gptq_damp=True), TypeError, r"gptq_damp must be a positive finite.*not True"),
+    (dict(gptq_damp="0.1"), TypeError, r"gptq_damp must be a positive finite.*not '0\.1'"),
+    (dict(outliers=-1.0), ValueError, r"outliers must be a positive finite threshold on \|x\|"
+                                      r".*not -1\.0"),
+    (dict(outliers=0), ValueError, r"outliers must be a positive finite threshold.*not 0"),
+    (dict(outliers=math.inf), ValueError, r"outliers must be a positive finite.*not inf"),
+    (dict(outliers="6"), TypeError, r"outliers must be None or a positive finite threshold"),
+    (dict(outliers=6.0, accumulator="float32"), ValueError,
+     r"outliers \(LLM\.int8\(\) decomposition\) runs as fake quantization.*accumulator="),
+    (dict(hadamard="block", hadamard_block=True), TypeError,
+     r"hadamard_block must be an int \(a power of two\), not True"),
+    (dict(hadamard="block", hadamard_block=4.0), TypeError,
+     r"hadamard_block must be an int \(a power of two\), not 4\.0"),
+    (dict(hadamard="block", hadamard_block=0), ValueError,
+     r"hadamard_block must be a positive power of two \(1, 2, 4, \.\.\.\), not 0"),
+    (dict(hadamard="block", hadamard_block=-4), ValueError,
+     r"hadamard_block must be a positive power of two .*not -4"),
+    (dict(hadamard="block", hadamard_block=12), ValueError,
+     r"hadamard_block must be a positive power of two .*not 12"),
+    (dict(hadamard="full", hadamard_block=4), ValueError,
+     r"hadamard_block applies to hadamard='block', not 'full'"),
+    (dict(smoothquant=1.5), ValueError, r"smoothquant \(alpha\) must be in \[0, 1\], not 1\.5"),
+    (dict(smoothquant=-0.1), ValueError, r"smoothquant \(alpha\) must be in \[0, 1\]"),
+    (dict(smoothquant=math.nan), ValueError, r"smoothquant \(alpha\) must be in \[0, 1\]"),
+    (dict(smoothquant=True), TypeError, r"smoothquant must be None or the migration strength"
+                                        r" alpha, a number in \[0, 1\], not True"),
+    (dict(rearrange=1), TypeError, r"rearrange must be True or False, not 1"),
+    (dict(gptq="yes"), TypeError, r"gptq must be True or False, not 'yes'"),
+    (dict(act_order=None), TypeError, r"act_order must be True or False, not None"),
+    (dict(granularity="group:0"), ValueError,
+     r"granularity must be .*'group:<k>' \(k a positive integer\), not 'group:0'"),
+    (dict(act_granularity="group:-3"), ValueError,
+     r"act_granularity must be .*'group:<k>' \(k a positive integer\), not 'group:-3'"),
+], ids=lambda v: str(v) if not isinstance(v, dict) else
+    "-".join(f"{k}={v[k]}" for k in v))
+def test_layerspec_fields(kw: dict[str, Any], exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        LayerSpec(weight="int4", **kw)
+
+
+@pytest.mark.parametrize(("spec", "fan_in", "match"), [
+    (LayerSpec(weight="int4", hadamard="block", hadamard_block=8), 12,
+     r"layer '0': Hadamard block 8 must be a power of two dividing K=12"),
+    (LayerSpec(weight="int4", hadamard="full"), 12,
+     r"layer '0': hadamard='full' needs K a power of two, not 12"),
+    (LayerSpec(weight="int4", hadamard="full"), 0,
+     r"layer '0': hadamard='full' needs K a power of two, not 0"),
+    (LayerSpec(weight="int4", hadamard_block=4), 8,
+     r"layer '0': hadamard_block=4 needs hadamard='block'"),
+    (LayerSpec(weight="int4", act_order=True), 8, r"layer '0': act_order needs gptq=True"),
+], ids=["block-not-dividing", "full-not-pow2", "full-K0", "block-without-hadamard",
+        "act_order-without-gptq"])
+def test_simulate_layer_checks(spec: LayerSpec, fan_in: int, match: str) -> None:
+    m = nn.Sequential(_linear(fan_in, 4))
+    with pytest.raises(ValueError, match=match):
+        simulate(m, spec)
+    assert isinstance(m[0], nn.Linear)
+
+
+def test_simulate_merged_rules_conflict_names_layer() -> None:
+    with pytest.raises(ValueError, match=r"layer '2' \(rules merged\): outliers \(LLM\.int8"):
+        simulate(_model(), [("*", LayerSpec(weight="int4", accumulator="float32")),
+                            ("2", {"outliers": 6.0})])
+
+
+def test_hadamard_block_one_is_the_identity() -> None:
+    m = _model()
+    x = torch.linspace(-2, 2, 24).reshape(3, 8)
+    ref = m(x).detach()
+    with simulate(m, LayerSpec(hadamard="block", hadamard_block=1)) as sm:
+        assert torch.equal(sm(x).detach(), ref)
+
+
+@pytest.mark.parametrize(("hessian", "damp", "match"), [
+    (torch.full((4, 4), math.nan), 0.01,
+     r"gptq: the Hessian dampened by damp=0\.01 is not positive definite"),
+    (torch.eye(4), -1.0, r"damp must be a positive finite number .*not -1\.0"),
+], ids=["nan-hessian", "negative-damp"])
+def test_gptq_bad_hessian_or_damp(hessian: torch.Tensor, damp: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        techniques.gptq(torch.ones(2, 4), hessian, "int4", damp=damp)
