@@ -333,7 +333,10 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
                          f"{opb.elements.shape[:-2]} do not broadcast") from None
     out_fmt = None
     if out_format is not None:
-        out_fmt = parse(out_format)
+        try:
+            out_fmt = parse(out_format)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"out_format: {exc}") from None
         if not isinstance(out_fmt, Format):
             raise ValueError(f"out_format must be a scalar format, not {out_fmt}")
     vals = _run(opa, opb, acc, batch)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from formats import BlockScaled, Integer, Lut, ScaleRule, parse
+from formats import BlockScaled, Format, Integer, Lut, ScaleRule, parse
 
 from . import techniques
 from .accumulator import Accumulator
@@ -122,7 +122,13 @@ class LayerSpec:
             _check_granularity(g, fmt, name)
         acc = self.accumulator
         if acc is not None and not isinstance(acc, Accumulator):
-            acc = Accumulator(None if acc == "exact" else acc)
+            if not isinstance(acc, (str, Format)):
+                raise TypeError(f"accumulator must be None (fake quantization), an "
+                                f"Accumulator, a format or its name, or 'exact', not {acc!r}")
+            try:
+                acc = Accumulator(None if acc == "exact" else acc)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"accumulator: {exc}") from None
             object.__setattr__(self, "accumulator", acc)
         object.__setattr__(self, "outlier_format", _fmt(self.outlier_format, "outlier_format"))
         for name in ("rearrange", "gptq", "act_order"):
@@ -228,6 +234,8 @@ def _scaled(fmt: Any, g: str, k: int, numel: int) -> Any:
 def fake_quant(x: torch.Tensor, fmt: Any, granularity: str = "auto") -> torch.Tensor:
     """``x`` quantized to ``fmt`` along its last dimension (K), in x's dtype, with a
     straight-through gradient (the identity). Runs formats/' float32 kernels."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, not {type(x).__name__}")
     if fmt is None:
         return x
     fmt = _fmt(fmt, "fmt")

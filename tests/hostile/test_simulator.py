@@ -14,8 +14,16 @@ import pytest
 import torch
 from torch import nn
 
-from simulator import Accumulator, gemm, techniques
-from simulator.torch import LayerSpec, QuantLayer, simulate
+from simulator import (
+    Accumulator,
+    bipolar_gemm,
+    gemm,
+    grouped_gemm,
+    llm_int8_gemm,
+    lut_gemm,
+    techniques,
+)
+from simulator.torch import LayerSpec, QuantLayer, fake_quant, simulate
 
 
 def _exact(a: Any, b: Any) -> list[list[int]]:
@@ -333,3 +341,182 @@ def test_hadamard_block_one_is_the_identity() -> None:
 def test_gptq_bad_hessian_or_damp(hessian: torch.Tensor, damp: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         techniques.gptq(torch.ones(2, 4), hessian, "int4", damp=damp)
+
+
+# --- Accumulator, gemm's format arguments -------------------------------------------
+
+@pytest.mark.parametrize(("kw", "exc", "match"), [
+    (dict(format=123), TypeError, r"format: format name must be a str, not int"),
+    (dict(format="bogus"), ValueError, r"format: unknown format name 'bogus'"),
+    (dict(format="mxfp4"), ValueError, r"format must be a scalar format, not the block"),
+    (dict(order="zigzag"), ValueError,
+     r"order must be one of 'sequential', 'pairwise', 'tree' \(or the enum\), not 'zigzag'"),
+    (dict(order=None), ValueError, r"order must be one of 'sequential', 'pairwise', 'tree'"),
+    (dict(order="tree", tree_width=0), ValueError,
+     r"tree_width must be a positive int with order 'tree', not 0"),
+    (dict(order="tree", tree_width=-1), ValueError, r"tree_width must be a positive int.*-1"),
+    (dict(order="tree", tree_width=True), ValueError,
+     r"tree_width must be a positive int.*not True"),
+    (dict(tree_width=4), ValueError, r"tree_width and tree_format need order='tree'"),
+    (dict(chunk=0), ValueError, r"chunk must be a positive int or None, not 0"),
+    (dict(chunk=-1), ValueError, r"chunk must be a positive int or None, not -1"),
+    (dict(chunk=2.5), ValueError, r"chunk must be a positive int or None, not 2\.5"),
+    (dict(rounding="banker"), ValueError,
+     r"rounding must be one of 'nearest_even', .*'stochastic' \(or the enum\), not 'banker'"),
+    (dict(overflow="explode"), ValueError,
+     r"overflow must be one of 'saturate', 'inf', 'nan', 'wrap', 'error'.*not 'explode'"),
+    (dict(format="float16", rounding="stochastic", seed=1, rand_bits=0), ValueError,
+     r"rand_bits must be an int in 1\.\.40 for float16, not 0"),
+    (dict(format="float16", seed=1.5), TypeError, r"seed must be an int, not 1\.5"),
+    (dict(order="tree", tree_width=4, tree_format="int8"), ValueError,
+     r"tree_format must be a Minifloat, not int8"),
+    (dict(chunk_format=None), ValueError, r"chunk_format must be a Minifloat, not None"),
+], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else str(v))
+def test_accumulator_bad_arguments(kw: dict[str, Any], exc: type[Exception],
+                                   match: str) -> None:
+    with pytest.raises(exc, match=match):
+        Accumulator(**kw)
+
+
+@pytest.mark.parametrize(("kw", "exc", "match"), [
+    (dict(accumulator=5), TypeError, r"accumulator must be an Accumulator, a format or its "
+                                     r"name, or None \(exact\), not int"),
+    (dict(out_format="zz"), ValueError, r"out_format: unknown format name 'zz'"),
+    (dict(out_format=5), TypeError, r"out_format: format name must be a str, not int"),
+    (dict(out_format="mxfp4"), ValueError, r"out_format must be a scalar format, not mxfp4"),
+    (dict(a_format=5), TypeError, r"a_format: format name must be a str, not int"),
+    (dict(b_format="block<e4m3;e8m0;4x4;floor>"), ValueError,
+     r"b_format block<.*>: gemm blocks along K and takes 1-D blocks, not tiles \(4, 4\)"),
+], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else str(v))
+def test_gemm_bad_format_arguments(kw: dict[str, Any], exc: type[Exception],
+                                   match: str) -> None:
+    with pytest.raises(exc, match=match):
+        gemm(np.ones((2, 4), np.float32), np.ones((4, 2), np.float32), **kw)
+
+
+# --- the seed hardware's GEMMs --------------------------------------------------------
+
+_I = np.ones((2, 4))
+_W = np.ones((4, 2))
+
+
+@pytest.mark.parametrize(("call", "exc", "match"), [
+    (lambda: bipolar_gemm(_I, np.ones((5, 2)), a_format="int4", b_format="int4"), ValueError,
+     r"a is \(M, K=4\) and b is \(K=5, N\): the K dimensions must agree"),
+    (lambda: bipolar_gemm(np.ones((2, 2, 4)), _W, a_format="int4", b_format="int4"),
+     ValueError, r"a must be a 2-D matrix, not shape \(2, 2, 4\)"),
+    (lambda: bipolar_gemm(_I, _W, a_format="e4m3", b_format="int4"), ValueError,
+     r"a_format must be a bipolar<n> or signed int<n> format, not float8_e4m3fn"),
+    (lambda: bipolar_gemm(_I, _W, a_format="int4", b_format="uint4"), ValueError,
+     r"b_format must be a bipolar<n> or signed int<n> format, not uint4"),
+    (lambda: bipolar_gemm(_I, _W, a_format=None, b_format="int4"), TypeError,
+     r"a_format: format name must be a str, not NoneType"),
+    (lambda: bipolar_gemm(_I * 9, _W, a_format="int4", b_format="int4"), ValueError,
+     r"a must hold int4 integers \(-8\.\.7\)"),
+    (lambda: bipolar_gemm(_I * 2, _W, a_format="bipolar4", b_format="int4"), ValueError,
+     r"a must hold bipolar4 values \(odd integers -15\.\.15\)"),
+    (lambda: bipolar_gemm(_I, _W, a_format="int4", b_format="int4", method="x"), ValueError,
+     r"method must be one of fused, planes, pairs, not 'x'"),
+    (lambda: lut_gemm(_I, _W, w_format="int4", group=0), ValueError,
+     r"group must be an int in 1\.\.8, not 0"),
+    (lambda: lut_gemm(_I, _W, w_format="int4", group=9), ValueError,
+     r"group must be an int in 1\.\.8, not 9"),
+    (lambda: lut_gemm(_I, _W, w_format="int4", group=True), ValueError,
+     r"group must be an int in 1\.\.8, not True"),
+    (lambda: lut_gemm(_I, np.ones((5, 2)), w_format="int4"), ValueError,
+     r"x is \(M, K=4\) and w is \(K=5, N\): the K dimensions must agree"),
+    (lambda: lut_gemm(_I, _W, w_format="int4", symmetric="no"), TypeError,
+     r"symmetric must be True or False, not 'no'"),
+    (lambda: lut_gemm(_I, _W, w_format="int4", table_format="mxfp4"), ValueError,
+     r"table_format must be an int<n> or float format, not mxfp4"),
+    (lambda: lut_gemm(_I, _W, w_format="int4", table_format="zz"), ValueError,
+     r"table_format: unknown format name 'zz'"),
+    (lambda: lut_gemm(_I, _W * 0.5, w_format="int4"), ValueError,
+     r"w must hold int4 integers \(-8\.\.7\)"),
+    (lambda: grouped_gemm(_I, _W, w_format="int4_g0"), ValueError,
+     r"w_format: block_size must be a positive int or \(rows, cols\), not 0"),
+    (lambda: grouped_gemm(_I, _W, w_format="e4m3"), ValueError,
+     r"w_format must be a block format with integer elements"),
+    (lambda: grouped_gemm(_I, np.ones((5, 2))), ValueError,
+     r"x is \(M, K=4\) and w is \(K=5, N\): the K dimensions must agree"),
+    (lambda: grouped_gemm(_I, _W, x_format="mxint8"), ValueError,
+     r"x_format must be an integer format \(e\.g\. int8\), not mxint8"),
+    (lambda: grouped_gemm(_I, _W, accumulator=5), TypeError,
+     r"accumulator must be an Accumulator, a format or its name, or None \(exact\)"),
+    (lambda: grouped_gemm(_I, _W, accumulator="int32"), ValueError,
+     r"grouped_gemm's accumulator .* must be a float format or exact"),
+    (lambda: grouped_gemm(_I, _W, compare="no"), TypeError,
+     r"compare must be True or False, not 'no'"),
+    (lambda: llm_int8_gemm(_I, _W, threshold=-1), ValueError,
+     r"threshold must be a positive finite number \(input channels with \|x\| >= threshold"),
+    (lambda: llm_int8_gemm(_I, _W, threshold=math.nan), ValueError,
+     r"threshold must be a positive finite number .*not nan"),
+    (lambda: llm_int8_gemm(_I, _W, threshold="6"), TypeError,
+     r"threshold must be a positive finite number, not '6'"),
+], ids=["bip-K", "bip-3d", "bip-float", "bip-uint", "bip-None", "bip-range", "bip-even",
+        "bip-method", "lut-group0", "lut-group9", "lut-groupTrue", "lut-K", "lut-symmetric",
+        "lut-table-block", "lut-table-unknown", "lut-w-frac", "grp-g0", "grp-float", "grp-K",
+        "grp-x-block", "grp-acc-type", "grp-acc-int", "grp-compare", "int8-neg", "int8-nan",
+        "int8-str"])
+def test_hardware_bad_input(call: Any, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        call()
+
+
+@pytest.mark.parametrize(("m", "k", "n"), [(0, 4, 2), (2, 0, 3), (2, 4, 0)],
+                         ids=["M0", "K0", "N0"])
+@pytest.mark.parametrize("which", ["bipolar", "lut", "grouped", "llm_int8"], ids=str)
+def test_hardware_empty_dimensions(which: str, m: int, k: int, n: int) -> None:
+    x, w = np.zeros((m, k)), np.zeros((k, n))
+    if which == "bipolar":
+        r = bipolar_gemm(x, w, a_format="int4", b_format="int4")
+    elif which == "lut":
+        r = lut_gemm(x, w, w_format="int4")
+    elif which == "grouped":
+        r = grouped_gemm(x, w, w_format="int4_g32")
+    else:
+        r = llm_int8_gemm(x, w)
+    # the empty sum: zeros of shape (M, N)
+    assert r.out.shape == (m, n)
+    assert all(Fraction(int(v) if r.out.dtype.kind == "i" else float(v)) == 0
+               for v in r.out.ravel())
+
+
+# --- simulate's config and helpers ----------------------------------------------------
+
+@pytest.mark.parametrize(("call", "exc", "match"), [
+    (lambda: simulate(_model(), 5), TypeError,
+     r"config must be a LayerSpec, a mapping \{pattern: LayerSpec or dict\} or a list"),
+    (lambda: simulate(_model(), {5: LayerSpec()}), TypeError,
+     r"layer patterns must be strings, not 5"),
+    (lambda: simulate("m", LayerSpec()), TypeError,
+     r"model must be a torch\.nn\.Module, not str"),
+    (lambda: simulate(_model(), {"*": "int8"}), TypeError,
+     r"rule '\*': spec must be a LayerSpec or a dict, not str"),
+    (lambda: simulate(_model(), {"zz": LayerSpec(weight="int8")}), ValueError,
+     r"pattern 'zz' matches no layer; layers: 0, 2"),
+    (lambda: simulate(_model(), [("*",)]), TypeError,
+     r"config entries must be \(pattern, spec\) pairs, not \('\*',\)"),
+    (lambda: LayerSpec(accumulator=5), TypeError,
+     r"accumulator must be None \(fake quantization\), an Accumulator, a format or its name"),
+    (lambda: LayerSpec(accumulator="zz"), ValueError,
+     r"accumulator: format: unknown format name 'zz'"),
+    (lambda: LayerSpec(weight="zz"), ValueError, r"weight: unknown format name 'zz'"),
+    (lambda: LayerSpec(hadamard=True), ValueError,
+     r"hadamard must be None, 'full' or 'block', not True"),
+    (lambda: LayerSpec(clip=1), ValueError, r"clip must be None or 'mse', not 1"),
+    (lambda: LayerSpec(weight="mxfp4", granularity="channel"), ValueError,
+     r"granularity='channel' with block format mxfp4: .*leave it 'auto'"),
+    (lambda: fake_quant(np.ones((2, 4)), "int8"), TypeError,
+     r"x must be a torch\.Tensor, not ndarray"),
+    (lambda: fake_quant(torch.ones(2, 4), "int8", "zz"), ValueError,
+     r"granularity must be 'auto', 'none', 'tensor', 'channel' or 'group:<k>'"),
+    (lambda: simulate(nn.Sequential(nn.Conv2d(2, 2, 1)),
+                      LayerSpec(weight="int8", accumulator="float32")), ValueError,
+     r"layer '0' \(Conv2d\): bit-true routing through simulator\.gemm takes nn\.Linear"),
+], ids=["config-int", "pattern-int", "model-str", "spec-str", "no-match", "pair-short",
+        "acc-int", "acc-unknown", "weight-unknown", "hadamard-bool", "clip-int",
+        "block-granularity", "fake_quant-numpy", "fake_quant-granularity", "conv-bit-true"])
+def test_simulate_bad_config(call: Any, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        call()
