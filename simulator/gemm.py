@@ -316,8 +316,9 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
     opb = quantize_operand(b, b_format, "b", k_axis=-2)
     ka, kb = opa.elements.shape[-1], opb.elements.shape[-1]
     if ka != kb:
-        raise ValueError(f"a is (..., M, K={ka}) and b is (..., K={kb}, N): the K dimensions "
-                         "must agree")
+        sb = opb.elements.shape[:-2] + opb.elements.shape[:-3:-1]
+        raise ValueError(f"a of shape {opa.elements.shape} is (..., M, K={ka}) and b of shape "
+                         f"{sb} is (..., K={kb}, N): the K dimensions must agree")
     if _elem_bits(opa) + _elem_bits(opb) > 53:
         # the formats allow wider products than float64 holds: the values decide
         va, vb = _value_bits(opa), _value_bits(opb)
