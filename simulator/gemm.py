@@ -75,19 +75,40 @@ def _bits_of(v: np.ndarray) -> np.ndarray:
     return 53 - np.log2(low).astype(np.int64)
 
 
-def _infer(x: np.ndarray, torch_dtype: Any, name: str) -> Format:
+def _source_dtype(x: Any) -> np.dtype:
+    """The numpy dtype the user's input has (before formats' input conversion turns
+    integers into float64)."""
+    if type(x).__module__.startswith("torch") and hasattr(x, "dtype"):
+        name = str(x.dtype).removeprefix("torch.")
+        try:
+            return np.dtype(name)
+        except TypeError:
+            return np.dtype(np.float32)  # bfloat16 and other torch-only floats
+    return x.dtype if isinstance(x, np.ndarray) else np.asarray(x).dtype
+
+
+def _infer(x: np.ndarray, src: np.dtype, torch_dtype: Any, name: str) -> Format:
+    """The format of an operand passed without ``<name>_format``: that of its dtype
+    (``src``, as the user passed it; ``x`` the converted values)."""
     if torch_dtype is not None and "bfloat16" in str(torch_dtype):
         return parse("bfloat16")
+    if src.kind in "iu":
+        signed = src.kind == "i"
+        if src.itemsize <= 4:
+            return Integer(src.itemsize * 8, signed=signed)
+        # 64-bit integers: the 53-bit integers float64 holds exactly
+        fmt = Integer(53, signed=signed)
+        if x.size and (float(x.min()) < fmt.min or float(x.max()) > fmt.max):
+            raise ValueError(f"{name} holds {src} values outside {fmt}'s range "
+                             f"{fmt.min:.0f}..{fmt.max:.0f}; 64-bit integer operands take "
+                             f"the integers float64 holds exactly (pass {name}_format= to "
+                             "round them)")
+        return fmt
     dt = x.dtype
     if dt == np.float16:
         return parse("float16")
     if dt == np.float32:
         return parse("float32")
-    if dt.kind in "iu":
-        if dt.itemsize > 4:
-            raise ValueError(f"{name} has {dt} values; pass {name}_format= (integer "
-                             "operands of at most 32 bits keep products exact)")
-        return Integer(dt.itemsize * 8, signed=dt.kind == "i")
     if dt == np.float64:
         with np.errstate(over="ignore"):
             ok = np.array_equal(x.astype(np.float32).astype(np.float64), x, equal_nan=True)
@@ -115,7 +136,7 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
         raise ValueError(f"{name} must have at least 2 dimensions, not shape {arr.shape}")
     tdt = getattr(x, "dtype", None) if type(x).__module__.startswith("torch") else None
     if fmt is None:
-        fmt = _infer(arr, tdt, name)
+        fmt = _infer(arr, _source_dtype(x), tdt, name)
     else:
         try:
             fmt = parse(fmt)
@@ -132,10 +153,15 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
         f1 = dataclasses.replace(fmt, axis=-1)
         xk = np.asarray(k_last(arr), np.float64)
         Kd = xk.shape[-1]
-        x2 = xk.reshape(-1, Kd)
+        # rows counted explicitly: reshape(-1, 0) cannot infer them when K = 0
+        x2 = xk.reshape(math.prod(xk.shape[:-1]), Kd)
         nbk = -(-Kd // fmt.block_size)
         el = np.empty(x2.shape)
         sc = np.empty((x2.shape[0], nbk))
+        if Kd == 0:
+            # no elements, no blocks: the operand contributes an empty sum (see gemm)
+            return Operand(el.reshape(xk.shape), sc.reshape(xk.shape[:-1] + (0,)),
+                           fmt.block_size, 1.0, fmt)
         # rows in chunks (blocks lie along K, rows are independent): encoding's
         # temporaries stay a fraction of the operand. A tensor scale depends only on the
         # largest finite magnitude of the whole tensor: each chunk carries one extra row
@@ -178,6 +204,13 @@ def _elem_bits(op: Operand) -> int:
     if isinstance(op.fmt, BlockScaled) and op.fmt.zero_point:
         bits += 1
     return bits
+
+
+def _value_bits(op: Operand) -> int:
+    """The most significant bits any finite nonzero element value of ``op`` has."""
+    v = np.asarray(op.elements, np.float64).ravel()
+    v = v[np.isfinite(v) & (v != 0)]
+    return int(_bits_of(v).max()) if v.size else 0
 
 
 def _stats(v: np.ndarray) -> tuple[float, float, bool]:
@@ -249,20 +282,33 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
         (batch) dimensions broadcast
     a_format, b_format : scalar or block-scaled formats (blocks along K) the operands are
         quantized to first (the format's default rounding and overflow). ``None``: the
-        operand's own dtype (float16, bfloat16, float32, int8..int32; float64 input must
-        hold float32 values)
+        operand's own dtype (float16, bfloat16, float32, int8..int32, uint8..uint32;
+        int64 / uint64 as int53 / uint53, the integers float64 holds exactly; float64
+        input must hold float32 values)
     accumulator : an :class:`Accumulator`, or a format / name for a sequential
         nearest-even accumulator of that format, or ``None`` / ``"exact"``
     out_format : the output's format (one nearest-even rounding of the accumulator's
         value times the tensor scales); ``None``: float64
 
-    Numerics: each product ``a*b`` of element values is exact (their significand bits add
-    to at most 53), optionally rounded to ``product_format``; with block formats the
+    Numerics: each product ``a*b`` of element values is exact: the operands' significant
+    bits must add to at most 53 (formats wider than that together, such as int32 x int32,
+    are accepted when their values are: ``ValueError`` otherwise), optionally rounded to
+    ``product_format``; with block formats the
     addend of K-range ``k0..k1`` (one product, or one adder-tree group, within one block
     of each operand) is ``sum * (scale_a * scale_b)`` (OCP MX v1.0 section 6.2 Dot),
     exact whenever scales are powers of two (MX, BFP) or the product fits 53 bits (NVFP4),
     else rounded to nearest in float64. Tensor scales (NVFP4) multiply the final value,
-    as cuBLAS's alpha does. Returns float64 values (..., M, N) (torch if an input was).
+    as cuBLAS's alpha does. Returns float64 values (..., M, N) (torch if an input was);
+    K = 0 gives +0 everywhere (the empty sum: the accumulator's starting value).
+
+    Raises
+    ------
+    TypeError
+        operands that are not real numbers (bool, complex, object), formats of the wrong
+        kind
+    ValueError
+        operands of fewer than 2 dimensions, K or batch dimensions that disagree, products
+        beyond 53 significant bits, NaN / Inf with an integer or exact accumulator
     """
     acc = _coerce_acc(accumulator)
     torch_out = any(type(t).__module__.startswith("torch") for t in (a, b))
@@ -270,12 +316,17 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
     opb = quantize_operand(b, b_format, "b", k_axis=-2)
     ka, kb = opa.elements.shape[-1], opb.elements.shape[-1]
     if ka != kb:
-        raise ValueError(f"a is (..., M, K={ka}) and b is (..., K={kb}, N): the K dimensions "
-                         "must agree")
+        sb = opb.elements.shape[:-2] + opb.elements.shape[:-3:-1]
+        raise ValueError(f"a of shape {opa.elements.shape} is (..., M, K={ka}) and b of shape "
+                         f"{sb} is (..., K={kb}, N): the K dimensions must agree")
     if _elem_bits(opa) + _elem_bits(opb) > 53:
-        raise ValueError(f"products of {opa.fmt} and {opb.fmt} need {_elem_bits(opa)} + "
-                         f"{_elem_bits(opb)} > 53 significant bits and are not exact in "
-                         "float64; choose narrower operand formats")
+        # the formats allow wider products than float64 holds: the values decide
+        va, vb = _value_bits(opa), _value_bits(opb)
+        if va + vb > 53:
+            raise ValueError(f"products of a's and b's values need {va} + {vb} > 53 "
+                             f"significant bits ({opa.fmt} x {opb.fmt}) and are not exact "
+                             "in float64; the operands' significant bits must add to at "
+                             "most 53 (choose narrower operand formats)")
     try:
         batch = np.broadcast_shapes(opa.elements.shape[:-2], opb.elements.shape[:-2])
     except ValueError:
@@ -283,7 +334,10 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
                          f"{opb.elements.shape[:-2]} do not broadcast") from None
     out_fmt = None
     if out_format is not None:
-        out_fmt = parse(out_format)
+        try:
+            out_fmt = parse(out_format)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"out_format: {exc}") from None
         if not isinstance(out_fmt, Format):
             raise ValueError(f"out_format must be a scalar format, not {out_fmt}")
     vals = _run(opa, opb, acc, batch)
@@ -340,7 +394,9 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
                          f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
                          "use a smaller tree_width or narrower operand formats")
     if not finite and (fmt is None or isinstance(fmt, _Fixed)):
-        raise ValueError("NaN or Inf operands cannot enter an integer or exact accumulator")
+        which = "a" if not (fa and fsa) else "b"
+        raise ValueError(f"{which} holds NaN or Inf, which the {fmt or 'exact'} accumulator "
+                         "cannot hold; integer and exact accumulators take finite operands")
     if not rounded:
         hit = _fast_exact(opa, opb, acc, stats, J, W, A.shape, Bt.shape, ia, ib, shape)
         if hit is not None:

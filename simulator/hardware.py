@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,7 @@ from formats import BipolarInt, BlockScaled, Integer, Minifloat, parse
 from formats._base import _Input
 
 from . import _kernels as K_
-from .accumulator import Accumulator
-from .gemm import _odd, _two_sum, gemm, quantize_operand
+from .gemm import _coerce_acc, _odd, _two_sum, gemm, quantize_operand
 
 __all__ = ["HwResult", "bipolar_gemm", "grouped_gemm", "llm_int8_gemm", "lut_gemm"]
 
@@ -41,28 +41,42 @@ def _matrix(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _check_k(a: np.ndarray, b: np.ndarray) -> None:
+def _check_k(a: np.ndarray, b: np.ndarray, names: str = "ab") -> None:
     if a.shape[1] != b.shape[0]:
-        raise ValueError(f"a is (M, K={a.shape[1]}) and b is (K={b.shape[0]}, N): the K "
-                         "dimensions must agree")
+        raise ValueError(f"{names[0]} is (M, K={a.shape[1]}) and {names[1]} is "
+                         f"(K={b.shape[0]}, N): the K dimensions must agree")
 
 
 def _int_operand(x: np.ndarray, fmt: Any, name: str) -> tuple[np.ndarray, int]:
     """Bipolar values (odd integers) and bit count of an Integer or BipolarInt operand."""
-    f = parse(fmt)
+    f = _format(fmt, f"{name}_format")
     if isinstance(f, BipolarInt):
         if not np.array_equal(np.asarray(f.quantize(x)), x):
             raise ValueError(f"{name} must hold {f} values (odd integers "
                              f"{f.min:g}..{f.max:g})")
         return x, f.bits
     if isinstance(f, Integer) and f.signed and not f.narrow:
-        if not np.array_equal(np.rint(x), x) or x.min() < f.min or x.max() > f.max:
+        if not np.array_equal(np.rint(x), x) or (x.size and (x.min() < f.min
+                                                             or x.max() > f.max)):
             raise ValueError(f"{name} must hold {f} integers ({f.min:g}..{f.max:g})")
         return 2.0 * x + 1.0, f.bits  # lossless two's complement -> bipolar: v = 2s + 1
     raise ValueError(f"{name}_format must be a bipolar<n> or signed int<n> format, not {f}")
 
 
 _METHODS = ("fused", "planes", "pairs")
+
+
+def _format(fmt: Any, parameter: str) -> Any:
+    try:
+        return parse(fmt)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{parameter}: {exc}") from None
+
+
+def _flag(value: Any, parameter: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{parameter} must be True or False, not {value!r}")
+    return bool(value)
 
 
 def _exact_matmul(a: np.ndarray, b: np.ndarray, span: float, f32: bool = True) -> np.ndarray:
@@ -106,7 +120,8 @@ def bipolar_gemm(a: Any, b: Any, *, a_format: Any, b_format: Any,
     bv, nb = _int_operand(B, b_format, "b")
     bound = K * (2**na - 1) * (2**nb - 1)
     if method == "fused" and bound < 2**53:
-        out = _exact_matmul(av, bv, np.log2(bound)).astype(np.int64)
+        # K = 0: no products, a bound of 0 (its span taken as 0 bits)
+        out = _exact_matmul(av, bv, np.log2(max(bound, 1))).astype(np.int64)
     else:
         ua = ((av + (2**na - 1)) / 2).astype(np.int64)  # codes: bit i set <=> plane i +1
         ub = ((bv + (2**nb - 1)) / 2).astype(np.int64)
@@ -177,9 +192,10 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
         raise ValueError(f"table_scale must be 'table' or 'row', not {table_scale!r}")
     X = _matrix(x, "x")
     Wm = _matrix(w, "w")
-    _check_k(X, Wm)
+    _check_k(X, Wm, "xw")
     if isinstance(group, bool) or not isinstance(group, int) or not 1 <= group <= 8:
         raise ValueError(f"group must be an int in 1..8, not {group!r}")
+    symmetric = _flag(symmetric, "symmetric")
     if x_format is not None:
         X = np.asarray(quantize_operand(X, x_format, "x").dequantize(), np.float64)
     wv, nb = _int_operand(Wm, w_format, "w")
@@ -199,7 +215,7 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
     half = 2 ** (group - 1)
     stored = np.empty((M, G, half if symmetric else 2**group))
     K_.lut_table(Xg, symmetric, stored)
-    tf = parse(table_format) if table_format is not None else None
+    tf = _format(table_format, "table_format") if table_format is not None else None
     info: dict[str, Any] = {}
     row_scale = None
     # every entry is a multiple of the activations' smallest set bit (a sum of such
@@ -282,12 +298,13 @@ def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int
     """
     X = _matrix(x, "x")
     Wm = _matrix(w, "w")
-    _check_k(X, Wm)
-    fw = parse(w_format)
+    _check_k(X, Wm, "xw")
+    fw = _format(w_format, "w_format")
+    compare = _flag(compare, "compare")
     if not isinstance(fw, BlockScaled) or not isinstance(fw.element, Integer):
         raise ValueError(f"w_format must be a block format with integer elements "
                          f"(e.g. int4_g128, uint4_g128_asym), not {fw}")
-    acc = accumulator if isinstance(accumulator, Accumulator) else Accumulator(accumulator)
+    acc = _coerce_acc(accumulator)
     if acc.is_integer:
         raise ValueError("grouped_gemm's accumulator sums dequantized group sums and must "
                          "be a float format or exact")
@@ -348,10 +365,16 @@ def llm_int8_gemm(x: Any, w: Any, *, threshold: float = 6.0,
     dequantized by the two scales. The output is the sum of both parts (float64)."""
     X = _matrix(x, "x")
     Wm = _matrix(w, "w")
-    _check_k(X, Wm)
+    _check_k(X, Wm, "xw")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold must be a positive finite number, not {threshold!r}")
+    if not 0 < threshold < np.inf:
+        raise ValueError(f"threshold must be a positive finite number (input channels with "
+                         f"|x| >= threshold stay in float16; LLM.int8() uses 6.0), not "
+                         f"{threshold!r}")
     if not np.isfinite(X).all() or not np.isfinite(Wm).all():
         raise ValueError("x and w must be finite")
-    outl = np.abs(X).max(axis=0) >= threshold
+    outl = np.abs(X).max(axis=0, initial=0.0) >= threshold
     out = np.zeros((X.shape[0], Wm.shape[1]))
     if outl.any():
         out += gemm(X[:, outl], Wm[outl], a_format="float16", b_format="float16",

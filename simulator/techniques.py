@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 
 from formats import BlockScaled, parse
 
-__all__ = ["gptq", "hadamard_matrix", "rearrange", "rotate", "smooth_scales"]
+__all__ = ["column_amax", "gptq", "hadamard_matrix", "rearrange", "rotate", "smooth_scales"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -56,10 +57,17 @@ def smooth_scales(act_amax: torch.Tensor, weight: torch.Tensor, alpha: float) ->
     j (x / s and W * s leave x @ W.T unchanged); channels that are all zero get 1."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"smoothquant alpha must be in [0, 1], not {alpha}")
-    wmax = weight.abs().amax(dim=0).to(torch.float64)
+    wmax = column_amax(weight).to(torch.float64)
     amax = act_amax.to(torch.float64)
     s = amax.clamp(min=1e-5) ** alpha / wmax.clamp(min=1e-5) ** (1 - alpha)
     return torch.where((amax > 0) & (wmax > 0), s, torch.ones_like(s))
+
+
+def column_amax(x: torch.Tensor) -> torch.Tensor:
+    """Per-column max |x| of a (rows, K) matrix; 0 for every column of one with no rows."""
+    if x.shape[0] == 0:
+        return torch.zeros(x.shape[1], dtype=x.dtype)
+    return x.abs().amax(dim=0)
 
 
 def rearrange(act_amax: torch.Tensor) -> torch.Tensor:
@@ -121,6 +129,9 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: Any, *, damp: float =
     original column order).
     """
     fmt = parse(fmt)
+    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 < damp < math.inf:
+        raise ValueError(f"damp must be a positive finite number (the fraction of the "
+                         f"Hessian's mean diagonal added to it, e.g. 0.01), not {damp!r}")
     W = weight.detach().to(torch.float64).clone()
     H = hessian.detach().to(torch.float64).clone()
     K = W.shape[1]
@@ -135,7 +146,11 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, fmt: Any, *, damp: float =
     W = W[:, perm]
     H = H[perm][:, perm]
     H += damp * torch.mean(torch.diag(H)) * torch.eye(K, dtype=H.dtype)
-    L = torch.linalg.cholesky(H)
+    L, info = torch.linalg.cholesky_ex(H)
+    if int(info):
+        raise ValueError(f"gptq: the Hessian dampened by damp={damp} is not positive "
+                         "definite (non-finite calibration inputs, or damp too small for "
+                         "float64); pass finite inputs or a larger damp (gptq_damp)")
     Hinv = torch.linalg.cholesky(torch.cholesky_inverse(L), upper=True)
     Wn = W.numpy()  # shares memory with W
     Q = np.zeros_like(Wn)

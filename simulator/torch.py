@@ -17,7 +17,10 @@ before the rotary embedding, as KVQuant's pre-RoPE key quantization).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import fnmatch
+import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from formats import BlockScaled, Integer, Lut, ScaleRule, parse
+from formats import BlockScaled, Format, Integer, Lut, ScaleRule, parse
 
 from . import techniques
 from .accumulator import Accumulator
@@ -75,10 +78,21 @@ class LayerSpec:
     clip : ``"mse"``: each weight scale (block, group or channel) chosen for least
         squared error among clipped candidates (formats' ``ScaleRule.MSE``).
     gptq : quantize the weight with GPTQ on calibrated inputs (``act_order`` optional,
-        ``gptq_damp`` the dampening).
-    outliers : LLM.int8() threshold: input channels with any ``|x| >= outliers`` (per
-        forward) and their weight columns stay in ``outlier_format`` (float16).
+        ``gptq_damp`` the dampening: a positive finite fraction of the Hessian's mean
+        diagonal, default 0.01).
+    outliers : LLM.int8() threshold, a positive finite number: input channels with any
+        ``|x| >= outliers`` (per forward) and their weight columns stay in
+        ``outlier_format`` (float16); fake quantization only (no ``accumulator``).
     rearrange, smoothquant and gptq need :meth:`Simulation.calibrate` first.
+    ``smoothquant`` is alpha in [0, 1]; ``hadamard_block`` a positive power of two (an int,
+    not a bool; 1 is the identity) for ``hadamard="block"``, dividing the layer's K.
+
+    Raises
+    ------
+    TypeError
+        a field of the wrong kind (e.g. ``hadamard_block=True``, ``gptq_damp="0.1"``)
+    ValueError
+        a field outside its range, or fields that do not combine
     """
 
     weight: Any = None
@@ -108,18 +122,56 @@ class LayerSpec:
             _check_granularity(g, fmt, name)
         acc = self.accumulator
         if acc is not None and not isinstance(acc, Accumulator):
-            acc = Accumulator(None if acc == "exact" else acc)
+            if not isinstance(acc, (str, Format)):
+                raise TypeError(f"accumulator must be None (fake quantization), an "
+                                f"Accumulator, a format or its name, or 'exact', not {acc!r}")
+            try:
+                acc = Accumulator(None if acc == "exact" else acc)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"accumulator: {exc}") from None
             object.__setattr__(self, "accumulator", acc)
         object.__setattr__(self, "outlier_format", _fmt(self.outlier_format, "outlier_format"))
+        for name in ("rearrange", "gptq", "act_order"):
+            flag = getattr(self, name)
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, not {flag!r}")
+            object.__setattr__(self, name, bool(flag))
         if self.hadamard not in (None, "full", "block"):
             raise ValueError(f"hadamard must be None, 'full' or 'block', not {self.hadamard!r}")
         hb = self.hadamard_block
-        if hb is not None and (not isinstance(hb, int) or hb < 1 or hb & (hb - 1)):
-            raise ValueError(f"hadamard_block must be a power of two, not {hb!r}")
+        if hb is not None:
+            # bool is an int to Python, but True is no block size
+            if isinstance(hb, bool) or not isinstance(hb, numbers.Integral):
+                raise TypeError(f"hadamard_block must be an int (a power of two), not {hb!r}")
+            if hb < 1 or hb & (hb - 1):
+                raise ValueError(f"hadamard_block must be a positive power of two (1, 2, 4, "
+                                 f"...), not {hb}")
+            if self.hadamard == "full":
+                raise ValueError("hadamard_block applies to hadamard='block', not 'full' "
+                                 "(whose block is all of K)")
         if self.clip not in (None, "mse"):
             raise ValueError(f"clip must be None or 'mse', not {self.clip!r}")
-        if self.smoothquant is not None and not 0.0 <= float(self.smoothquant) <= 1.0:
-            raise ValueError(f"smoothquant (alpha) must be in [0, 1], not {self.smoothquant}")
+        if self.smoothquant is not None:
+            alpha = _real(self.smoothquant, "smoothquant", "None or the migration strength "
+                          "alpha, a number in [0, 1]")
+            if not 0.0 <= alpha <= 1.0:
+                raise ValueError(f"smoothquant (alpha) must be in [0, 1], not {alpha}")
+        damp = _real(self.gptq_damp, "gptq_damp", "a positive finite number (the fraction "
+                     "of the Hessian's mean diagonal added to it, e.g. 0.01)")
+        if not 0.0 < damp < math.inf:
+            raise ValueError(f"gptq_damp must be a positive finite number (the fraction of "
+                             f"the Hessian's mean diagonal added to it, e.g. 0.01), not {damp}")
+        if self.outliers is not None:
+            thr = _real(self.outliers, "outliers", "None or a positive finite threshold on "
+                        "|x| (LLM.int8(): e.g. 6.0)")
+            if not 0.0 < thr < math.inf:
+                raise ValueError(f"outliers must be a positive finite threshold on |x| "
+                                 f"(LLM.int8(): e.g. 6.0; channels with |x| >= it stay in "
+                                 f"outlier_format), not {thr}")
+            if self.accumulator is not None:
+                raise ValueError("outliers (LLM.int8() decomposition) runs as fake "
+                                 "quantization: it cannot combine with bit-true routing "
+                                 "(accumulator=)")
         if (self.gptq or self.clip) and self.weight is None:
             raise ValueError("gptq and clip need a weight format")
         if self.gptq and self.accumulator is not None:
@@ -139,15 +191,30 @@ class LayerSpec:
         return self.rearrange or self.gptq or self.smoothquant is not None
 
 
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(LayerSpec))
+
+
+def _real(value: Any, name: str, allowed: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {allowed}, not {value!r}")
+    return float(value)
+
+
 def _check_granularity(g: Any, fmt: Any, name: str) -> None:
     ok = isinstance(g, str) and (g in ("auto", "none", "tensor", "channel") or bool(
         re.fullmatch(r"group:[1-9][0-9]*", g)))
     if not ok:
         raise ValueError(f"{name} must be 'auto', 'none', 'tensor', 'channel' or "
-                         f"'group:<k>', not {g!r}")
+                         f"'group:<k>' (k a positive integer), not {g!r}")
     if isinstance(fmt, BlockScaled) and g != "auto":
         raise ValueError(f"{name}={g!r} with block format {fmt}: block formats define "
                          "their own blocks; leave it 'auto'")
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a (rows, K) matrix, K its last dimension (rows counted explicitly:
+    reshape(-1, 0) cannot infer them for an empty K)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def _scaled(fmt: Any, g: str, k: int, numel: int) -> Any:
@@ -158,13 +225,17 @@ def _scaled(fmt: Any, g: str, k: int, numel: int) -> Any:
         g = "channel" if isinstance(fmt, (Integer, Lut)) else "none"
     if g == "none":
         return fmt
-    size = {"tensor": numel, "channel": k}.get(g) or int(g.split(":")[1])
+    size = numel if g == "tensor" else k if g == "channel" else int(g.split(":")[1])
+    # an empty tensor has nothing to scale: a block of one keeps the format valid
+    size = max(size, 1)
     return BlockScaled(fmt, parse("float32"), size, scale_rule=ScaleRule.NEAREST)
 
 
 def fake_quant(x: torch.Tensor, fmt: Any, granularity: str = "auto") -> torch.Tensor:
     """``x`` quantized to ``fmt`` along its last dimension (K), in x's dtype, with a
     straight-through gradient (the identity). Runs formats/' float32 kernels."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, not {type(x).__name__}")
     if fmt is None:
         return x
     fmt = _fmt(fmt, "fmt")
@@ -178,6 +249,8 @@ def fake_quant(x: torch.Tensor, fmt: Any, granularity: str = "auto") -> torch.Te
 def _quantize(x: torch.Tensor, f: Any, whole: bool = False) -> torch.Tensor:
     """``x`` in the resolved format ``f`` (blocks along the last dimension; ``whole``:
     one block spanning the tensor), straight-through."""
+    if x.numel() == 0:
+        return x
     k = x.shape[-1]
     # float32 kernels for float32/16-bit tensors; float64 tensors round from float64
     wide = x.dtype == torch.float64
@@ -226,6 +299,12 @@ class QuantLayer(nn.Module):
             raise ValueError(f"layer {name!r} ({kind}) cannot take "
                              f"{', '.join(spec.techniques)}: the techniques transform a "
                              "Linear layer's input features")
+        # settings that only refine another one: after rules merge, the one must be there
+        if spec.hadamard_block is not None and spec.hadamard != "block":
+            raise ValueError(f"layer {name!r}: hadamard_block={spec.hadamard_block} needs "
+                             "hadamard='block'")
+        if spec.act_order and not spec.gptq:
+            raise ValueError(f"layer {name!r}: act_order needs gptq=True")
         self._wcache: tuple[Any, torch.Tensor] | None = None
         self.calibrating = False
         self.capture = False
@@ -238,7 +317,7 @@ class QuantLayer(nn.Module):
         if spec.hadamard is not None:
             k = int(inner.weight.shape[1])  # type: ignore[index]
             if spec.hadamard == "full":
-                if k & (k - 1):
+                if k < 1 or k & (k - 1):
                     raise ValueError(f"layer {name!r}: hadamard='full' needs K a power of "
                                      f"two, not {k}; use hadamard='block'")
                 self.hblock = k
@@ -265,12 +344,12 @@ class QuantLayer(nn.Module):
             return
         if self.capture and getattr(self, "_first_input", None) is None:
             self._first_input = x  # which module produced it: SmoothQuant folding
-        x2 = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
+        x2 = _rows(x.detach()).to(torch.float64)
         st = self.stats
         if st is None:
             st = self.stats = {"amax": torch.zeros(x2.shape[1], dtype=torch.float64),
                                "n": 0, "H": None}
-        st["amax"] = torch.maximum(st["amax"], x2.abs().amax(dim=0))
+        st["amax"] = torch.maximum(st["amax"], techniques.column_amax(x2))
         st["n"] += x2.shape[0]
         if self.spec.gptq:
             h = x2.T @ x2
@@ -309,7 +388,7 @@ class QuantLayer(nn.Module):
     def weight_transformed(self) -> torch.Tensor:
         """The weight (out, K) matching :meth:`transform`: x' @ W'.T == x @ W.T."""
         w = self.inner.weight
-        w = w.reshape(w.shape[0], -1)
+        w = w.reshape(w.shape[0], math.prod(w.shape[1:]))
         if self.perm is not None:
             w = w[:, self.perm]
         if self.smooth is not None:
@@ -385,9 +464,8 @@ class QuantLayer(nn.Module):
     def _with_outliers(self, xt: torch.Tensor) -> torch.Tensor:
         """LLM.int8(): outlier input channels (any |x| >= threshold in this batch) run in
         the outlier format, the rest in the layer's formats."""
-        k = xt.shape[-1]
         thr = float(self.spec.outliers)  # type: ignore[arg-type]
-        cols = xt.detach().reshape(-1, k).abs().amax(dim=0) >= thr
+        cols = techniques.column_amax(_rows(xt.detach())) >= thr
         w = self.weight_transformed()
         of = self.spec.outlier_format
         y = nn.functional.linear(fake_quant(xt[..., cols], of), fake_quant(w[:, cols], of))
@@ -406,7 +484,7 @@ class QuantLayer(nn.Module):
         inner = self.inner
         lead = x.shape[:-1]
         xt = self.transform(x.detach().to(torch.float64))
-        a = xt.reshape(-1, xt.shape[-1]).numpy()
+        a = _rows(xt).numpy()
         w = self.weight_transformed().detach().to(torch.float64).numpy()
         af = _scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.size)
         wf = self._weight_format(w.shape[-1], w.size) if self.spec.weight is not None \
@@ -424,7 +502,7 @@ class QuantLayer(nn.Module):
         y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=self.spec.accumulator)
         if inner.bias is not None:
             y = y + inner.bias.detach().to(torch.float64).numpy()
-        return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, -1)
+        return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, w.shape[0])
 
 
 class _KVQuant(nn.Module):
@@ -489,11 +567,23 @@ def _rules(config: Any) -> list[tuple[str, LayerSpec]]:
                 from None
         if not isinstance(pattern, str):
             raise TypeError(f"layer patterns must be strings, not {pattern!r}")
+        if pattern.startswith("re:"):
+            try:
+                re.compile(pattern[3:])
+            except re.error as exc:
+                raise ValueError(f"rule {pattern!r}: {pattern[3:]!r} is not a valid regular "
+                                 f"expression ({exc})") from None
         if isinstance(spec, Mapping):
+            unknown = [k for k in spec if k not in _SPEC_FIELDS]
+            if unknown:
+                hints = [f"{k!r} (did you mean {m[0]!r}?)" if m else repr(k) for k in unknown
+                         for m in [difflib.get_close_matches(str(k), _SPEC_FIELDS, 1)]]
+                raise TypeError(f"rule {pattern!r}: unknown LayerSpec field(s) "
+                                f"{', '.join(hints)}; valid fields: {', '.join(_SPEC_FIELDS)}")
             try:
                 spec = LayerSpec(**spec)
-            except TypeError as exc:
-                raise TypeError(f"rule {pattern!r}: {exc}") from None
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"rule {pattern!r}: {exc}") from None
         if not isinstance(spec, LayerSpec):
             raise TypeError(f"rule {pattern!r}: spec must be a LayerSpec or a dict, not "
                             f"{type(spec).__name__}")
@@ -680,7 +770,10 @@ def simulate(model: nn.Module, config: Any) -> Simulation:
             shown = ", ".join(names[:40]) + (" ..." if len(names) > 40 else "")
             raise ValueError(f"pattern {pattern!r} matches no layer; layers: {shown}")
         for n in hit:
-            chosen[n] = _merge(chosen[n], spec) if n in chosen else spec
+            try:
+                chosen[n] = _merge(chosen[n], spec) if n in chosen else spec
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"layer {n!r} (rules merged): {exc}") from None
     plan: list[tuple[str, LayerSpec]] = []
     for n, spec in chosen.items():
         m = mods[n]
