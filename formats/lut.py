@@ -132,6 +132,12 @@ class _Table(Format):
                 bad += int(np.count_nonzero((x > vals[-1]) | (x < vals[0]) | np.isinf(x)))
         return bad
 
+    def _encode_exact(self, x: Fraction, mode: int, policy: int) -> tuple[int, bool]:
+        # outside [min, max] exactly when lo or hi is (the ends are float64 numbers)
+        lo, hi = self._bracket(x)
+        over = self._encode1(lo, mode, policy)[1] or self._encode1(hi, mode, policy)[1]
+        return super()._encode_exact(x, mode, policy)[0], over
+
     def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
         table = np.asarray(self.table, out.dtype)
         K.table_decode(codes, out, table)
@@ -213,10 +219,54 @@ class BipolarInt(_Table):
     def signed(self) -> bool:  # type: ignore[override]
         return True
 
-    @property
+    @functools.cached_property
     def table(self) -> tuple[float, ...]:  # type: ignore[override]
-        n = self.bits
-        return tuple(float(2 * u - (2**n - 1)) for u in range(2**n))
+        return tuple(self._values.tolist())
+
+    @functools.cached_property
+    def _values(self) -> np.ndarray:
+        """The odd integers in code order, an arithmetic sequence: no search needed."""
+        return np.arange(self.num_codes, dtype=np.float64) * 2 - (self.num_codes - 1)
+
+    # The _Table machinery, built with numpy from the arithmetic sequence rather than
+    # entry by entry (the values are sorted, code order is value order, every midpoint is
+    # an even integer and exact).
+    @functools.cached_property
+    def _sorted(self) -> tuple[np.ndarray, ...]:
+        vals = self._values
+        mid = vals[:-1] + 1 if vals.size > 1 else np.zeros(1)
+        exact = np.ones(max(vals.size - 1, 1), np.bool_)
+        return _total_key(vals), vals, mid, exact, np.arange(vals.size, dtype=np.int64)
+
+    @functools.cached_property
+    def _nearest(self) -> dict[int, tuple[Any, ...]]:
+        keys, vals, mid, exact, order = self._sorted
+        nmid = max(vals.size - 1, 1)
+        npad = 1 << nmid.bit_length()
+        mids = np.full(npad, np.inf)
+        mids[: vals.size - 1] = mid[: vals.size - 1]
+        j = np.arange(nmid, dtype=np.int64)
+        at_zero = vals[:nmid] == -1  # the tie between -1 and +1: the sign of x
+        rne = np.where(at_zero, 2, j & 1)  # the even code of j, j + 1
+        rna = np.where(at_zero, 2, (vals[:nmid] > 0).astype(np.int64))  # away from zero
+        return {mode: (mids, exact[:nmid], rule, order, np.int64(npad))
+                for mode, rule in ((K.RNE, rne), (K.RNA, rna))}
+
+    @functools.cached_property
+    def _nan_code(self) -> int:
+        """NaN gets +1, the entry nearest zero (as :class:`Lut`)."""
+        return self.num_codes // 2
+
+    def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
+        K.table_decode(codes, out, self._values.astype(out.dtype))
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return 1.0
+
+    @property
+    def smallest_normal(self) -> float:
+        return 1.0
 
     @property
     def max(self) -> float:
