@@ -147,9 +147,10 @@ class _Table(Format):
 class Lut(_Table):
     """A format given by its table of values: code ``i`` means ``table[i]``.
 
-    The table needs 1..65536 distinct finite values (``-0.0`` and ``0.0`` count as
-    distinct); it may be in any order, the codes being the indices. ``bits`` is the least
-    width holding every index; codes past the table are invalid.
+    The table needs 1..65536 distinct finite values, at least one nonzero (``-0.0``
+    and ``0.0`` count as distinct); it may be in any order, the codes being the
+    indices. ``bits`` is the least width holding every index; codes past the table are
+    invalid.
 
     Rounding is onto the nearest table value; a tie (an input exactly at the midpoint of
     two neighbours) goes to the entry with the even code under nearest-even (if both codes
@@ -168,13 +169,19 @@ class Lut(_Table):
 
     def __post_init__(self) -> None:
         try:
-            arr = np.asarray(self.table, dtype=np.float64).reshape(-1)
+            arr = np.asarray(self.table, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"table must be a sequence of real numbers: {exc}") from None
+        if arr.ndim != 1:
+            raise TypeError(f"table must be a 1-D sequence of real numbers, not {self.table!r}")
         if not 1 <= arr.size <= 65536:
             raise ValueError(f"table must hold 1..65536 entries, not {arr.size}")
         if not np.isfinite(arr).all():
             raise ValueError("table values must all be finite (a Lut has no NaN or Inf)")
+        if not arr.any():
+            # a format needs a nonzero value: its smallest magnitude, the scale a block
+            # format derives from its largest, ...
+            raise ValueError(f"table must hold a nonzero value, not only zeros {arr.tolist()}")
         keys = _total_key(arr)
         if np.unique(keys).size != arr.size:
             raise ValueError("table values must be distinct (each code needs its own value)")
