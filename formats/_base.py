@@ -365,7 +365,10 @@ class Format(abc.ABC):
                 )
         if flat.dtype.kind == "i":
             flat = flat.astype(np.uint64 if flat.dtype.itemsize == 8 else code_dtype(self.bits))
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, not {dtype!r}") from None
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, not {dtype}")
         res = (
