@@ -133,7 +133,7 @@ def bfp(mantissa_bits: int, block_size: int) -> BlockScaled:
     sign-magnitude ``mantissa_bits``-bit mantissas (sign included) in [-2, 2): the element
     is the symmetric fixed point ``fixed<2,m-2>_narrow``, so the block's largest value keeps
     its leading one (FLOOR rule)."""
-    check_int(mantissa_bits, "bfp mantissa_bits", 2, 53)
+    check_int(mantissa_bits, "bfp mantissa bits", 2, 53)
     return BlockScaled(FixedPoint(2, mantissa_bits - 2, narrow=True), _E8M0, block_size)
 
 
@@ -340,7 +340,7 @@ def parse(name: Any) -> Any:
         return _parse_block(m["body"])
     m = _BFP_RE.match(low)
     if m:
-        return bfp(_int(m["m"], "bfp mantissa_bits"), _int(m["k"], "block_size"))
+        return bfp(_int(m["m"], "bfp mantissa bits"), _int(m["k"], "block_size"))
     m = _GROUP_RE.match(low)
     if m and bool(m["u"]) == bool(m["asym"]):
         return grouped_int(_int(m["n"], "bits"), _int(m["k"], "group"), m["scale"] or "float16",
