@@ -333,7 +333,9 @@ class BlockScaled:
         fin = np.where(finite, rows, 0.0)
         lo = np.minimum(fin.min(axis=1), 0.0) if rows.shape[1] else np.zeros(rows.shape[0])
         hi = np.maximum(fin.max(axis=1), 0.0) if rows.shape[1] else np.zeros(rows.shape[0])
-        svals, _ = self._block_scales(hi - lo, bad, rows)
+        with np.errstate(over="ignore"):  # a range beyond float64 saturates the scale
+            span = hi - lo
+        svals, _ = self._block_scales(span, bad, rows)
         ok = svals > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(ok, np.clip(np.rint(-lo / svals), 0.0, q), 0.0)
