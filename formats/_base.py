@@ -5,6 +5,9 @@ from __future__ import annotations
 import abc
 import math
 import numbers
+import sys
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -39,21 +42,63 @@ def code_dtype(bits: int) -> np.dtype:
     raise ValueError(f"bits must be at most 64, not {bits}")
 
 
-class _Input:
-    """A user's input as a flat contiguous numpy array, and how to give results back."""
+def _to_float(fr: Fraction) -> float:
+    """``fr`` rounded to nearest float64 (+-Inf beyond its range)."""
+    try:
+        return float(fr)
+    except OverflowError:
+        return math.inf if fr > 0 else -math.inf
 
-    def __init__(self, x: Any, parameter: str = "x") -> None:
+
+def _scalar(v: Any, parameter: str) -> tuple[float, Fraction | None]:
+    """One input number as (float64 value, exact value where float64 cannot hold it)."""
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{parameter} must be numeric (float array, tensor or number), not bool")
+    if isinstance(v, numbers.Integral):
+        n = int(v)
+        f = _to_float(Fraction(n))
+        return f, None if math.isfinite(f) and int(f) == n else Fraction(n)
+    if isinstance(v, np.floating) and v.dtype.itemsize > 8:  # longdouble
+        if not np.isfinite(v):
+            return float(v), None
+        fr = Fraction(*v.as_integer_ratio())
+    elif isinstance(v, (float, np.floating)):
+        return float(v), None
+    elif isinstance(v, Decimal):
+        if not v.is_finite():
+            return (math.nan if v.is_nan() else float(v)), None
+        fr = Fraction(v)
+    elif isinstance(v, numbers.Rational):
+        fr = Fraction(int(v.numerator), int(v.denominator))
+    elif isinstance(v, numbers.Real):
+        return float(v), None
+    else:
+        raise TypeError(
+            f"{parameter} must hold real numbers (float, int, Fraction, Decimal), not "
+            f"{type(v).__name__}"
+        )
+    f = _to_float(fr)
+    return f, None if math.isfinite(f) and Fraction(f) == fr else fr
+
+
+class _Input:
+    """A user's input as a flat contiguous numpy array, and how to give results back.
+
+    Elements float64 cannot hold exactly (integers beyond 2**53, Fractions, longdouble,
+    Decimal) are kept as exact :class:`Fraction` values in ``exact`` (flat index ->
+    value), their float64 neighbours in ``array``; with ``exact=False`` they are refused.
+    """
+
+    def __init__(self, x: Any, parameter: str = "x", exact: bool = False) -> None:
         self.scalar = False
         self.torch_like: Any = None
-        if isinstance(x, (bool, np.bool_)):
-            raise TypeError(
-                f"{parameter} must be numeric (float array, tensor or number), not bool"
-            )
-        if isinstance(x, numbers.Integral) and abs(int(x)) > 2**53:
-            raise ValueError(f"{parameter}={x} is beyond 2**53, which float64 cannot hold exactly")
-        if isinstance(x, numbers.Real):
+        self.exact: dict[int, Fraction] = {}
+        if isinstance(x, (numbers.Real, Decimal, np.bool_)):
             self.scalar = True
-            arr = np.asarray(float(x), dtype=np.float64)
+            f, fr = _scalar(x, parameter)
+            arr = np.asarray(f, dtype=np.float64)
+            if fr is not None:
+                self.exact[0] = fr
         elif type(x).__module__.startswith("torch") and hasattr(x, "detach"):
             self.torch_like = x
             t = x.detach()
@@ -67,25 +112,63 @@ class _Input:
 
                 arr = t.cpu().to(torch.float32).numpy()
             else:
-                arr = t.cpu().numpy().astype(np.float64)
+                arr = self._from_ints(t.cpu().numpy(), parameter)
         else:
-            arr = np.asarray(x)
-            if arr.dtype.kind == "b" or arr.dtype.kind not in "fiu":
+            try:
+                arr = np.asarray(x)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{parameter} must be an array of real numbers: {exc}") from None
+            if arr.dtype.kind == "O":
+                arr = self._from_objects(arr, parameter)
+            elif arr.dtype.kind in "iu":
+                arr = self._from_ints(arr, parameter)
+            elif arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+                arr = self._from_longdouble(arr)
+            elif arr.dtype.kind != "f":
                 raise TypeError(
-                    f"{parameter} must hold real numbers (float16/32/64 or integers), "
-                    f"not dtype {arr.dtype}"
+                    f"{parameter} must hold real numbers (float16/32/64, integers, "
+                    f"Fractions), not dtype {arr.dtype}"
                 )
-        if arr.dtype.kind in "iu":
-            if arr.size and int(np.abs(arr.astype(np.float64)).max()) > 2**53:
-                raise ValueError(
-                    f"{parameter} holds integers beyond 2**53, which float64 cannot hold "
-                    "exactly; pass them as floats if rounding them first is intended"
-                )
-            arr = arr.astype(np.float64)
-        elif arr.dtype not in _FLOAT_INPUTS:
+        if self.exact and not exact:
+            raise ValueError(
+                f"{parameter} holds {len(self.exact)} value(s) that float64 cannot hold "
+                "exactly (integers beyond 2**53, Fractions, longdouble or Decimal), which "
+                "this operation takes only as float64; convert them with float() if "
+                "rounding them first is intended"
+            )
+        if arr.dtype not in _FLOAT_INPUTS:
             arr = arr.astype(np.float64)
         self.array = np.asarray(arr, order="C")
         self.shape = self.array.shape
+
+    def _from_ints(self, arr: np.ndarray, parameter: str) -> np.ndarray:
+        out = arr.astype(np.float64)
+        big = np.flatnonzero(np.abs(out.reshape(-1)) >= 2.0**53)
+        flat = arr.reshape(-1)
+        for i in big:
+            f, fr = _scalar(int(flat[i]), parameter)
+            if fr is not None:
+                self.exact[int(i)] = fr
+        return out
+
+    def _from_longdouble(self, arr: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            out = arr.astype(np.float64)
+            flat = arr.reshape(-1)
+            inexact = np.flatnonzero((out.reshape(-1).astype(arr.dtype) != flat)
+                                     & np.isfinite(flat))
+        for i in inexact:
+            self.exact[int(i)] = Fraction(*flat[i].as_integer_ratio())
+        return out
+
+    def _from_objects(self, arr: np.ndarray, parameter: str) -> np.ndarray:
+        out = np.empty(arr.shape, np.float64)
+        flat = out.reshape(-1)
+        for i, v in enumerate(arr.reshape(-1)):
+            flat[i], fr = _scalar(v, parameter)
+            if fr is not None:
+                self.exact[i] = fr
+        return out
 
     @property
     def flat(self) -> np.ndarray:
@@ -244,7 +327,7 @@ class Format(abc.ABC):
         """
         mode = self._mode(rounding)
         policy = self._policy(overflow)
-        inp = _Input(x)
+        inp = self._input(x, mode)
         dt = self.code_dtype
         flat_out = (
             np.empty(inp.flat.size, dt)
@@ -252,7 +335,7 @@ class Format(abc.ABC):
             else self._check_out(out, inp.shape, dt, "codes")
         )
         rnd, rbits = self._rand(mode, inp.flat.size, seed, rand_bits)
-        bad = self._encode_flat(inp, flat_out, _MODE_CODE[mode], _POLICY_CODE[policy], rnd, rbits)
+        bad = self._encode_all(inp, flat_out, _MODE_CODE[mode], _POLICY_CODE[policy], rnd, rbits)
         self._raise_if_bad(bad, policy, inp)
         if out is not None:
             return out
@@ -282,7 +365,10 @@ class Format(abc.ABC):
                 )
         if flat.dtype.kind == "i":
             flat = flat.astype(np.uint64 if flat.dtype.itemsize == 8 else code_dtype(self.bits))
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, not {dtype!r}") from None
         if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, not {dtype}")
         res = (
@@ -323,7 +409,7 @@ class Format(abc.ABC):
         """
         mode = self._mode(rounding)
         policy = self._policy(overflow)
-        inp = _Input(x)
+        inp = self._input(x, mode)
         vdt = inp.array.dtype
         work_dt = np.dtype(np.float32) if vdt == np.float16 else vdt
         if out is not None:
@@ -332,9 +418,15 @@ class Format(abc.ABC):
             flat_out = np.empty(inp.flat.size, vdt)
         target = flat_out if work_dt == vdt else np.empty(inp.flat.size, work_dt)
         rnd, rbits = self._rand(mode, inp.flat.size, seed, rand_bits)
-        bad = self._quantize_flat(
-            inp, target, _MODE_CODE[mode], _POLICY_CODE[policy], rnd, rbits
-        )
+        if inp.exact:
+            codes = np.empty(inp.flat.size, self.code_dtype)
+            bad = self._encode_all(inp, codes, _MODE_CODE[mode], _POLICY_CODE[policy], rnd,
+                                   rbits)
+            self._decode_flat(codes, target)
+        else:
+            bad = self._quantize_flat(
+                inp, target, _MODE_CODE[mode], _POLICY_CODE[policy], rnd, rbits
+            )
         self._raise_if_bad(bad, policy, inp)
         if target is not flat_out:
             flat_out[...] = target
@@ -355,6 +447,90 @@ class Format(abc.ABC):
         keys = np.unique(v.view(np.int64))
         out = keys.view(np.float64)
         return np.sort(out, kind="stable") if out.size else out
+
+    # --- exact inputs -------------------------------------------------------------------
+    @staticmethod
+    def _input(x: Any, mode: Rounding) -> _Input:
+        inp = _Input(x, exact=True)
+        if inp.exact and mode is Rounding.STOCHASTIC:
+            raise ValueError(
+                "rounding='stochastic' takes values float64 holds exactly; x holds "
+                f"{len(inp.exact)} that it cannot (integers beyond 2**53, Fractions, "
+                "longdouble or Decimal): use a deterministic rounding mode, or convert "
+                "them with float() first"
+            )
+        return inp
+
+    def _encode_all(
+        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+    ) -> int:
+        """``_encode_flat`` plus exact rounding of the elements float64 cannot hold."""
+        if inp.exact:
+            # the kernel sees an in-range stand-in, so only the exact result counts
+            idx = np.fromiter(inp.exact, np.int64, len(inp.exact))
+            inp.flat[idx] = self.max
+        bad = self._encode_flat(inp, out, mode, policy, rnd, rbits)
+        for i, fr in inp.exact.items():
+            out[i], over = self._encode_exact(fr, mode, policy)
+            bad += int(over)
+        return bad
+
+    def _encode1(self, v: float, mode: int, policy: int) -> tuple[int, bool]:
+        """Code and overflow flag of one float64 value, through the kernels."""
+        out = np.empty(1, self.code_dtype)
+        bad = self._encode_flat(_Input(np.array([v])), out, mode, policy, _DUMMY_RND, 0)
+        return int(out[0]), bool(bad)
+
+    def _value1(self, code: int) -> float:
+        out = np.empty(1, np.float64)
+        self._decode_flat(np.array([code], self.code_dtype), out)
+        return float(out[0])
+
+    def _bracket(self, x: Fraction) -> tuple[float, float]:
+        """The adjacent float64 numbers lo < x < hi around ``x`` (not a float64): hi is
+        -0.0 for tiny negative x, +-Inf beyond float64's range."""
+        f = _to_float(x)
+        if math.isinf(f):
+            f = math.copysign(sys.float_info.max, f)
+        if Fraction(f) < x:
+            lo, hi = f, math.nextafter(f, math.inf)
+        else:
+            lo, hi = math.nextafter(f, -math.inf), f
+        if x < 0 and hi == 0:
+            hi = -0.0
+        return lo, hi
+
+    def _encode_exact(self, x: Fraction, mode: int, policy: int) -> tuple[int, bool]:
+        """Code and overflow flag of an exact rational ``x`` that is not a float64.
+
+        Every value of a format is a float64, so none lies strictly between x's float64
+        neighbours lo and hi: up/down/toward-zero of x are those of hi or lo, and x rounds
+        to nearest as lo or hi does, unless they differ, when the exact midpoint of the
+        two results decides (:meth:`_split`).
+        """
+        lo, hi = self._bracket(x)
+        a = self._encode1(lo, mode, policy)
+        b = self._encode1(hi, mode, policy)
+        if mode == K.UP or (mode == K.RTZ and x < 0):
+            return b
+        if mode == K.DOWN or mode == K.RTZ:
+            return a
+        return a if a == b else self._split(x, a, b, mode)
+
+    def _split(
+        self, x: Fraction, a: tuple[int, bool], b: tuple[int, bool], mode: int
+    ) -> tuple[int, bool]:
+        """Nearest rounding of x between the results ``a`` (of lo) and ``b`` (of hi),
+        adjacent finite values: ties to the even code (the lower code if both are even
+        or odd) or away from zero."""
+        mid = (Fraction(self._value1(a[0])) + Fraction(self._value1(b[0]))) / 2
+        if x != mid:
+            return a if x < mid else b
+        if mode == K.RNA:
+            return b if x > 0 else a
+        if a[0] % 2 != b[0] % 2:
+            return a if a[0] % 2 == 0 else b
+        return min(a, b)
 
     # --- shared pieces ------------------------------------------------------------------
     @property

@@ -43,6 +43,10 @@ class ScaleRule(_Choice):
     MSE = "mse"
 
 
+#: Largest block (elements per block, or rows * cols of a tile): blocks are materialised
+#: whole, and a scale over more than 2**24 elements is a tensor scale in all but name.
+MAX_BLOCK = 1 << 24
+
 #: power-of-two scale rules computed inside the fused kernel, with their kernel codes
 _POW2_RULES = {ScaleRule.FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2, ScaleRule.RCEIL: 3}
 
@@ -57,7 +61,7 @@ class BlockScaled:
     scale : scalar format of the per-block scale; a format with no mantissa bits (E8M0)
         holds powers of two and takes the exponent rules FLOOR/CEIL/EVEN/RCEIL
     block_size : elements per block along ``axis`` (int), or a tuple ``(rows, cols)`` for
-        2-D tiles over the last two axes
+        2-D tiles over the last two axes; at most :data:`MAX_BLOCK` (2**24) elements
     axis : the axis blocked by an int ``block_size``
     scale_rule : a :class:`ScaleRule`
     tensor_scale : format of an extra per-tensor scale ``amax / (elem_max * scale_max)``
@@ -90,26 +94,40 @@ class BlockScaled:
     zero_point: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.element, Format):
-            raise TypeError(f"element must be a scalar Format, not {self.element!r}")
-        if not isinstance(self.scale, Format):
-            raise TypeError(f"scale must be a scalar Format, not {self.scale!r}")
-        if self.scale.max <= 0:
-            raise ValueError(f"scale format {self.scale} has no positive values")
+        for name in ("element", "scale", "tensor_scale"):
+            fmt = getattr(self, name)
+            if fmt is None and name == "tensor_scale":
+                continue
+            if not isinstance(fmt, Format):
+                what = f"the block format {fmt}" if isinstance(fmt, BlockScaled) else repr(fmt)
+                raise TypeError(
+                    f"{name} must be a scalar Format (Minifloat, Integer, FixedPoint, "
+                    f"BipolarInt, Lut), not {what}"
+                )
+            if fmt.max <= 0:
+                raise ValueError(
+                    f"{name} format {fmt} has no positive values; a block format needs them"
+                )
         object.__setattr__(self, "scale_rule", ScaleRule.coerce(self.scale_rule, "scale_rule"))
         object.__setattr__(
             self, "scale_rounding", Rounding.coerce(self.scale_rounding, "scale_rounding")
         )
         bs = self.block_size
-        if isinstance(bs, tuple):
-            if len(bs) != 2 or not all(isinstance(b, int) and b > 0 for b in bs):
-                raise ValueError(
-                    f"block_size must be a positive int or a (rows, cols) tuple, not {bs!r}"
-                )
-        elif isinstance(bs, bool) or not isinstance(bs, int) or bs <= 0:
-            raise ValueError(f"block_size must be a positive int or (rows, cols), not {bs!r}")
+        dims = bs if isinstance(bs, tuple) else (bs,)
+        if not (1 <= len(dims) <= 2 and all(
+                isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in dims)):
+            raise ValueError(
+                f"block_size must be a positive int or a (rows, cols) tuple of them, not {bs!r}"
+            )
+        if self.block_numel > MAX_BLOCK:
+            raise ValueError(
+                f"block_size must hold at most {MAX_BLOCK} (2**24) elements per block, not "
+                f"{bs!r}"
+            )
         if isinstance(self.axis, bool) or not isinstance(self.axis, int):
             raise TypeError(f"axis must be an int, not {self.axis!r}")
+        if not -64 <= self.axis < 64:
+            raise ValueError(f"axis must be in -64..63 (numpy's dimension limit), not {self.axis}")
         if self.pow2_scale and self.scale_rule is ScaleRule.NEAREST:
             object.__setattr__(self, "scale_rule", ScaleRule.RCEIL)
         if not self.pow2_scale and self.scale_rule in (
@@ -178,10 +196,13 @@ class BlockScaled:
         if isinstance(self.block_size, tuple):
             if x.ndim < 2:
                 raise ValueError(
-                    f"2-D tiles {self.block_size} need an input of rank >= 2, not {x.ndim}"
+                    f"x must have rank >= 2 for the 2-D tiles {self.block_size} of {self}, "
+                    f"not rank {x.ndim}"
                 )
             br, bc = self.block_size
             *lead, m, n = x.shape
+            # a tile wider than the tensor is one partial tile: pad only to the tensor
+            br, bc = max(1, min(br, m)), max(1, min(bc, n))
             mp, np_ = -(-m // br) * br, -(-n // bc) * bc
             xp = np.zeros((*lead, mp, np_), np.float64)
             xp[..., :m, :n] = x
@@ -197,13 +218,16 @@ class BlockScaled:
 
             return rows, (back, grid)
         if x.ndim == 0:
-            raise ValueError("block formats need an array of rank >= 1")
+            raise ValueError(
+                f"x must be an array of rank >= 1 for the block format {self}, not a 0-d "
+                "scalar (blocks run along an axis)"
+            )
         if not -x.ndim <= self.axis < x.ndim:
             raise ValueError(f"axis must be in {-x.ndim}..{x.ndim - 1} for rank {x.ndim}, "
                              f"not {self.axis}")
-        bs = self.block_size
         xm = np.moveaxis(x, self.axis, -1)
         *lead, n = xm.shape
+        bs = max(1, min(self.block_size, n))  # a block longer than the axis: one partial
         npad = -(-n // bs) * bs
         xp = np.zeros((*lead, npad), np.float64)
         xp[..., :n] = xm
@@ -309,7 +333,9 @@ class BlockScaled:
         fin = np.where(finite, rows, 0.0)
         lo = np.minimum(fin.min(axis=1), 0.0) if rows.shape[1] else np.zeros(rows.shape[0])
         hi = np.maximum(fin.max(axis=1), 0.0) if rows.shape[1] else np.zeros(rows.shape[0])
-        svals, _ = self._block_scales(hi - lo, bad, rows)
+        with np.errstate(over="ignore"):  # a range beyond float64 saturates the scale
+            span = hi - lo
+        svals, _ = self._block_scales(span, bad, rows)
         ok = svals > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(ok, np.clip(np.rint(-lo / svals), 0.0, q), 0.0)
@@ -373,8 +399,14 @@ class BlockScaled:
         are not stored: they come back as zeros)."""
         from .packing import unpack
 
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+                for d in shape):
+            raise ValueError(f"shape must be a tuple of non-negative ints, not {shape!r}")
         shape = tuple(int(d) for d in shape)
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         _, (_, grid) = self._blocks(np.zeros(shape))
         nblocks = int(np.prod(grid))
         eb = -(-n * self.element.bits // 8)

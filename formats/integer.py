@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -114,6 +116,25 @@ class _Fixed(Format):
                 policy, mode, rbits,
             )
         )
+
+    def _encode_exact(self, x: Fraction, mode: int, policy: int) -> tuple[int, bool]:
+        """Exact rational ``x`` rounded with Python integers (wrap keeps its exact low
+        bits), as the kernels round float inputs."""
+        v = x / Fraction(2) ** self._ulp_exp
+        if mode == K.RNE:
+            q = round(v)
+        elif mode == K.RNA:
+            q = math.floor(abs(v) + Fraction(1, 2)) * (1 if v >= 0 else -1)
+        elif mode == K.RTZ:
+            q = math.trunc(v)
+        elif mode == K.UP:
+            q = math.ceil(v)
+        else:
+            q = math.floor(v)
+        over = q > self._pos_max or -q > self._neg_max
+        if over and policy != K.WRAP:
+            q = min(max(q, -self._neg_max), self._pos_max)
+        return q & ((1 << self.bits) - 1), over
 
     def _check_wrap(self, inp: _Input, policy: int) -> None:
         if policy == K.WRAP and not np.isfinite(inp.flat).all():

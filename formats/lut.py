@@ -132,6 +132,12 @@ class _Table(Format):
                 bad += int(np.count_nonzero((x > vals[-1]) | (x < vals[0]) | np.isinf(x)))
         return bad
 
+    def _encode_exact(self, x: Fraction, mode: int, policy: int) -> tuple[int, bool]:
+        # outside [min, max] exactly when lo or hi is (the ends are float64 numbers)
+        lo, hi = self._bracket(x)
+        over = self._encode1(lo, mode, policy)[1] or self._encode1(hi, mode, policy)[1]
+        return super()._encode_exact(x, mode, policy)[0], over
+
     def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
         table = np.asarray(self.table, out.dtype)
         K.table_decode(codes, out, table)
@@ -141,9 +147,10 @@ class _Table(Format):
 class Lut(_Table):
     """A format given by its table of values: code ``i`` means ``table[i]``.
 
-    The table needs 1..65536 distinct finite values (``-0.0`` and ``0.0`` count as
-    distinct); it may be in any order, the codes being the indices. ``bits`` is the least
-    width holding every index; codes past the table are invalid.
+    The table needs 1..65536 distinct finite values, at least one nonzero (``-0.0``
+    and ``0.0`` count as distinct); it may be in any order, the codes being the
+    indices. ``bits`` is the least width holding every index; codes past the table are
+    invalid.
 
     Rounding is onto the nearest table value; a tie (an input exactly at the midpoint of
     two neighbours) goes to the entry with the even code under nearest-even (if both codes
@@ -162,13 +169,19 @@ class Lut(_Table):
 
     def __post_init__(self) -> None:
         try:
-            arr = np.asarray(self.table, dtype=np.float64).reshape(-1)
+            arr = np.asarray(self.table, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"table must be a sequence of real numbers: {exc}") from None
+        if arr.ndim != 1:
+            raise TypeError(f"table must be a 1-D sequence of real numbers, not {self.table!r}")
         if not 1 <= arr.size <= 65536:
             raise ValueError(f"table must hold 1..65536 entries, not {arr.size}")
         if not np.isfinite(arr).all():
             raise ValueError("table values must all be finite (a Lut has no NaN or Inf)")
+        if not arr.any():
+            # a format needs a nonzero value: its smallest magnitude, the scale a block
+            # format derives from its largest, ...
+            raise ValueError(f"table must hold a nonzero value, not only zeros {arr.tolist()}")
         keys = _total_key(arr)
         if np.unique(keys).size != arr.size:
             raise ValueError("table values must be distinct (each code needs its own value)")
@@ -213,10 +226,54 @@ class BipolarInt(_Table):
     def signed(self) -> bool:  # type: ignore[override]
         return True
 
-    @property
+    @functools.cached_property
     def table(self) -> tuple[float, ...]:  # type: ignore[override]
-        n = self.bits
-        return tuple(float(2 * u - (2**n - 1)) for u in range(2**n))
+        return tuple(self._values.tolist())
+
+    @functools.cached_property
+    def _values(self) -> np.ndarray:
+        """The odd integers in code order, an arithmetic sequence: no search needed."""
+        return np.arange(self.num_codes, dtype=np.float64) * 2 - (self.num_codes - 1)
+
+    # The _Table machinery, built with numpy from the arithmetic sequence rather than
+    # entry by entry (the values are sorted, code order is value order, every midpoint is
+    # an even integer and exact).
+    @functools.cached_property
+    def _sorted(self) -> tuple[np.ndarray, ...]:
+        vals = self._values
+        mid = vals[:-1] + 1 if vals.size > 1 else np.zeros(1)
+        exact = np.ones(max(vals.size - 1, 1), np.bool_)
+        return _total_key(vals), vals, mid, exact, np.arange(vals.size, dtype=np.int64)
+
+    @functools.cached_property
+    def _nearest(self) -> dict[int, tuple[Any, ...]]:
+        keys, vals, mid, exact, order = self._sorted
+        nmid = max(vals.size - 1, 1)
+        npad = 1 << nmid.bit_length()
+        mids = np.full(npad, np.inf)
+        mids[: vals.size - 1] = mid[: vals.size - 1]
+        j = np.arange(nmid, dtype=np.int64)
+        at_zero = vals[:nmid] == -1  # the tie between -1 and +1: the sign of x
+        rne = np.where(at_zero, 2, j & 1)  # the even code of j, j + 1
+        rna = np.where(at_zero, 2, (vals[:nmid] > 0).astype(np.int64))  # away from zero
+        return {mode: (mids, exact[:nmid], rule, order, np.int64(npad))
+                for mode, rule in ((K.RNE, rne), (K.RNA, rna))}
+
+    @functools.cached_property
+    def _nan_code(self) -> int:
+        """NaN gets +1, the entry nearest zero (as :class:`Lut`)."""
+        return self.num_codes // 2
+
+    def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
+        K.table_decode(codes, out, self._values.astype(out.dtype))
+
+    @property
+    def smallest_subnormal(self) -> float:
+        return 1.0
+
+    @property
+    def smallest_normal(self) -> float:
+        return 1.0
 
     @property
     def max(self) -> float:

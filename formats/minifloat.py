@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -209,6 +211,40 @@ class Minifloat(Format):
         if f == 0 and self.subnormals:
             return float(m) * pow2(self.emin - self.man_bits)
         return float(m + (1 << self.man_bits)) * pow2(f - self.bias - self.man_bits)
+
+    # --- exact inputs (see Format._encode_exact) ---------------------------------------
+    def _bracket(self, x: Fraction) -> tuple[float, float]:
+        lo, hi = super()._bracket(x)
+        if not self.subnormals:
+            # no zero: magnitudes below the least value clamp to it under every mode, so
+            # a zero neighbour stands for the nonzero one
+            lo, hi = (hi, hi) if lo == 0 else (lo, lo) if hi == 0 else (lo, hi)
+        return lo, hi
+
+    def _split(
+        self, x: Fraction, a: tuple[int, bool], b: tuple[int, bool], mode: int
+    ) -> tuple[int, bool]:
+        if x < 0 and not self.signed:
+            # zero (b) against the value below the range (a): the boundary is half the
+            # least magnitude; a tie goes to zero (even) or away from it
+            edge = -Fraction(self.smallest_subnormal) / 2
+            tie_b = mode == K.RNE
+        elif all(math.isfinite(self._value1(c)) and not over for c, over in (a, b)):
+            return super()._split(x, a, b, mode)
+        else:
+            # the largest finite value against an overflow: the boundary is halfway to
+            # the next binade step, as the kernels round; a tie overflows unless the
+            # largest finite code is even (nearest-even)
+            step = Fraction(2) ** (self.emax - self.man_bits)
+            edge = Fraction(self.max) + step / 2
+            away = mode == K.RNA or self._maxmag % 2 == 1
+            if x < 0:
+                edge, tie_b = -edge, not away
+            else:
+                tie_b = away
+        if x != edge:
+            return a if x < edge else b
+        return b if tie_b else a
 
     # --- kernels ------------------------------------------------------------------------
     @functools.cached_property

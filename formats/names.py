@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import Any
 
-from ._base import Format
+from ._base import Format, check_int
 from ._enums import Rounding, Special
 from .block import BlockScaled, ScaleRule
 from .integer import FixedPoint, Integer
@@ -109,19 +109,22 @@ ALIASES: dict[str, str] = {
 _SUFFIX = {Special.IEEE: "", Special.FN: "fn", Special.FNUZ: "fnuz", Special.FINITE: "_finite"}
 _MINIFLOAT_RE = re.compile(
     r"^(?:float(?P<width>\d+)_)?(?P<u>u)?e(?P<e>\d+)m(?P<m>\d+)(?:_?b(?P<bias>-?\d+))?"
-    r"(?P<special>fnuz|fnu|fn|_finite|_ieee)?(?P<nosub>_nosub)?$"
+    r"(?P<special>fnuz|fnu|fn|_finite|_ieee)?(?P<nosub>_nosub)?$", re.ASCII
 )
-_INT_RE = re.compile(r"^(?P<u>u)?int(?P<bits>\d+)(?P<narrow>_narrow)?$")
+_INT_RE = re.compile(r"^(?P<u>u)?int(?P<bits>\d+)(?P<narrow>_narrow)?$", re.ASCII)
 _FIXED_RE = re.compile(
-    r"^(?P<u>u)?fixed<\s*(?P<i>-?\d+)\s*,\s*(?P<f>-?\d+)\s*>(?P<narrow>_narrow)?$"
+    r"^(?P<u>u)?fixed<\s*(?P<i>-?\d+)\s*,\s*(?P<f>-?\d+)\s*>(?P<narrow>_narrow)?$", re.ASCII
 )
-_BIPOLAR_RE = re.compile(r"^bipolar(?:<(?P<a>\d+)>|(?P<b>\d+))$")
+_BIPOLAR_RE = re.compile(r"^bipolar(?:<(?P<a>\d+)>|(?P<b>\d+))$", re.ASCII)
 _LUT_RE = re.compile(r"^lut\[(?P<body>[^\]]*)\]$")
-_BFP_RE = re.compile(r"^bfp(?P<m>\d+)_b(?P<k>\d+)$")
+_BFP_RE = re.compile(r"^bfp(?P<m>\d+)_b(?P<k>\d+)$", re.ASCII)
 _GROUP_RE = re.compile(
-    r"^(?P<u>u)?int(?P<n>\d+)_g(?P<k>\d+)(?P<asym>_asym)?(?:_(?P<scale>[a-z0-9_]+))?$"
+    r"^(?P<u>u)?int(?P<n>\d+)_g(?P<k>\d+)(?P<asym>_asym)?(?:_(?P<scale>[a-z0-9_]+))?$",
+    re.ASCII,
 )
-_BLOCK_RE = re.compile(r"^block<(?P<body>.*)>$")
+_BLOCK_RE = re.compile(r"^block<(?P<body>.*)>$", re.DOTALL)
+_SIZE_RE = re.compile(r"^(?P<r>[0-9]+)(?:x(?P<c>[0-9]+))?$")
+_AXIS_RE = re.compile(r"^[+-]?[0-9]{1,3}$")
 _GROUP_SCALES = ("float16", "bfloat16", "float32", "float8_e8m0fnu", "ue4m3", "ue5m3")
 
 
@@ -130,8 +133,7 @@ def bfp(mantissa_bits: int, block_size: int) -> BlockScaled:
     sign-magnitude ``mantissa_bits``-bit mantissas (sign included) in [-2, 2): the element
     is the symmetric fixed point ``fixed<2,m-2>_narrow``, so the block's largest value keeps
     its leading one (FLOOR rule)."""
-    if mantissa_bits < 2:
-        raise ValueError(f"bfp mantissa bits must be >= 2, not {mantissa_bits}")
+    check_int(mantissa_bits, "bfp mantissa bits", 2, 53)
     return BlockScaled(FixedPoint(2, mantissa_bits - 2, narrow=True), _E8M0, block_size)
 
 
@@ -184,36 +186,75 @@ def _block_name(f: BlockScaled) -> str:
     return "block<" + ";".join(parts) + ">"
 
 
+def _int(digits: str, parameter: str) -> int:
+    """A number from a name's digits; too long a string is refused before conversion
+    (Python refuses more than 4300 digits, and no parameter has more than 12)."""
+    if len(digits.lstrip("+-")) > 12:
+        raise ValueError(f"{parameter} must be an integer of at most 12 digits, not "
+                         f"{digits[:16]}... ({len(digits)} characters)")
+    return int(digits)
+
+
+def _part(text: str, what: str) -> Format:
+    """A scalar format named inside block<...>."""
+    try:
+        fmt = parse(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"block<...> {what}: {exc}") from None
+    if isinstance(fmt, BlockScaled):
+        raise ValueError(
+            f"block<...> {what} must be a scalar format (minifloat, integer, fixed point, "
+            f"bipolar or lut), not the block format {text!r}"
+        )
+    return fmt
+
+
+_BLOCK_SYNTAX = "block<element;scale;size;rule[;axis=..][;tensor=..][;round=..][;zero_point]>"
+
+
 def _parse_block(body: str) -> BlockScaled:
+    if "block<" in body:
+        raise ValueError(f"block<...> element, scale and tensor must be scalar formats; "
+                         f"block formats do not nest ({_BLOCK_SYNTAX})")
     parts = [p.strip() for p in body.split(";")]
     if len(parts) < 4:
+        raise ValueError(f"block<...> needs {_BLOCK_SYNTAX}, not block<{body}>")
+    size_m = _SIZE_RE.match(parts[2])
+    if not size_m:
         raise ValueError(
-            "block<...> needs element;scale;size;rule[;axis=..][;tensor=..][;round=..]"
-            f"[;zero_point], not block<{body}>"
+            "block<...> size must be a positive integer or <rows>x<cols> (e.g. 32, 16x16), "
+            f"not {parts[2]!r}"
         )
-    size_s = parts[2]
-    size: int | tuple[int, int]
-    if "x" in size_s:
-        r, c = size_s.split("x")
-        size = (int(r), int(c))
-    else:
-        size = int(size_s)
+    r = _int(size_m["r"], "block<...> size")
+    size: int | tuple[int, int] = (
+        r if size_m["c"] is None else (r, _int(size_m["c"], "block<...> size"))
+    )
     kw: dict[str, Any] = {}
     for extra in parts[4:]:
-        key, _, val = extra.partition("=")
-        if key == "axis":
-            kw["axis"] = int(val)
-        elif key == "tensor":
-            kw["tensor_scale"] = parse(val)
-        elif key == "round":
-            kw["scale_rounding"] = val
-        elif key == "zero_point" and not val:
-            kw["zero_point"] = True
-        else:
+        key, eq, val = (t.strip() for t in extra.partition("="))
+        name = {"axis": "axis", "tensor": "tensor_scale", "round": "scale_rounding",
+                "zero_point": "zero_point"}.get(key)
+        if name is None:
             raise ValueError(
-                f"block<...>: unknown option {key!r} (axis, tensor, round, zero_point)")
+                f"block<...>: unknown option {extra!r} (allowed: axis=<int>, tensor=<format>, "
+                "round=<rounding>, zero_point)")
+        if name in kw:
+            raise ValueError(f"block<...>: option {key!r} given twice")
+        if key == "zero_point":
+            if eq:
+                raise ValueError(f"block<...>: option zero_point takes no value, not {extra!r}")
+            kw[name] = True
+        elif key == "axis":
+            if not _AXIS_RE.match(val):
+                raise ValueError(f"block<...> axis must be an integer, not {val!r}")
+            kw[name] = int(val)
+        elif key == "tensor":
+            kw[name] = _part(val, "tensor")
+        else:
+            kw[name] = val
     rule = ScaleRule.coerce(parts[3], "scale_rule")
-    return BlockScaled(parse(parts[0]), parse(parts[1]), size, scale_rule=rule, **kw)
+    return BlockScaled(_part(parts[0], "element"), _part(parts[1], "scale"), size,
+                       scale_rule=rule, **kw)
 
 
 def _minifloat_name(f: Minifloat) -> str:
@@ -282,6 +323,10 @@ def parse(name: Any) -> Any:
     if not isinstance(name, str):
         raise TypeError(f"format name must be a str, not {type(name).__name__}")
     key = name.strip()
+    if not key.isascii() or not key.isprintable():
+        raise ValueError(
+            f"format name must be printable ASCII (e.g. 'e4m3', 'int8', 'mxfp4'), not {name!r}"
+        )
     low = key.lower()
     if low in NAMED:
         return NAMED[low]
@@ -295,10 +340,11 @@ def parse(name: Any) -> Any:
         return _parse_block(m["body"])
     m = _BFP_RE.match(low)
     if m:
-        return bfp(int(m["m"]), int(m["k"]))
+        return bfp(_int(m["m"], "bfp mantissa bits"), _int(m["k"], "block_size"))
     m = _GROUP_RE.match(low)
     if m and bool(m["u"]) == bool(m["asym"]):
-        return grouped_int(int(m["n"]), int(m["k"]), m["scale"] or "float16", bool(m["asym"]))
+        return grouped_int(_int(m["n"], "bits"), _int(m["k"], "group"), m["scale"] or "float16",
+                           bool(m["asym"]))
     m = _MINIFLOAT_RE.match(low)
     if m:
         special = {None: Special.IEEE, "_ieee": Special.IEEE, "fn": Special.FN,
@@ -306,28 +352,31 @@ def parse(name: Any) -> Any:
             m["special"]
         ]
         signed = not m["u"] and m["special"] != "fnu"
-        extra = {} if m["bias"] is None else {"bias": int(m["bias"])}
+        extra = {} if m["bias"] is None else {"bias": _int(m["bias"], "bias")}
         fmt = Minifloat(
-            int(m["e"]), int(m["m"]), special=special, subnormals=not m["nosub"],
-            signed=signed, **extra,
+            _int(m["e"], "exp_bits"), _int(m["m"], "man_bits"), special=special,
+            subnormals=not m["nosub"], signed=signed, **extra,
         )
-        if m["width"] is not None and int(m["width"]) != fmt.bits:
+        if m["width"] is not None and _int(m["width"], "width") != fmt.bits:
             raise ValueError(f"{name!r}: float{m['width']} does not match the {fmt.bits} bits")
         return fmt
     m = _INT_RE.match(low)
     if m:
-        return Integer(int(m["bits"]), signed=not m["u"], narrow=bool(m["narrow"]))
+        return Integer(_int(m["bits"], "bits"), signed=not m["u"], narrow=bool(m["narrow"]))
     m = _FIXED_RE.match(low)
     if m:
-        return FixedPoint(int(m["i"]), int(m["f"]), signed=not m["u"], narrow=bool(m["narrow"]))
+        return FixedPoint(_int(m["i"], "int_bits"), _int(m["f"], "frac_bits"),
+                          signed=not m["u"], narrow=bool(m["narrow"]))
     m = _BIPOLAR_RE.match(low)
     if m:
-        return BipolarInt(int(m["a"] or m["b"]))
+        return BipolarInt(_int(m["a"] or m["b"], "bits"))
     m = _LUT_RE.match(low)
     if m:
         try:
             vals = tuple(float(v) for v in m["body"].split(",") if v.strip())
         except ValueError:
-            raise ValueError(f"{name!r}: lut[...] needs comma-separated numbers") from None
+            raise ValueError(
+                f"lut[...] table must be comma-separated decimal numbers, not {name!r}"
+            ) from None
         return Lut(vals)
     raise ValueError(_suggest(key))

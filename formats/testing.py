@@ -135,8 +135,10 @@ def _arr(x: Any) -> np.ndarray:
 
 
 def check_monotone(quantize: Quantizer, x: Any) -> None:
-    """x <= y implies q(x) <= q(y) (NaNs ignored)."""
-    xs = np.sort(_arr(x)[~np.isnan(_arr(x))])
+    """x <= y implies q(x) <= q(y) (NaNs ignored; -0 counts as below +0, since rounding
+    may follow the sign of a zero, as bipolar and tables without zero do)."""
+    v = _arr(x)[~np.isnan(_arr(x))]
+    xs = v[np.lexsort((~np.signbit(v), v))]
     q = _arr(quantize(xs))
     ok = np.isnan(q[:-1]) | np.isnan(q[1:]) | (q[:-1] <= q[1:])
     if not ok.all():
