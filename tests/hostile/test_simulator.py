@@ -140,11 +140,12 @@ def test_gemm_integer_operands_beyond_float64_refused(a: Any, b: Any, match: str
 
 @pytest.mark.parametrize(("a", "b", "exc", "match"), [
     (np.array([[True]]), np.array([[True]]), TypeError,
-     r"a must hold real numbers \(float16/32/64 or integers\), not dtype bool"),
+     r"a must hold real numbers \(float16/32/64, integers, Fractions\), not dtype bool"),
     (np.ones((1, 1)), np.array([[1j]]), TypeError,
-     r"b must hold real numbers \(float16/32/64 or integers\), not dtype complex128"),
-    (np.array([[1]], object), np.ones((1, 1)), TypeError,
-     r"a must hold real numbers \(float16/32/64 or integers\), not dtype object"),
+     r"b must hold real numbers \(float16/32/64, integers, Fractions\), not dtype "
+     r"complex128"),
+    (np.array([["a"]], object), np.ones((1, 1)), TypeError,
+     r"a must hold real numbers \(float, int, Fraction, Decimal\), not str"),
     (np.ones(3, np.float32), np.ones((3, 2), np.float32), ValueError,
      r"a must have at least 2 dimensions, not shape \(3,\)"),
     (np.ones((2, 3), np.float32), np.float32(1.0), ValueError,
@@ -436,7 +437,7 @@ _W = np.ones((4, 2))
     (lambda: lut_gemm(_I, _W * 0.5, w_format="int4"), ValueError,
      r"w must hold int4 integers \(-8\.\.7\)"),
     (lambda: grouped_gemm(_I, _W, w_format="int4_g0"), ValueError,
-     r"w_format: block_size must be a positive int or \(rows, cols\), not 0"),
+     r"w_format: block_size must be a positive int or a \(rows, cols\) tuple of them, not 0"),
     (lambda: grouped_gemm(_I, _W, w_format="e4m3"), ValueError,
      r"w_format must be a block format with integer elements"),
     (lambda: grouped_gemm(_I, np.ones((5, 2))), ValueError,
