@@ -124,6 +124,20 @@ BAD = {
     "quantize-out-directory": (["quantize", "x.npy", "--format", "e4m3", "-o", "adir.npy"],
                                r"output file \(-o\) 'adir\.npy' is a directory"),
     "formats-unknown": (["formats", "e4m3x"], r"numfab formats: .*e4m3"),
+    "formats-nested-block": (["formats", "block<mxfp4;e8m0;32;floor>"],
+                             r"numfab formats: block<\.\.\.> element must be a scalar format "
+                             r"\(minifloat, integer, fixed point, bipolar or lut\), not the block "
+                             r"format 'mxfp4'"),
+    "formats-nested-tensor": (["formats", "block<e2m1;e4m3;16;floor;tensor=mxfp4>"],
+                              r"numfab formats: .*tensor.*mxfp4"),
+    "formats-3d-size": (["formats", "block<e4m3;e8m0;4x4x4;floor>"],
+                        r"size must be a positive integer or <rows>x<cols> .*not '4x4x4'"),
+    "formats-huge-block": (["formats", "block<e4m3;e8m0;1000000000000;floor>"],
+                           r"size must be an integer of at most 12 digits"),
+    "formats-lut-zeros": (["formats", "lut[0,-0]"], r"table must hold a nonzero value"),
+    "quantize-0d-block": (["quantize", "scalar.npy", "--format", "mxfp4"],
+                          r"x must be an array of rank >= 1 for the block format mxfp4, not a "
+                          r"0-d scalar"),
     "demo-out-file": (["demo", "--out", "existing"], r"numfab demo: output folder 'existing' "
                       r"must be a directory"),
     "demo-tokens-small": (["demo", "--tokens", "5"], r"numfab demo: --tokens must be 0 .*or at "
