@@ -17,7 +17,19 @@ from formats import Integer, Minifloat, Overflow, Rounding
 from simulator import Accumulator
 
 from . import reference as R
-from .pe import BipolarPe, BlockDot, FloatMac, FloatMul, IntMac, LutPe, Quantizer, ShiftAddPe
+from .outputs import check_output_file, write_text
+from .pe import (
+    PE_KINDS,
+    BipolarPe,
+    BlockDot,
+    FloatMac,
+    FloatMul,
+    IntMac,
+    LutPe,
+    Quantizer,
+    ShiftAddPe,
+    _Pe,
+)
 
 __all__ = ["Vectors", "make_vectors", "corner_codes"]
 
@@ -56,7 +68,9 @@ class Vectors:
 
     def to_csv(self, path: str | Path) -> None:
         """Hex codes, one row per cycle; ``#`` header lines state the PE, formats,
-        rounding, latency and protocol."""
+        rounding, latency and protocol. Written atomically; ``path``'s directory must
+        exist (ValueError naming it otherwise)."""
+        check_output_file(path, "path")
         lines = [f"# numfab golden vectors for {self.pe}"]
         for k, v in self.header.items():
             lines.append(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}")
@@ -71,7 +85,7 @@ class Vectors:
             row += ["" if self.expected[k][t] is None else format(self.expected[k][t], "x")
                     for k in self.expected]
             lines.append(f"{t}," + ",".join(row))
-        Path(path).write_text("\n".join(lines) + "\n")
+        write_text(path, "\n".join(lines) + "\n")
 
 
 def _align(logical: dict[str, np.ndarray], inputs: dict[str, np.ndarray], latency: int,
@@ -142,6 +156,16 @@ def _clears(T: int, max_len: int, rng: np.random.Generator) -> np.ndarray:
 def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = False) -> Vectors:
     """Vectors for a component: ``n`` random operations (mixed with corner cases) or,
     with ``exhaustive``, every operand pair / input code (8-bit-sized operands only)."""
+    if not isinstance(pe, _Pe):
+        raise TypeError(f"pe must be a PE built by rtl ({', '.join(PE_KINDS)}), not "
+                        f"{type(pe).__name__}")
+    for name, value, low in (("n", n, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int >= {low}, not {type(value).__name__}")
+        if value < low:
+            raise ValueError(f"{name} must be an int >= {low}, not {value!r}")
+    if not isinstance(exhaustive, bool):
+        raise TypeError(f"exhaustive must be a bool, not {type(exhaustive).__name__}")
     rng = np.random.default_rng(seed)
     wide = [f for f in pe.formats.values() if _bits_of(f) > 32]
     if wide:
