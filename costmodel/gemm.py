@@ -115,8 +115,8 @@ def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
     try:
         pe = rtl.build(kind, **opts)
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={facc} need a {kind} "
-                        f"that rtl cannot build: {exc}") from None
+        raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={facc} run on {kind}, "
+                        f"which rtl cannot build for them: {exc}") from None
     return pe, opts, mpc
 
 
