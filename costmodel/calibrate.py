@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .synth import _check_target
+from .synth import _check_target, yosys_version
 
 __all__ = ["GRID", "HELD_OUT", "CALIBRATION_CSV", "calibrate", "load"]
 
@@ -117,6 +117,7 @@ def calibrate(out: str | Path = CALIBRATION_CSV, *, targets: tuple[str, ...] = M
     work = [(k, o, t) for k, o in (GRID if grid is None else grid) for t in targets]
     if not work:
         raise ValueError("targets and grid must not be empty")
+    yosys_version()  # a missing yosys is reported here, not by every worker
     rows: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")  # forked OpenMP pools hang
     with ctx.Pool(jobs) as pool:

@@ -42,6 +42,7 @@ def frequency(text: str) -> float:
 def _calibrate(args: argparse.Namespace) -> int:
     from costmodel.calibrate import CALIBRATION_CSV, GRID, MODEL_TARGETS, calibrate
     from costmodel.estimate import _designs, fit, fit_quality
+    from costmodel.synth import YosysMissing
     from rtl.outputs import check_output_file
 
     out = args.output or str(CALIBRATION_CSV)
@@ -57,7 +58,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     try:
         check_output_file(out, "-o/--output", new_dirs=True)
         calibrate(out, jobs=args.jobs, progress=progress)
-    except (TypeError, ValueError, OSError) as exc:
+    except (TypeError, ValueError, OSError, YosysMissing) as exc:
         return _err(exc)
     print(f"wrote {out} ({n} syntheses in {time.perf_counter() - t0:.0f} s)")
     fit.cache_clear()

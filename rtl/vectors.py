@@ -31,7 +31,10 @@ from .pe import (
     _Pe,
 )
 
-__all__ = ["Vectors", "make_vectors", "corner_codes"]
+__all__ = ["MAX_N", "Vectors", "make_vectors", "corner_codes"]
+
+#: the most random operations make_vectors draws (as many as the exhaustive limit)
+MAX_N = 1 << 20
 
 
 @dataclasses.dataclass
@@ -159,11 +162,14 @@ def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = Fal
     if not isinstance(pe, _Pe):
         raise TypeError(f"pe must be a PE built by rtl ({', '.join(PE_KINDS)}), not "
                         f"{type(pe).__name__}")
-    for name, value, low in (("n", n, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int >= {low}, not {type(value).__name__}")
-        if value < low:
-            raise ValueError(f"{name} must be an int >= {low}, not {value!r}")
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int in 1..{MAX_N}, not {type(n).__name__}")
+    if not 1 <= n <= MAX_N:
+        raise ValueError(f"n must be an int in 1..{MAX_N}, not {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int >= 0, not {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0, not {seed!r}")
     if not isinstance(exhaustive, bool):
         raise TypeError(f"exhaustive must be a bool, not {type(exhaustive).__name__}")
     rng = np.random.default_rng(seed)

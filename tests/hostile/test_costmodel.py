@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import costmodel
 import rtl
 from costmodel import energy_per_op, estimate, features, gemm_cost, operand_bits, pe_for
 from costmodel.calibrate import calibrate
@@ -377,6 +378,19 @@ def test_cost_calibrate_refuses_output_before_synthesis(
     assert (tmp_path / "file").read_bytes() == b"keep me\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "file"]
     assert list((tmp_path / "dir").iterdir()) == []
+
+
+def test_calibrate_without_yosys_says_so_before_any_work(tmp_path: Path, no_yosys: None,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    with pytest.raises(costmodel.YosysMissing, match=r"^yosys is not installed .*install it: "
+                                                     r"apt-get update && apt-get install -y "
+                                                     r"yosys$"):
+        calibrate(tmp_path / "new" / "c.csv")
+    assert run(["cost", "calibrate", "-o", str(tmp_path / "c.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"numfab cost: yosys is not installed .*", err), err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [

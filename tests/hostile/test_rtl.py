@@ -128,10 +128,11 @@ def test_to_verilog_name(name: Any, exc: type[Exception], msg: str) -> None:
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [
-    ({"n": 0}, ValueError, r"^n must be an int >= 1, not 0$"),
-    ({"n": -5}, ValueError, r"^n must be an int >= 1, not -5$"),
-    ({"n": 2.5}, TypeError, r"^n must be an int >= 1, not float$"),
-    ({"n": True}, TypeError, r"^n must be an int >= 1, not bool$"),
+    ({"n": 0}, ValueError, r"^n must be an int in 1\.\.1048576, not 0$"),
+    ({"n": -5}, ValueError, r"^n must be an int in 1\.\.1048576, not -5$"),
+    ({"n": 10**12}, ValueError, r"^n must be an int in 1\.\.1048576, not 1000000000000$"),
+    ({"n": 2.5}, TypeError, r"^n must be an int in 1\.\.1048576, not float$"),
+    ({"n": True}, TypeError, r"^n must be an int in 1\.\.1048576, not bool$"),
     ({"seed": -1}, ValueError, r"^seed must be an int >= 0, not -1$"),
     ({"seed": "0"}, TypeError, r"^seed must be an int >= 0, not str$"),
     ({"exhaustive": "yes"}, TypeError, r"^exhaustive must be a bool, not str$"),
@@ -257,6 +258,8 @@ def test_output_path_kinds(check: Any, value: Any, exc: type[Exception], msg: st
      r"'.*notes\.txt/v\.csv' cannot be written: its directory '.*notes\.txt' is a file$"),
     (["vectors", "BlockDot", "--a", "mxfp4", "--k", "3", "-o", "v.csv"], r"^numfab rtl "
      r"vectors: k \(3\) must divide the block size \(32\)$"),
+    (["vectors", "FloatMul", "--n", "1000000000000", "-o", "v.csv"], r"^numfab rtl vectors: "
+     r"n must be an int in 1\.\.1048576, not 1000000000000$"),
     (["verify", "FloatMul", "--workdir", "notes.txt"], r"^numfab rtl verify: --workdir must "
      r"be a directory, but '.*notes\.txt' is an existing file$"),
     (["verify", "IntMac", "--acc", "float32"], r"^numfab rtl verify: --acc for IntMac must be "
@@ -264,6 +267,7 @@ def test_output_path_kinds(check: Any, value: Any, exc: type[Exception], msg: st
 ], ids=["generate-into-file", "generate-bad-name", "generate-semicolon-name",
         "generate-bad-group", "generate-unknown-pe", "generate-under-file",
         "vectors-missing-dir", "vectors-into-dir", "vectors-under-file", "vectors-bad-k",
+        "vectors-huge-n",
         "verify-workdir-file", "verify-intmac-acc"])
 def test_rtl_cli_refuses_and_changes_nothing(disk: Path, argv: list[str], msg: str,
                                              capsys: pytest.CaptureFixture[str],
