@@ -8,12 +8,15 @@ to it when first used.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import multiprocessing as mp
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .synth import _check_target, yosys_version
 
 __all__ = ["GRID", "HELD_OUT", "CALIBRATION_CSV", "calibrate", "load"]
 
@@ -102,21 +105,32 @@ def calibrate(out: str | Path = CALIBRATION_CSV, *, targets: tuple[str, ...] = M
               jobs: int = 2, grid: list[tuple[str, dict[str, Any]]] | None = None,
               progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Synthesize every grid point for every target (``jobs`` processes) and write the
-    CSV; the rows."""
-    work = [(k, o, t) for k, o in (grid or GRID) for t in targets]
+    CSV (atomically; its directory is created if missing); the rows. Arguments are
+    checked before the first synthesis."""
+    from rtl.outputs import check_output_file, write_text
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, not {jobs!r}")
+    for t in targets:
+        _check_target(t)
+    dest = check_output_file(out, "out", new_dirs=True)
+    work = [(k, o, t) for k, o in (GRID if grid is None else grid) for t in targets]
+    if not work:
+        raise ValueError("targets and grid must not be empty")
+    yosys_version()  # a missing yosys is reported here, not by every worker
     rows: list[dict[str, Any]] = []
     ctx = mp.get_context("spawn")  # forked OpenMP pools hang
-    with ctx.Pool(max(1, jobs)) as pool:
+    with ctx.Pool(jobs) as pool:
         for row in pool.imap(_one, work):
             rows.append(row)
             if progress:
                 progress(row)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_text(dest, text.getvalue())
     return rows
 
 

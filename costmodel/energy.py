@@ -88,9 +88,11 @@ def energy_coefficients() -> dict[str, float]:
     return {k: coef.get(k, 0.0) for k in FEATURES}
 
 
-def energy_per_op(pe: str, **options: Any) -> float:
+def energy_per_op(pe: Any, **options: Any) -> float:
     """pJ per operation of PE ``pe`` (one evaluation of its datapath: one MAC for
-    IntMac/FloatMac, one k-element block step for BlockDot, ...), 45 nm."""
+    IntMac/FloatMac, one k-element block step for BlockDot, ...), 45 nm. ``pe`` is a kind
+    name with the options of ``rtl.build`` (built first: rtl's validation and errors) or
+    a built rtl/ PE, as for :func:`costmodel.estimate`."""
     f = features(pe, **options)
     c = energy_coefficients()
     return float(sum(c[k] * f[k] for k in FEATURES))

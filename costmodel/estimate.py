@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .calibrate import CALIBRATION_CSV, MODEL_TARGETS, load
-from .features import FEATURES, features, features_of
+from .features import FEATURES, as_pe, features, features_of
 
 __all__ = ["DOCUMENTED_ERROR", "Estimate", "estimate", "fit", "fit_quality", "MODEL_TARGETS"]
 
@@ -103,19 +103,28 @@ def fit_quality(path: str = str(CALIBRATION_CSV), *,
 
 def estimate(pe: Any, *, target: str = "xilinx", **options: Any) -> Estimate:
     """Estimated cost on ``target`` (``xilinx``: LUTs without DSPs, ``cmos``:
-    transistors) of PE ``pe``: a kind name with the options of ``rtl.build``, or a built
-    rtl/ component (its own formats and parameters; no options)."""
+    transistors) of PE ``pe``: a kind name with the options of ``rtl.build`` (built
+    first, so what rtl refuses to build is refused here with rtl's error), or a built
+    rtl/ component (its own formats and parameters; no options).
+
+    Raises
+    ------
+    TypeError
+        ``pe`` is neither a kind name nor a built PE, ``target`` is not a str, or an
+        option has the wrong kind (rtl's error).
+    ValueError
+        Unknown target, PE kind or option, or an option rtl cannot build.
+    """
     model = fit()
+    if not isinstance(target, str):
+        raise TypeError(f"target must be a str ({', '.join(model)}), not "
+                        f"{type(target).__name__}")
     if target not in model:
         raise ValueError(f"no cost model for target {target!r}; modelled targets: "
                          f"{', '.join(model)} (synthesize() also takes ice40, ecp5, "
                          "xilinx-dsp)")
-    if isinstance(pe, str):
-        kind, f = pe, features(pe, **options)
-    else:
-        if options:
-            raise TypeError("options go with a PE kind name, not with a built component")
-        kind, f = pe.kind, features_of(pe)
+    component = as_pe(pe, options)
+    f = features_of(component)
     coef = model[target]
     primary = float(sum(coef[k] * f[k] for k in FEATURES))
-    return Estimate(kind, target, primary, _UNITS[target], int(round(f["ff"])), f)
+    return Estimate(component.kind, target, primary, _UNITS[target], int(round(f["ff"])), f)

@@ -14,10 +14,10 @@ import functools
 import math
 from typing import Any
 
-from formats import BipolarInt, BlockScaled, Integer, Minifloat, parse
+from formats import BipolarInt, Integer, Minifloat, parse
 from formats.integer import _Fixed
 
-__all__ = ["FEATURES", "features", "features_of"]
+__all__ = ["FEATURES", "as_pe", "features", "features_of"]
 
 #: the features, in the model's column order
 FEATURES = ("mult", "add", "shift", "lzc", "mux", "ff", "table", "const")
@@ -78,15 +78,15 @@ def _float_out(name: Any, parameter: str) -> Minifloat:
     return f
 
 
-def features(pe: str, **p: Any) -> dict[str, float]:
-    """Component sizes of the PE ``pe`` with the options of ``rtl.build``."""
-    kind = pe.lower()
+def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
+    """Component sizes of a PE of ``kind`` (lower case) whose every parameter is in
+    ``p``; only ever called with the parameters of a PE that rtl/ built."""
     F = _F()
     if kind == "floatmul":
-        a, b = _float_out(p.get("a", "e4m3fn"), "a"), _float_out(p.get("b", "e4m3fn"), "b")
+        a, b = _float_out(p["a"], "a"), _float_out(p["b"], "b")
         pa, _, _ = _sig(a)
         pb, _, _ = _sig(b)
-        out = p.get("out")
+        out = p["out"]
         if out is None:
             from rtl._hw import exact_product_format
             fo = exact_product_format(a, b)
@@ -95,29 +95,26 @@ def features(pe: str, **p: Any) -> dict[str, float]:
         ew = max(_ew(a), _ew(b)) + 1
         F.add(mult=pa * pb, add=ew)
         _round_to(F, fo, pa + pb, ew)
-        F.add(ff=p.get("stages", 0) * fo.bits)
+        F.add(ff=p["stages"] * fo.bits)
     elif kind == "floatmac":
-        a, b = _float_out(p.get("a", "e4m3fn"), "a"), _float_out(p.get("b", "e4m3fn"), "b")
-        acc = _float_out(p.get("acc", "float32"), "acc")
+        a, b = _float_out(p["a"], "a"), _float_out(p["b"], "b")
+        acc = _float_out(p["acc"], "acc")
         pa, pb, pc = a.man_bits + 1, b.man_bits + 1, acc.man_bits + 1
         ew = max(_ew(a) + _ew(b), _ew(acc)) + 1
         F.add(mult=pa * pb, add=ew)
         W = _add_terms(F, pa + pb, pc, pc, ew)
         _round_to(F, acc, W, ew)
-        F.add(ff=acc.bits + p.get("stages", 0) * (pa + pb + ew + 3))
+        F.add(ff=acc.bits + p["stages"] * (pa + pb + ew + 3))
     elif kind == "intmac":
-        a, b = _parse(p.get("a", "int8")), _parse(p.get("b", "int8"))
-        n = int(p.get("acc_bits", 32))
-        F.add(mult=a.bits * b.bits, add=n + 1, ff=n + p.get("stages", 0) * (a.bits + b.bits))
-        if p.get("overflow", "wrap") == "saturate":
+        a, b = _parse(p["a"]), _parse(p["b"])
+        n = p["acc_bits"]
+        F.add(mult=a.bits * b.bits, add=n + 1, ff=n + p["stages"] * (a.bits + b.bits))
+        if p["overflow"] == "saturate":
             F.add(add=2 * n, mux=n)
     elif kind == "blockdot":
-        fa = _parse(p.get("a", "mxfp8_e4m3"))
-        fb = _parse(p.get("b") or fa)
-        if not isinstance(fa, BlockScaled) or not isinstance(fb, BlockScaled):
-            raise ValueError("BlockDot needs block formats")
-        acc = _float_out(p.get("acc", "float32"), "acc")
-        k = int(p.get("k") or fa.block_size)  # type: ignore[arg-type]
+        fa, fb = _parse(p["a"]), _parse(p["b"])
+        acc = _float_out(p["acc"], "acc")
+        k = p["k"]
         pa, sa, _ = _sig(fa.element)
         pb, sb, _ = _sig(fb.element)
         width = pa + pb + sa + sb + 1
@@ -132,9 +129,9 @@ def features(pe: str, **p: Any) -> dict[str, float]:
         ew = max(_ew(fa.scale) + _ew(fb.scale) + 2, _ew(acc)) + 1
         W = _add_terms(F, ws, acc.man_bits + 1, acc.man_bits + 1, ew)
         _round_to(F, acc, W, ew)
-        F.add(ff=acc.bits + p.get("stages", 0) * (ws + ew + 3))
+        F.add(ff=acc.bits + p["stages"] * (ws + ew + 3))
     elif kind == "quantizer":
-        fi, fo = _parse(p.get("a", "float32")), _parse(p.get("out", "e4m3fn"))
+        fi, fo = _parse(p["a"]), _parse(p["out"])
         pi, _, _ = _sig(fi)
         ew = (fi.exp_bits + 2) if isinstance(fi, Minifloat) else 4
         if isinstance(fo, Minifloat):
@@ -142,10 +139,10 @@ def features(pe: str, **p: Any) -> dict[str, float]:
         else:
             F.add(shift=2 * (pi + fo.bits + 2) * _clog2(pi + fo.bits), add=2 * (pi + fo.bits)
                   + 3 * fo.bits, mux=3 * fo.bits)
-        F.add(ff=p.get("stages", 0) * fo.bits)
+        F.add(ff=p["stages"] * fo.bits)
     elif kind == "bipolarpe":
-        a, b = _parse(p.get("a", "bipolar4")), _parse(p.get("b", "bipolar4"))
-        k = int(p.get("k", 16))
+        a, b = _parse(p["a"]), _parse(p["b"])
+        k = p["k"]
         na, nb = a.bits, b.bits
         rb = (k * (2**na - 1) * (2**nb - 1)).bit_length() + 3
         # plane-select muxes, XOR + popcount (~k full adders), the shifted dot into the
@@ -157,8 +154,8 @@ def features(pe: str, **p: Any) -> dict[str, float]:
             if isinstance(f, Integer):
                 F.add(add=(k - 1) * (f.bits + 2 + _clog2(k)) + 2 * rb)
     elif kind == "lutpe":
-        w, x = _parse(p.get("w", "int4")), _parse(p.get("x", "int8"))
-        g, G = int(p.get("group", 4)), int(p.get("groups", 1))
+        w, x = _parse(p["w"]), _parse(p["x"])
+        g, G = p["group"], p["groups"]
         nb, xb = w.bits, x.bits
         eb = xb + _clog2(g) + 1
         half = 2 ** (g - 1)
@@ -169,12 +166,9 @@ def features(pe: str, **p: Any) -> dict[str, float]:
               + rb + (G * eb if isinstance(w, Integer) else 0),
               mux=k * nb + G * eb)
     elif kind == "shiftaddpe":
-        x = _parse(p.get("x", "int8"))
-        w = _parse(p.get("w", "int4_g128"))
-        acc = _float_out(p.get("acc", "float32"), "acc")
-        lanes = int(p.get("lanes", 4))
-        if not isinstance(w, BlockScaled):
-            raise ValueError("ShiftAddPe needs a grouped format")
+        x, w = _parse(p["x"]), _parse(p["w"])
+        acc = _float_out(p["acc"], "acc")
+        lanes = p["lanes"]
         nb, xb = w.element.bits, x.bits
         gs = int(w.block_size)  # type: ignore[arg-type]
         pw = xb + nb + 1
@@ -186,14 +180,35 @@ def features(pe: str, **p: Any) -> dict[str, float]:
         W = _add_terms(F, psum + ps, acc.man_bits + 1, acc.man_bits + 1, ew)
         _round_to(F, acc, W, ew)
         F.add(ff=psum + acc.bits)
-    else:
-        raise ValueError(f"no component model for PE {pe!r}; modelled: FloatMul, FloatMac, "
-                         "IntMac, BlockDot, Quantizer, BipolarPe, LutPe, ShiftAddPe")
     return dict(F)
+
+
+def as_pe(pe: Any, options: dict[str, Any]) -> Any:
+    """The rtl/ PE that ``pe`` names: a kind name built by ``rtl.build(pe, **options)``
+    (rtl's own validation: unknown kinds and options, impossible parameters), or an
+    already built PE taken as it is (no options)."""
+    import rtl
+
+    if isinstance(pe, str):
+        return rtl.build(pe, **options)
+    if not isinstance(pe, tuple(rtl.PE_KINDS.values())):
+        raise TypeError(f"pe must be a PE kind name ({', '.join(rtl.PE_KINDS)}) or a PE "
+                        f"built by rtl, not {type(pe).__name__}")
+    if options:
+        raise TypeError("options go with a PE kind name, not with a built component "
+                        f"(got {', '.join(sorted(options))})")
+    return pe
+
+
+def features(pe: Any, **options: Any) -> dict[str, float]:
+    """Component sizes of the PE ``pe``: a kind name with the options of ``rtl.build``
+    (built, so exactly what rtl accepts is priced), or a built rtl/ PE."""
+    return features_of(as_pe(pe, options))
 
 
 def features_of(component: Any) -> dict[str, float]:
     """Features of a constructed rtl/ PE (its kind, formats and parameters)."""
+    component = as_pe(component, {})
     kind = component.kind
     fm, pr = component.formats, component.parameters
     opts: dict[str, Any] = {}
@@ -217,4 +232,4 @@ def features_of(component: Any) -> dict[str, float]:
         opts = {"x": fm["x"], "w": component.w_format, "acc": fm["acc"], "lanes": pr["lanes"]}
     if "stages" in pr:
         opts["stages"] = pr["stages"]
-    return features(kind, **opts)
+    return _closed_form(kind.lower(), opts)

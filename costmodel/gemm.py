@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+import numbers
+from typing import Any, cast
 
 from formats import BlockScaled, Integer, Minifloat, parse
 
@@ -50,43 +51,83 @@ class GemmCost:
         return int(self.macs_per_second * self.seconds + 0.5)
 
 
+def _format(value: Any, parameter: str) -> Any:
+    """``value`` parsed as a format, errors naming ``parameter``; block formats must block
+    along K (1-D), as the GEMM's PEs and byte counts assume."""
+    try:
+        f = parse(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{parameter}: {exc}") from None
+    if isinstance(f, BlockScaled) and not isinstance(f.block_size, int):
+        raise ValueError(f"{parameter} must have 1-D blocks along K for gemm_cost, not tiles "
+                         f"{'x'.join(map(str, f.block_size))} ({f})")
+    return f
+
+
+def _count(value: Any, parameter: str) -> int:
+    """A positive integer count (Python or numpy int; not bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{parameter} must be a positive int, not {type(value).__name__} "
+                        f"{value!r}")
+    if value < 1:
+        raise ValueError(f"{parameter} must be a positive int, not {value!r}")
+    return int(value)
+
+
 def operand_bits(fmt: Any, rows: int, k: int) -> int:
     """Exact stored bits of a ``rows x k`` operand with blocks along K: elements, one
     scale (and zero point) per block (a partial block at the end of a row still has
     one), and a tensor scale once."""
-    f = parse(fmt)
+    f = _format(fmt, "fmt")
+    rows, k = _count(rows, "rows"), _count(k, "k")
     if isinstance(f, BlockScaled):
-        if not isinstance(f.block_size, int):
-            raise ValueError(f"{f}: gemm_cost takes 1-D blocks along K, not tiles")
-        blocks = rows * math.ceil(k / f.block_size)
+        blocks = rows * math.ceil(k / cast(int, f.block_size))
         zp = f.element.bits if f.zero_point else 0
         ts = f.tensor_scale.bits if f.tensor_scale is not None else 0
         return rows * k * f.element.bits + blocks * (f.scale.bits + zp) + ts
     return rows * k * f.bits
 
 
+def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
+            lanes: int) -> tuple[Any, dict[str, Any], int]:
+    """(the built PE, its rtl.build options, MACs per cycle)."""
+    import rtl
+
+    fa, fb = _format(a_format, "a_format"), _format(b_format, "b_format")
+    facc = _format(accumulator, "accumulator")
+    k, lanes = _count(k, "k"), _count(lanes, "lanes")
+    if isinstance(fa, BlockScaled) and isinstance(fb, BlockScaled):
+        kk = math.gcd(k, cast(int, fa.block_size))
+        kind, opts, mpc = "BlockDot", {"a": fa, "b": fb, "acc": facc, "k": kk}, kk
+    elif isinstance(fa, Integer) and isinstance(fb, BlockScaled) \
+            and isinstance(fb.element, Integer):
+        ln = math.gcd(lanes, cast(int, fb.block_size))
+        kind, opts, mpc = "ShiftAddPe", {"x": fa, "w": fb, "acc": facc, "lanes": ln}, ln
+    elif isinstance(fa, Minifloat) and isinstance(fb, Minifloat) \
+            and isinstance(facc, Minifloat):
+        kind, opts, mpc = "FloatMac", {"a": fa, "b": fb, "acc": facc}, 1
+    elif isinstance(fa, Integer) and isinstance(fb, Integer) and isinstance(facc, Integer):
+        kind, opts, mpc = "IntMac", {"a": fa, "b": fb, "acc_bits": facc.bits}, 1
+    else:
+        raise ValueError(f"no PE model for {fa} x {fb} into {facc}: minifloat x minifloat -> "
+                         "float (FloatMac), int x int -> int<n> (IntMac), MX/NVFP4/BFP blocks "
+                         "(BlockDot) or int x grouped int (ShiftAddPe)")
+    try:
+        pe = rtl.build(kind, **opts)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={facc} run on {kind}, "
+                        f"which rtl cannot build for them: {exc}") from None
+    return pe, opts, mpc
+
+
 def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
            lanes: int = 8) -> tuple[str, dict[str, Any], int]:
-    """The PE that computes ``a x b`` into ``accumulator``: (kind, options, MACs/cycle)."""
-    fa, fb = parse(a_format), parse(b_format)
-    acc = str(accumulator)
-    facc = parse(acc)
-    if isinstance(fa, BlockScaled) and isinstance(fb, BlockScaled):
-        bs = fa.block_size
-        kk = math.gcd(int(k), int(bs))  # type: ignore[arg-type]
-        return "BlockDot", {"a": fa, "b": fb, "acc": acc, "k": kk}, kk
-    if isinstance(fa, Integer) and isinstance(fb, BlockScaled) \
-            and isinstance(fb.element, Integer):
-        gs = int(fb.block_size)  # type: ignore[arg-type]
-        ln = math.gcd(int(lanes), gs)
-        return "ShiftAddPe", {"x": fa, "w": fb, "acc": acc, "lanes": ln}, ln
-    if isinstance(fa, Minifloat) and isinstance(fb, Minifloat) and isinstance(facc, Minifloat):
-        return "FloatMac", {"a": fa, "b": fb, "acc": acc}, 1
-    if isinstance(fa, Integer) and isinstance(fb, Integer) and isinstance(facc, Integer):
-        return "IntMac", {"a": fa, "b": fb, "acc_bits": facc.bits}, 1
-    raise ValueError(f"no PE model for {fa} x {fb} into {acc}: minifloat x minifloat -> "
-                     "float (FloatMac), int x int -> int<n> (IntMac), MX/NVFP4/BFP blocks "
-                     "(BlockDot) or int x grouped int (ShiftAddPe)")
+    """The PE that computes ``a x b`` into ``accumulator``: (kind, rtl.build options,
+    MACs/cycle). Block formats: a BlockDot taking ``gcd(k, block size)`` element pairs
+    per cycle; int x grouped int: a ShiftAddPe with ``gcd(lanes, group size)`` lanes.
+    The PE is built (rtl's validation), so every returned choice can be built."""
+    pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
+    return pe.kind, opts, mpc
 
 
 def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any,
@@ -94,30 +135,45 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any,
               target: str = "xilinx", freq: float = 250e6, k: int = 8,
               lanes: int = 8) -> GemmCost:
     """Cost of an ``M x K`` by ``K x N`` GEMM on a ``rows x cols`` array at ``freq`` Hz.
-    Block formats run on BlockDot PEs taking ``k`` element pairs per cycle; int x
-    grouped-int on ShiftAddPe with ``lanes``; scalar formats on FloatMac / IntMac."""
-    for name, v in (("M", M), ("N", N), ("K", K)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, not {v!r}")
-    if (not isinstance(array, (tuple, list)) or len(array) != 2
-            or not all(isinstance(x, int) and x >= 1 for x in array)):
+    Block formats run on BlockDot PEs taking ``gcd(k, block size)`` element pairs per
+    cycle; int x grouped-int on ShiftAddPe with ``gcd(lanes, group size)`` lanes; scalar
+    formats on FloatMac / IntMac (:func:`pe_for`).
+
+    Raises
+    ------
+    TypeError
+        A count, ``array`` entry or ``freq`` of the wrong kind, or a format given as
+        neither a name nor a format.
+    ValueError
+        Counts below 1, ``freq`` not finite and positive, 2-D block tiles, format
+        combinations without a PE, PEs rtl cannot build, unknown targets.
+    """
+    M, N, K = _count(M, "M"), _count(N, "N"), _count(K, "K")
+    if not isinstance(array, (tuple, list)) or len(array) != 2 or not all(
+            isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in array):
+        raise TypeError(f"array must be (rows, cols) of positive ints, not {array!r}")
+    if not all(x >= 1 for x in array):
         raise ValueError(f"array must be (rows, cols) of positive ints, not {array!r}")
-    if not freq > 0:
-        raise ValueError(f"freq must be positive (Hz), not {freq!r}")
-    kind, opts, mpc = pe_for(a_format, b_format, accumulator, k=k, lanes=lanes)
-    rows, cols = array
-    est = estimate(kind, target=target, **opts)
+    rows, cols = int(array[0]), int(array[1])
+    if isinstance(freq, bool) or not isinstance(freq, numbers.Real):
+        raise TypeError(f"freq must be a positive finite number (Hz), not "
+                        f"{type(freq).__name__} {freq!r}")
+    if not (math.isfinite(freq) and freq > 0):
+        raise ValueError(f"freq must be a positive finite number (Hz), not {freq!r}")
+    freq = float(freq)
+    pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
+    kind = pe.kind
+    est = estimate(pe, target=target)
     tiles = math.ceil(M / rows) * math.ceil(N / cols)
     cycles = tiles * math.ceil(K / mpc) + rows + cols
     seconds = cycles / freq
     macs = M * N * K
-    facc = parse(str(accumulator))
     bits = {"a": operand_bits(a_format, M, K), "b": operand_bits(b_format, N, K),
-            "c": M * N * facc.bits}
+            "c": M * N * _format(accumulator, "accumulator").bits}
     offchip = (bits["a"] + bits["b"] + bits["c"]) / 8
     onchip = (bits["a"] * math.ceil(N / cols) + bits["b"] * math.ceil(M / rows)) / 8
     steps = M * N * math.ceil(K / mpc)
-    e_op = energy_per_op(kind, **opts)
+    e_op = energy_per_op(pe)
     energy = {"compute": e_op * steps, "onchip": onchip * SRAM_PJ_PER_BYTE,
               "offchip": offchip * DRAM_PJ_PER_BYTE}
     energy["total"] = sum(energy.values())

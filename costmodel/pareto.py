@@ -7,9 +7,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from formats import Integer
+
 from .energy import energy_per_op
 from .estimate import estimate
-from .gemm import pe_for
+from .gemm import _format, pe_for
 
 __all__ = ["pareto_front", "format_cost"]
 
@@ -35,18 +37,24 @@ def pareto_front(costs: Sequence[float], metrics: Sequence[float], *,
     return front
 
 
-@functools.lru_cache(maxsize=256)
-def format_cost(a_format: str, b_format: str, accumulator: str = "float32",
+def format_cost(a_format: Any, b_format: Any, accumulator: Any = "float32",
                 target: str = "xilinx") -> dict[str, Any]:
     """Per-MAC cost of multiplying ``a_format`` by ``b_format`` into ``accumulator``: the
     PE chosen by :func:`costmodel.gemm.pe_for`, its estimated cost and energy divided by
-    the MACs it does per cycle."""
-    acc = accumulator
-    from formats import Integer, parse
+    the MACs it does per cycle. Integer x integer GEMMs accumulate in int32 (scales
+    applied after), whatever ``accumulator`` says."""
+    fa, fb = _format(a_format, "a_format"), _format(b_format, "b_format")
+    facc = _format(accumulator, "accumulator")
+    if not isinstance(target, str):
+        raise TypeError(f"target must be a str, not {type(target).__name__}")
+    return dict(_format_cost(fa, fb, facc, target))
 
-    if isinstance(parse(a_format), Integer) and isinstance(parse(b_format), Integer):
-        acc = "int32"  # integer GEMMs accumulate in int32 (scales applied after)
-    kind, opts, mpc = pe_for(a_format, b_format, acc)
+
+@functools.lru_cache(maxsize=256)
+def _format_cost(fa: Any, fb: Any, facc: Any, target: str) -> dict[str, Any]:
+    if isinstance(fa, Integer) and isinstance(fb, Integer):
+        facc = Integer(32)
+    kind, opts, mpc = pe_for(fa, fb, facc)
     est = estimate(kind, target=target, **opts)
     return {"pe": kind, "macs_per_cycle": mpc, "cost_per_mac": est.primary / mpc,
             "unit": est.unit, "pj_per_mac": energy_per_op(kind, **opts) / mpc,

@@ -109,6 +109,9 @@ def cache_dir() -> Path:
 
 
 def _check_target(target: str) -> str:
+    if not isinstance(target, str):
+        raise TypeError(f"target must be a str ({', '.join(TARGETS)}), not "
+                        f"{type(target).__name__}")
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     return target
@@ -145,8 +148,15 @@ def _parse(stat: dict[str, Any], target: str, version: str) -> Resources:
 
 def synthesize_verilog(verilog: str, top: str, target: str, *, cache: bool = True,
                        timeout: float = 900) -> Resources:
-    """Synthesize Verilog text (module ``top``) for ``target``; cached by the hash of the
-    text, the target's script and the yosys version."""
+    """Synthesize Verilog text (module ``top``, a Verilog identifier as
+    :func:`rtl.to_verilog` requires) for ``target``; cached by the hash of the text, the
+    target's script and the yosys version. Arguments are checked before yosys runs."""
+    from rtl.verilog import check_name
+
+    if not isinstance(verilog, str):
+        raise TypeError(f"verilog must be Verilog source text (str), not {type(verilog).__name__}")
+    # top goes into the Yosys script and a file name: only a plain identifier is safe
+    check_name(top, "top")
     _check_target(target)
     version = yosys_version()
     script = TARGETS[target].format(top=top)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import time
 from typing import Any
 
-from .rtl_cli import _pe, add_pe_options
+from .rtl_cli import _pe, add_pe_options, positive_int
 
 
 def _err(exc: BaseException) -> int:
@@ -16,9 +18,32 @@ def _err(exc: BaseException) -> int:
     return 2
 
 
+def array_spec(text: str) -> tuple[int, int]:
+    """argparse type for ``--array``: ``ROWSxCOLS`` with positive integers (``16x16``)."""
+    mt = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not mt or int(mt.group(1)) < 1 or int(mt.group(2)) < 1:
+        raise argparse.ArgumentTypeError(f"must be ROWSxCOLS with positive integers (e.g. "
+                                         f"16x16), not {text!r}")
+    return int(mt.group(1)), int(mt.group(2))
+
+
+def frequency(text: str) -> float:
+    """argparse type for ``--freq``: a positive finite number of Hz."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number of Hz (e.g. 250e6), "
+                                         f"not {text!r}")
+    return value
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from costmodel.calibrate import CALIBRATION_CSV, GRID, MODEL_TARGETS, calibrate
     from costmodel.estimate import _designs, fit, fit_quality
+    from costmodel.synth import YosysMissing
+    from rtl.outputs import check_output_file
 
     out = args.output or str(CALIBRATION_CSV)
     n = len(GRID) * len(MODEL_TARGETS)
@@ -30,7 +55,11 @@ def _calibrate(args: argparse.Namespace) -> int:
               f"{row['primary']} ({row['seconds']} s)", flush=True)
 
     t0 = time.perf_counter()
-    calibrate(out, jobs=args.jobs, progress=progress)
+    try:
+        check_output_file(out, "-o/--output", new_dirs=True)
+        calibrate(out, jobs=args.jobs, progress=progress)
+    except (TypeError, ValueError, OSError, YosysMissing) as exc:
+        return _err(exc)
     print(f"wrote {out} ({n} syntheses in {time.perf_counter() - t0:.0f} s)")
     fit.cache_clear()
     _designs.cache_clear()
@@ -45,10 +74,10 @@ def _gemm(args: argparse.Namespace) -> int:
     from costmodel import gemm_cost
 
     try:
-        rows, cols = (int(x) for x in args.array.lower().split("x"))
         a = args.a or "mxfp4"
-        c = gemm_cost(args.m, args.n, args.k or 1024, a, args.b or a, args.acc or "float32",
-                      array=(rows, cols), target=args.target, freq=args.freq)
+        c = gemm_cost(args.m, args.n, 1024 if args.k is None else args.k, a, args.b or a,
+                      args.acc or "float32", array=args.array, target=args.target,
+                      freq=args.freq)
     except (TypeError, ValueError) as exc:
         return _err(exc)
     print(json.dumps({"pe": c.pe, "pe_options": c.pe_options, "pes": c.pes,
@@ -110,10 +139,11 @@ def add_parser(sub: Any) -> None:
     add_pe_options(p, "IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, "
                    "ShiftAddPe; or 'calibrate' / 'gemm'")
     p.add_argument("--target", default="xilinx")
-    p.add_argument("--jobs", type=int, default=2, help="calibrate: parallel syntheses")
+    p.add_argument("--jobs", type=positive_int, default=2, help="calibrate: parallel syntheses")
     p.add_argument("-o", "--output", help="calibrate: CSV path")
-    p.add_argument("--m", type=int, default=1024)
-    p.add_argument("--n", type=int, default=1024)
-    p.add_argument("--array", default="16x16", help="gemm: rows x cols")
-    p.add_argument("--freq", type=float, default=250e6, help="gemm: clock in Hz")
+    p.add_argument("--m", type=positive_int, default=1024, help="gemm: rows of A")
+    p.add_argument("--n", type=positive_int, default=1024, help="gemm: columns of B")
+    p.add_argument("--array", type=array_spec, default=(16, 16),
+                   help="gemm: ROWSxCOLS of PEs (default 16x16)")
+    p.add_argument("--freq", type=frequency, default=250e6, help="gemm: clock in Hz")
     p.set_defaults(func=cmd_cost)

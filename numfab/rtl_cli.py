@@ -31,27 +31,56 @@ def _err(cmd: str, exc: BaseException) -> int:
     return 2
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
+    return value
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import rtl
+    from rtl.outputs import check_output_dir
+    from rtl.verilog import check_name
 
+    # everything is checked before rtl.write creates the folder or any file
     try:
+        out = check_output_dir(args.output, "-o/--output")
+        if args.name is not None:
+            check_name(args.name, "--name")
         pe = _pe(args)
         name = args.name or pe.kind.lower()
-        v, j = rtl.write(pe, name, args.output)
-    except (TypeError, ValueError) as exc:
+        v, j = rtl.write(pe, name, out)
+    except (TypeError, ValueError, OSError) as exc:
         return _err("generate", exc)
     print(f"wrote {v} and {j} ({pe.kind}, formats {pe.formats}, latency {pe.latency})")
     return 0
 
 
 def cmd_vectors(args: argparse.Namespace) -> int:
+    from rtl.outputs import check_output_file
     from rtl.vectors import make_vectors
 
     try:
+        check_output_file(args.output, "-o/--output")
         pe = _pe(args)
         vec = make_vectors(pe, n=args.n, seed=args.seed, exhaustive=args.exhaustive)
         vec.to_csv(args.output)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OSError) as exc:
         return _err("vectors", exc)
     print(f"wrote {args.output}: {vec.cycles} cycles, {vec.checks} checked outputs "
           f"(reference: {vec.header.get('reference')})")
@@ -59,11 +88,14 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from rtl.outputs import check_output_dir
     from rtl.sim import Mismatch, run_amaranth
     from rtl.vectors import make_vectors
     from rtl.verify import IcarusMissing, run_icarus
 
     try:
+        if args.workdir is not None:
+            check_output_dir(args.workdir, "--workdir")
         pe = _pe(args)
         vec = make_vectors(pe, n=args.n, seed=args.seed, exhaustive=args.exhaustive)
     except (TypeError, ValueError) as exc:
@@ -78,7 +110,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     checks = run_icarus(pe, vec, args.workdir or tmp)["checks"]
-        except IcarusMissing as exc:
+        except (IcarusMissing, OSError) as exc:
             return _err("verify", exc)
         except Mismatch as exc:
             print(f"FAIL {sim}: {exc}")
@@ -119,20 +151,22 @@ def add_parser(sub: Any) -> None:
 
     pg = rsub.add_parser("generate", help="write <name>.v and <name>.json")
     add_pe_options(pg)
-    pg.add_argument("-o", "--output", default="out/rtl", help="output folder")
+    pg.add_argument("-o", "--output", default="out/rtl",
+                    help="output folder (created if missing)")
     pg.add_argument("--name", help="Verilog module name (default: the PE kind)")
     pg.set_defaults(func=cmd_generate)
     for name, func, hlp in (("verify", cmd_verify, "run the testbench"),
                             ("vectors", cmd_vectors, "export golden vectors as CSV")):
         p = rsub.add_parser(name, help=hlp)
         add_pe_options(p)
-        p.add_argument("--n", type=int, default=256, help="random operations")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--n", type=positive_int, default=256, help="random operations")
+        p.add_argument("--seed", type=_seed, default=0)
         p.add_argument("--exhaustive", action="store_true",
                        help="every operand pair / input code (FloatMul, Quantizer)")
         if name == "verify":
             p.add_argument("--sim", default="both", choices=("amaranth", "icarus", "both"))
             p.add_argument("--workdir", help="keep the Icarus build and logs here")
         else:
-            p.add_argument("-o", "--output", default="vectors.csv", help="CSV file")
+            p.add_argument("-o", "--output", default="vectors.csv",
+                           help="CSV file (its directory must exist; replaced atomically)")
         p.set_defaults(func=func)

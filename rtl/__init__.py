@@ -48,9 +48,23 @@ OPTIONS: dict[str, dict[str, str]] = {
 
 def build(pe: str, **options: Any) -> Any:
     """Construct a PE by kind name (case-insensitive) from keyword options; options that
-    are ``None`` are left at the PE's defaults, options the PE does not take raise."""
+    are ``None`` are left at the PE's defaults, options the PE does not take raise.
+
+    This is the one validation of PE options: ``costmodel`` prices a kind name by
+    building it here, so whatever can be priced can be built.
+
+    Raises
+    ------
+    TypeError
+        ``pe`` is not a str, or an option has the wrong kind (the PE's own error).
+    ValueError
+        Unknown kind or option (listing the valid ones), or an impossible parameter.
+    """
+    if not isinstance(pe, str):
+        raise TypeError(f"pe must be a PE kind name (str): one of {', '.join(PE_KINDS)}; not "
+                        f"{type(pe).__name__}")
     kinds = {k.lower(): k for k in PE_KINDS}
-    kind = kinds.get(str(pe).lower())
+    kind = kinds.get(pe.lower())
     if kind is None:
         raise ValueError(f"unknown PE {pe!r}; choose one of {', '.join(PE_KINDS)}")
     allowed = OPTIONS[kind]

@@ -129,10 +129,9 @@ class IntMac(_Pe):
         if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 2 <= acc_bits <= 64:
             raise ValueError(f"acc_bits must be an int in 2..64, not {acc_bits!r}")
         self.acc_bits = acc_bits
-        pol = Overflow.coerce(overflow, "overflow")
-        if pol not in (Overflow.WRAP, Overflow.SATURATE):
+        if overflow not in ("wrap", "saturate", Overflow.WRAP, Overflow.SATURATE):
             raise ValueError(f"overflow must be 'wrap' or 'saturate', not {overflow!r}")
-        self.overflow = pol
+        self.overflow = Overflow.coerce(overflow, "overflow")
         self.stages = _stages(stages, 1)
         self.latency = 1 + self.stages
         super().__init__({
@@ -189,7 +188,11 @@ class FloatMul(_Pe):
                  rounding: Any = "nearest_even", overflow: Any = None, stages: int = 0) -> None:
         self.a_format, self.b_format = _minifloat(a, "a"), _minifloat(b, "b")
         if out is None:
-            self.out_format = _hw.exact_product_format(self.a_format, self.b_format)
+            try:
+                self.out_format = _hw.exact_product_format(self.a_format, self.b_format)
+            except ValueError as exc:
+                raise ValueError(f"out must be given for {self.a_format} x {self.b_format}: "
+                                 f"no minifloat holds every product exactly ({exc})") from None
             self.exact = True
         else:
             self.out_format = _minifloat(out, "out")
@@ -809,9 +812,10 @@ class ShiftAddPe(_Pe):
         _hw.check_output_float(self.acc_format, "acc")
         gs = self.w_format.block_size
         assert isinstance(gs, int)
-        if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= gs \
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= 256 \
                 or gs % lanes:
-            raise ValueError(f"lanes must be an int dividing the group size {gs}, not {lanes!r}")
+            raise ValueError(f"lanes must be an int in 1..256 dividing the group size {gs}, "
+                             f"not {lanes!r}")
         self.lanes = lanes
         self.rounding = _rounding(rounding)
         self.overflow = _hw.hw_overflow(self.acc_format, overflow, "overflow")

@@ -17,9 +17,24 @@ from formats import Integer, Minifloat, Overflow, Rounding
 from simulator import Accumulator
 
 from . import reference as R
-from .pe import BipolarPe, BlockDot, FloatMac, FloatMul, IntMac, LutPe, Quantizer, ShiftAddPe
+from .outputs import check_output_file, write_text
+from .pe import (
+    PE_KINDS,
+    BipolarPe,
+    BlockDot,
+    FloatMac,
+    FloatMul,
+    IntMac,
+    LutPe,
+    Quantizer,
+    ShiftAddPe,
+    _Pe,
+)
 
-__all__ = ["Vectors", "make_vectors", "corner_codes"]
+__all__ = ["MAX_N", "Vectors", "make_vectors", "corner_codes"]
+
+#: the most random operations make_vectors draws (as many as the exhaustive limit)
+MAX_N = 1 << 20
 
 
 @dataclasses.dataclass
@@ -56,7 +71,9 @@ class Vectors:
 
     def to_csv(self, path: str | Path) -> None:
         """Hex codes, one row per cycle; ``#`` header lines state the PE, formats,
-        rounding, latency and protocol."""
+        rounding, latency and protocol. Written atomically; ``path``'s directory must
+        exist (ValueError naming it otherwise)."""
+        check_output_file(path, "path")
         lines = [f"# numfab golden vectors for {self.pe}"]
         for k, v in self.header.items():
             lines.append(f"# {k}: {json.dumps(v) if not isinstance(v, str) else v}")
@@ -71,7 +88,7 @@ class Vectors:
             row += ["" if self.expected[k][t] is None else format(self.expected[k][t], "x")
                     for k in self.expected]
             lines.append(f"{t}," + ",".join(row))
-        Path(path).write_text("\n".join(lines) + "\n")
+        write_text(path, "\n".join(lines) + "\n")
 
 
 def _align(logical: dict[str, np.ndarray], inputs: dict[str, np.ndarray], latency: int,
@@ -142,6 +159,19 @@ def _clears(T: int, max_len: int, rng: np.random.Generator) -> np.ndarray:
 def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = False) -> Vectors:
     """Vectors for a component: ``n`` random operations (mixed with corner cases) or,
     with ``exhaustive``, every operand pair / input code (8-bit-sized operands only)."""
+    if not isinstance(pe, _Pe):
+        raise TypeError(f"pe must be a PE built by rtl ({', '.join(PE_KINDS)}), not "
+                        f"{type(pe).__name__}")
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int in 1..{MAX_N}, not {type(n).__name__}")
+    if not 1 <= n <= MAX_N:
+        raise ValueError(f"n must be an int in 1..{MAX_N}, not {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int >= 0, not {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0, not {seed!r}")
+    if not isinstance(exhaustive, bool):
+        raise TypeError(f"exhaustive must be a bool, not {type(exhaustive).__name__}")
     rng = np.random.default_rng(seed)
     wide = [f for f in pe.formats.values() if _bits_of(f) > 32]
     if wide:

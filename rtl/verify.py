@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .outputs import check_output_dir
 from .sim import compare
 from .vectors import Vectors
 from .verilog import to_verilog
@@ -36,11 +37,12 @@ def run_icarus(component: Any, vectors: Vectors, workdir: str | Path,
                             + INSTALL)
     from cocotb_tools.runner import get_runner
 
-    work = Path(workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
     name = name or component.kind.lower()
+    verilog = to_verilog(component, name)
+    work = check_output_dir(workdir, "workdir").resolve()
+    work.mkdir(parents=True, exist_ok=True)
     src = work / f"{name}.v"
-    src.write_text(to_verilog(component, name))
+    src.write_text(verilog)
     vec = work / "vectors.json"
     vec.write_text(vectors.to_json())
     res = work / "observed.json"

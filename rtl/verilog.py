@@ -10,15 +10,22 @@ from typing import Any
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-__all__ = ["to_verilog", "manifest", "write"]
+from .outputs import check_output_dir, write_text
+
+__all__ = ["check_name", "to_verilog", "manifest", "write"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"name must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*), not "
-                         f"{name!r}")
+def check_name(name: Any, parameter: str = "name") -> str:
+    """``name`` as a Verilog module name: a plain identifier, so it is safe inside tool
+    scripts (Yosys) and file names. TypeError for a non-str, ValueError otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"{parameter} must be a str (a Verilog identifier), not "
+                        f"{type(name).__name__}")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{parameter} must be a Verilog identifier ([A-Za-z_][A-Za-z0-9_]*), "
+                         f"not {name!r}")
     return name
 
 
@@ -28,7 +35,7 @@ def to_verilog(component: Any, name: str) -> str:
     if not isinstance(component, wiring.Component):
         raise TypeError(f"component must be an Amaranth wiring.Component, not "
                         f"{type(component).__name__}")
-    return str(verilog.convert(component, name=_check_name(name), emit_src=False,
+    return str(verilog.convert(component, name=check_name(name), emit_src=False,
                                strip_internal_attrs=True))
 
 
@@ -60,11 +67,18 @@ def manifest(component: Any, name: str) -> dict[str, Any]:
 
 
 def write(component: Any, name: str, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; their paths."""
-    out = Path(out_dir)
+    """Write ``<name>.v`` and ``<name>.json`` into ``out_dir`` (created with its parents
+    if missing); their paths. Everything is checked and generated before the directory
+    is created, and each file is replaced atomically (:mod:`rtl.outputs`)."""
+    text = to_verilog(component, name)
+    man = json.dumps(manifest(component, name), indent=2, sort_keys=True) + "\n"
+    out = check_output_dir(out_dir, "out_dir")
+    v, j = out / f"{name}.v", out / f"{name}.json"
+    for path in (v, j):
+        if path.is_dir():
+            raise ValueError(f"out_dir {str(out)!r} holds a directory {path.name!r} where "
+                             "the output file goes")
     out.mkdir(parents=True, exist_ok=True)
-    v = out / f"{name}.v"
-    v.write_text(to_verilog(component, name))
-    j = out / f"{name}.json"
-    j.write_text(json.dumps(manifest(component, name), indent=2, sort_keys=True) + "\n")
+    write_text(v, text)
+    write_text(j, man)
     return v, j

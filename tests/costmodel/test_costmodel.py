@@ -73,7 +73,7 @@ def test_bad_targets_and_missing_yosys(monkeypatch):
         synthesize(IntMac(), "vivado")
     with pytest.raises(ValueError, match="no cost model for target 'ice40'"):
         estimate("IntMac", target="ice40")
-    with pytest.raises(ValueError, match="no component model for PE 'Foo'"):
+    with pytest.raises(ValueError, match="unknown PE 'Foo'; choose one of IntMac"):
         estimate("Foo")
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(YosysMissing, match="apt-get install -y yosys"):
