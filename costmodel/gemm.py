@@ -54,10 +54,7 @@ class GemmCost:
 def _format(value: Any, parameter: str) -> Any:
     """``value`` parsed as a format, errors naming ``parameter``; block formats must block
     along K (1-D), as the GEMM's PEs and byte counts assume."""
-    try:
-        f = parse(value)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{parameter}: {exc}") from None
+    f = parse(value, parameter=parameter)
     if isinstance(f, BlockScaled) and not isinstance(f.block_size, int):
         raise ValueError(f"{parameter} must have 1-D blocks along K for gemm_cost, not tiles "
                          f"{'x'.join(map(str, f.block_size))} ({f})")

@@ -312,12 +312,23 @@ def _suggest(name: str) -> str:
     )
 
 
-def parse(name: Any) -> Any:
+def parse(name: Any, *, parameter: str | None = None) -> Any:
     """The format called ``name`` (canonical, alias or family syntax).
 
     Raises TypeError for a non-string and ValueError, with the closest valid names, for
-    an unknown one. A :class:`Format` is returned unchanged.
+    an unknown one; with ``parameter``, the message starts with it (``"w_format: ..."``),
+    so a function taking formats names the argument that is wrong. A :class:`Format` is
+    returned unchanged.
     """
+    if parameter is None:
+        return _parse(name)
+    try:
+        return _parse(name)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{parameter}: {exc}") from None
+
+
+def _parse(name: Any) -> Any:
     if isinstance(name, (Format, BlockScaled)):
         return name
     if not isinstance(name, str):

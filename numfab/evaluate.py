@@ -89,10 +89,7 @@ class EvalConfig:
 
 def check_format(name: str, what: str = "format") -> Any:
     """Parse a format name (errors name ``what``; parse suggests close names)."""
-    try:
-        return formats.parse(name)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what}: {exc}") from None
+    return formats.parse(name, parameter=what)
 
 
 def format_bits(name: str | None) -> float:

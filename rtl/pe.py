@@ -45,15 +45,8 @@ __all__ = ["BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe", "
            "ShiftAddPe", "PE_KINDS"]
 
 
-def _fmt(value: Any, parameter: str) -> Any:
-    try:
-        return parse(value)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{parameter}: {exc}") from None
-
-
 def _minifloat(value: Any, parameter: str) -> Minifloat:
-    f = _fmt(value, parameter)
+    f = parse(value, parameter=parameter)
     if not isinstance(f, Minifloat):
         raise TypeError(f"{parameter} must be a minifloat format (e.g. e4m3fn, float16), not "
                         f"{f} ({type(f).__name__})")
@@ -61,7 +54,7 @@ def _minifloat(value: Any, parameter: str) -> Minifloat:
 
 
 def _integer(value: Any, parameter: str, bipolar: bool = False) -> Any:
-    f = _fmt(value, parameter)
+    f = parse(value, parameter=parameter)
     ok = (Integer, BipolarInt) if bipolar else (Integer,)
     if not isinstance(f, ok):
         kinds = "an integer (int<n>/uint<n>) or bipolar<n>" if bipolar else "an integer (int<n>)"
@@ -302,7 +295,7 @@ def _accumulate(m: Module, fmt: Minifloat, acc: Any, term: Term, en: Any, clear:
 # --- 4. block dot product --------------------------------------------------------------
 
 def _block(value: Any, parameter: str) -> BlockScaled:
-    f = _fmt(value, parameter)
+    f = parse(value, parameter=parameter)
     if not isinstance(f, BlockScaled):
         raise TypeError(f"{parameter} must be a block format (mxfp8_e4m3, mxfp4, mxint8, nvfp4, "
                         f"bfp8_b16, ...), not {f} ({type(f).__name__})")
@@ -462,8 +455,8 @@ class Quantizer(_Pe):
     def __init__(self, in_format: Any = "float32", out_format: Any = "e4m3fn",
                  rounding: Any = "nearest_even", *, overflow: Any = None,
                  stages: int = 0) -> None:
-        fi = _fmt(in_format, "in_format")
-        fo = _fmt(out_format, "out_format")
+        fi = parse(in_format, parameter="in_format")
+        fo = parse(out_format, parameter="out_format")
         for f, p in ((fi, "in_format"), (fo, "out_format")):
             if not isinstance(f, (Minifloat, _Fixed)):
                 raise TypeError(f"{p} must be a minifloat, integer or fixed-point format, not "
@@ -776,7 +769,7 @@ class LutPe(_Pe):
 # --- 8. MixPE shift-and-add PE -----------------------------------------------------------
 
 def _grouped(value: Any, parameter: str) -> BlockScaled:
-    f = _fmt(value, parameter)
+    f = parse(value, parameter=parameter)
     if not isinstance(f, BlockScaled) or not isinstance(f.element, Integer) \
             or isinstance(f.element, FixedPoint):
         raise TypeError(f"{parameter} must be a grouped integer format (int4_g128, ...), not "

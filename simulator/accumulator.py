@@ -34,10 +34,7 @@ def _format(value: Any, parameter: str) -> Format | None:
         return None
     if isinstance(value, str) and value.strip().lower() == "exact":
         return None
-    try:
-        fmt = parse(value)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{parameter}: {exc}") from None
+    fmt = parse(value, parameter=parameter)
     if not isinstance(fmt, Format):
         raise ValueError(f"{parameter} must be a scalar format, not the block format {fmt}")
     return fmt

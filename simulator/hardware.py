@@ -49,7 +49,7 @@ def _check_k(a: np.ndarray, b: np.ndarray, names: str = "ab") -> None:
 
 def _int_operand(x: np.ndarray, fmt: Any, name: str) -> tuple[np.ndarray, int]:
     """Bipolar values (odd integers) and bit count of an Integer or BipolarInt operand."""
-    f = _format(fmt, f"{name}_format")
+    f = parse(fmt, parameter=f"{name}_format")
     if isinstance(f, BipolarInt):
         if not np.array_equal(np.asarray(f.quantize(x)), x):
             raise ValueError(f"{name} must hold {f} values (odd integers "
@@ -64,13 +64,6 @@ def _int_operand(x: np.ndarray, fmt: Any, name: str) -> tuple[np.ndarray, int]:
 
 
 _METHODS = ("fused", "planes", "pairs")
-
-
-def _format(fmt: Any, parameter: str) -> Any:
-    try:
-        return parse(fmt)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{parameter}: {exc}") from None
 
 
 def _flag(value: Any, parameter: str) -> bool:
@@ -215,7 +208,7 @@ def lut_gemm(x: Any, w: Any, *, w_format: Any, x_format: Any = None, group: int 
     half = 2 ** (group - 1)
     stored = np.empty((M, G, half if symmetric else 2**group))
     K_.lut_table(Xg, symmetric, stored)
-    tf = _format(table_format, "table_format") if table_format is not None else None
+    tf = parse(table_format, parameter="table_format") if table_format is not None else None
     info: dict[str, Any] = {}
     row_scale = None
     # every entry is a multiple of the activations' smallest set bit (a sum of such
@@ -299,7 +292,7 @@ def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int
     X = _matrix(x, "x")
     Wm = _matrix(w, "w")
     _check_k(X, Wm, "xw")
-    fw = _format(w_format, "w_format")
+    fw = parse(w_format, parameter="w_format")
     compare = _flag(compare, "compare")
     if not isinstance(fw, BlockScaled) or not isinstance(fw.element, Integer):
         raise ValueError(f"w_format must be a block format with integer elements "

@@ -43,12 +43,7 @@ _KV_PAIRS = (("k_proj", "v_proj"), ("key", "value"))
 
 
 def _fmt(value: Any, what: str) -> Any:
-    if value is None:
-        return None
-    try:
-        return parse(value)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{what}: {exc}") from None
+    return None if value is None else parse(value, parameter=what)
 
 
 @dataclasses.dataclass(frozen=True)

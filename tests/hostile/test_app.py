@@ -327,7 +327,8 @@ BAD_POINTS = {
     "model-list": (dict(model=["digits"]), TypeError, r"model must be a model name"),
     "model-unknown": (dict(model="llama"), ValueError, r"unknown model 'llama'.*models: "),
     "weights-unknown": (dict(model="digits", weights="int99x"), ValueError, r"weights: "),
-    "acts-int": (dict(model="digits", acts=8), ValueError, r"acts: "),
+    "acts-int": (dict(model="digits", acts=8), TypeError, r"acts: format name must be a str, "
+                 "not int"),
 }
 
 

@@ -516,3 +516,14 @@ NON_NUMERIC = [("str", "1.0"), ("none", None), ("complex", 1 + 2j), ("bool", Tru
 def test_non_numeric_inputs(name: str, x: Any) -> None:
     with pytest.raises(TypeError, match=r"x must (hold real numbers|be numeric|be a real tensor)"):
         parse(name).quantize(x)
+
+
+@pytest.mark.parametrize(("name", "exc", "match"), [
+    ("e9m9x", ValueError, r"^w_format: unknown format name 'e9m9x'"),
+    (8, TypeError, r"^w_format: format name must be a str, not int"),
+    ("block<mxfp4;e8m0;32;floor>", ValueError, r"^w_format: block<\.\.\.> element must be a "
+     r"scalar format"),
+])
+def test_parse_names_the_parameter(name: object, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        parse(name, parameter="w_format")
