@@ -10,7 +10,8 @@ import sys
 import time
 from typing import Any
 
-from .rtl_cli import _pe, add_pe_options, positive_int
+from ._args import positive_int
+from .rtl_cli import _pe, add_pe_options
 
 
 def _err(exc: BaseException) -> int:

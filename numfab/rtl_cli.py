@@ -9,6 +9,8 @@ import tempfile
 import time
 from typing import Any
 
+from ._args import natural_int, positive_int
+
 _OPTS = ("a", "b", "acc", "out", "x", "w", "rounding", "overflow", "stages", "k", "group",
          "groups", "lanes")
 _INTS = ("stages", "k", "group", "groups", "lanes")
@@ -29,27 +31,6 @@ def _pe(args: argparse.Namespace) -> Any:
 def _err(cmd: str, exc: BaseException) -> int:
     print(f"numfab rtl {cmd}: {exc}", file=sys.stderr)
     return 2
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
-    return value
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -160,7 +141,7 @@ def add_parser(sub: Any) -> None:
         p = rsub.add_parser(name, help=hlp)
         add_pe_options(p)
         p.add_argument("--n", type=positive_int, default=256, help="random operations")
-        p.add_argument("--seed", type=_seed, default=0)
+        p.add_argument("--seed", type=natural_int, default=0)
         p.add_argument("--exhaustive", action="store_true",
                        help="every operand pair / input code (FloatMul, Quantizer)")
         if name == "verify":

@@ -188,6 +188,7 @@ def test_cost_cli(capsys):
 
 
 def test_report_pareto(tmp_path):
+    from numfab.evaluate import EvalConfig
     from numfab.report import write_report
 
     res = tmp_path / "r.jsonl"
@@ -195,7 +196,8 @@ def test_report_pareto(tmp_path):
     pts = {"int8": 0.97, "float8_e4m3fn": 0.96, "mxfp4": 0.90, "bfloat16": 0.99}
     lines = [json.dumps(head)]
     for f, acc in pts.items():
-        lines.append(json.dumps({"key": f, "seconds": 1.0, "config": {
+        key = EvalConfig("digits", weights=f, acts=f).key()
+        lines.append(json.dumps({"key": key, "seconds": 1.0, "config": {
             "model": "digits", "weights": f, "acts": f},
             "metrics": {"accuracy": acc, "bits_weights": 4.25 if f == "mxfp4" else
                         (16 if f == "bfloat16" else 8), "bits_acts": 8}}))
