@@ -160,21 +160,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import time
 
     from .report import write_report
-    from .sweep import load_sweep, run_sweep
+    from .sweep import config_hash, load_sweep, read_results, run_sweep
 
     out = check_output_dir(args.out, "output folder")
     if 0 < args.tokens < 16:
         raise ValueError(f"--tokens must be 0 (the sweep file's) or at least 16, "
                          f"not {args.tokens}")
+    cfg = load_sweep(args.sweep or Path(__file__).with_name("demo_sweep.toml"))
+    if args.tokens:
+        cfg["tokens"] = args.tokens
+    results = out / "results.jsonl"
+    if out.is_dir():  # refuse a foreign or other-sweep results file before writing anything
+        check_output_file(results, "results file")
+        read_results(results, config_hash(cfg))
     t0 = time.perf_counter()
     _format_zoo(out)
     t1 = time.perf_counter()
-    cfg = load_sweep(Path(__file__).with_name("demo_sweep.toml"))
-    if args.tokens:
-        cfg["tokens"] = args.tokens
-    run_sweep(cfg, out / "results.jsonl", jobs=1, progress=True)
+    run_sweep(cfg, results, jobs=1, progress=True)
     t2 = time.perf_counter()
-    path = write_report(out / "results.jsonl", out, pareto=True)
+    path = write_report(results, out, pareto=True)
     print(f"wrote {path} (format zoo {t1 - t0:.0f} s, sweep {t2 - t1:.0f} s, "
           f"report {time.perf_counter() - t2:.0f} s)")
     return 0
@@ -413,11 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_report)
     pd = sub.add_parser(
         "demo",
-        help="the main job: a format report on SmolLM2 into --out",
-        description="Print the format zoo, then evaluate SmolLM2 with ten weight+activation "
-        "formats with and without Hadamard rotation and write out/report.md with plots.",
+        help="the main job: format zoo, then a sweep and report on three models into --out",
+        description="Print the format zoo (formats.txt, value_grids.png, "
+        "quantization_error.txt), then run the bundled sweep: SmolLM2, MiniLM and the digits "
+        "CNN with ten weight+activation formats, with and without Hadamard rotation (not on "
+        "the CNN), plus SmolLM2's and MiniLM's per-block sensitivity to MXFP4; results go to "
+        "OUT/results.jsonl (resumable) and OUT/report.md with plots and accuracy x hardware "
+        "cost Pareto fronts.",
     )
     pd.add_argument("--out", default="out", help="output folder (default: out)")
+    pd.add_argument("--sweep", help="run this sweep file instead of the bundled one")
     pd.add_argument("--tokens", type=natural_int, default=0, help="override the tokens per point")
     pd.set_defaults(func=_cmd_demo)
     from . import rtl_cli

@@ -203,3 +203,14 @@ def test_debug_shows_the_traceback(work: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("NUMFAB_DEBUG", "1")
     with pytest.raises(ValueError, match="sweep file 'nope.toml' does not exist"):
         main(["sweep", "nope.toml"])
+
+
+def test_demo_refuses_a_foreign_results_file_first(work: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (work / "out").mkdir()
+    (work / "out" / "results.jsonl").write_text("my own notes\n")
+    before = _snapshot(work)
+    code, _, err = run(["demo", "--out", "out", "--sweep", "s.toml"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert re.search(r"numfab demo: out/results\.jsonl is not a numfab results file", err), err
+    assert _snapshot(work) == before  # not even the format zoo was written

@@ -48,12 +48,40 @@ def test_help_is_complete() -> None:
     assert "code -> value table" in sub
 
 
-def test_demo_writes_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "value_grids.png").stat().st_size > 10000
-    assert "float8_e4m3fn" in (tmp_path / "formats.txt").read_text()
-    err = (tmp_path / "quantization_error.txt").read_text()
+def test_demo_writes_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's whole job on a reduced sweep (the bundled one takes minutes): the format
+    zoo, a results file holding every point, and the report with its plots and fronts."""
+    from numfab.sweep import read_results
+
+    monkeypatch.setenv("NUMFAB_CACHE", str(tmp_path / "cache"))
+    sweep = tmp_path / "small.toml"
+    sweep.write_text('models = ["minilm", "digits"]\nformats = ["int8", "mxfp4"]\n'
+                     'hadamard = [false, true]\nsensitivity = "mxfp4"\nblocks = 2\n')
+    out = tmp_path / "out"
+    assert main(["demo", "--out", str(out), "--sweep", str(sweep)]) == 0
+    assert (out / "value_grids.png").stat().st_size > 10000
+    assert "float8_e4m3fn" in (out / "formats.txt").read_text()
+    err = (out / "quantization_error.txt").read_text()
     assert "nf4" in err and "int8" in err
+    header, recs = read_results(out / "results.jsonl")
+    assert header is not None and header["config"]["formats"] == ["int8", "mxfp4"]
+    configs = [r["config"] for r in recs.values()]
+    # minilm: reference, 2 formats x 2 Hadamard settings, 2 blocks; digits: reference, 2
+    assert sum(c["model"] == "minilm" for c in configs) == 7
+    assert sum(c["model"] == "digits" for c in configs) == 3
+    assert sorted(c["block"] for c in configs if c["block"] is not None) == [0, 1]
+    report = (out / "report.md").read_text()
+    for section in ("## minilm", "## digits", "### minilm: accuracy x hardware cost",
+                    "### digits: accuracy x hardware cost", "Per-block sensitivity"):
+        assert section in report
+    for png in ("minilm_cosine_vs_bits.png", "minilm_pareto.png", "minilm_sensitivity.png",
+                "digits_accuracy_vs_bits.png", "digits_pareto.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG" and f"]({png})" in report
+    # a second run resumes: nothing left to do, the results file is unchanged
+    before = (out / "results.jsonl").read_bytes()
+    assert main(["demo", "--out", str(out), "--sweep", str(sweep)]) == 0
+    assert (out / "results.jsonl").read_bytes() == before
 
 
 def test_formats_block_facts(capsys: pytest.CaptureFixture[str]) -> None:
