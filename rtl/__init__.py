@@ -46,9 +46,12 @@ OPTIONS: dict[str, dict[str, str]] = {
 }
 
 
-def build(pe: str, **options: Any) -> Any:
+def build(pe: Any, **options: Any) -> Any:
     """Construct a PE by kind name (case-insensitive) from keyword options; options that
     are ``None`` are left at the PE's defaults, options the PE does not take raise.
+
+    ``pe`` may instead be a :class:`simulator.Datapath` (no options): the PE that computes
+    it (:func:`rtl.datapath.pe_options`), whose ``.datapath`` equals it.
 
     This is the one validation of PE options: ``costmodel`` prices a kind name by
     building it here, so whatever can be priced can be built.
@@ -60,9 +63,19 @@ def build(pe: str, **options: Any) -> Any:
     ValueError
         Unknown kind or option (listing the valid ones), or an impossible parameter.
     """
+    from simulator import Datapath
+
+    if isinstance(pe, Datapath):
+        if options:
+            raise ValueError(f"build(datapath) takes no options; the datapath holds them, "
+                             f"not {', '.join(sorted(options))}")
+        from .datapath import pe_options
+
+        kind, opts = pe_options(pe)
+        return build(kind, **opts)
     if not isinstance(pe, str):
-        raise TypeError(f"pe must be a PE kind name (str): one of {', '.join(PE_KINDS)}; not "
-                        f"{type(pe).__name__}")
+        raise TypeError(f"pe must be a PE kind name (str): one of {', '.join(PE_KINDS)}, or "
+                        f"a simulator.Datapath; not {type(pe).__name__}")
     kinds = {k.lower(): k for k in PE_KINDS}
     kind = kinds.get(pe.lower())
     if kind is None:

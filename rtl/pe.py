@@ -137,6 +137,15 @@ class IntMac(_Pe):
         return {"a": str(self.a_format), "b": str(self.b_format), "acc": f"int{self.acc_bits}"}
 
     @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes (sequential, one product per
+        step, wrapping or saturating ``int<acc_bits>``)."""
+        from simulator import Accumulator, Datapath
+
+        return Datapath(self.a_format, self.b_format,
+                        Accumulator(f"int{self.acc_bits}", overflow=self.overflow))
+
+    @property
     def parameters(self) -> dict[str, Any]:
         return {"acc_bits": self.acc_bits, "overflow": self.overflow.value,
                 "stages": self.stages}
@@ -253,6 +262,16 @@ class FloatMac(_Pe):
     def parameters(self) -> dict[str, Any]:
         return {"rounding": self.rounding.value, "overflow": self.overflow.value,
                 "stages": self.stages}
+
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes (exact product, one rounding
+        per step into the accumulator)."""
+        from simulator import Accumulator, Datapath
+
+        return Datapath(self.a_format, self.b_format,
+                        Accumulator(self.acc_format, rounding=self.rounding,
+                                    overflow=self.overflow))
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -411,6 +430,18 @@ class BlockDot(_Pe):
         return {"a": str(self.a_format), "b": str(self.b_format), "acc": str(self.acc_format),
                 "a_element": str(self.a_format.element), "b_element": str(self.b_format.element),
                 "sa": str(self.a_format.scale), "sb": str(self.b_format.scale)}
+
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes: ``k`` element pairs per cycle
+        summed exactly (an adder tree of width ``k``; ``k = 1`` is sequential), scaled,
+        one rounding into the accumulator."""
+        from simulator import Accumulator, Datapath
+
+        tree = {"order": "tree", "tree_width": self.k} if self.k > 1 else {}
+        return Datapath(self.a_format, self.b_format,
+                        Accumulator(self.acc_format, rounding=self.rounding,
+                                    overflow=self.overflow, **tree))
 
     @property
     def parameters(self) -> dict[str, Any]:

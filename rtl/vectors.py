@@ -224,7 +224,7 @@ def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = Fal
         a = _mix(_random_codes(fa, n, rng, finite=True), corner_codes(fa), rng)
         b = _mix(_random_codes(fb, n, rng, finite=True), corner_codes(fb), rng)
         clear = _clears(n, 24, rng)
-        accm = Accumulator(pe.acc_format, rounding=pe.rounding, overflow=pe.overflow)
+        accm = pe.datapath.accumulator
         acc = R.float_mac_ref(fa, fb, accm, a, b, clear)
         inputs = {"a": a, "b": b, "en": np.ones(n, np.int64), "clear": clear}
         logical, header = {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
@@ -347,8 +347,7 @@ def _block_vectors(pe: BlockDot, n: int, rng: np.random.Generator) -> tuple[Any,
         t += per * int(rng.integers(1, 5))
     a2, b2 = a.reshape(steps, k), b.reshape(steps, k)
     sa2, sb2 = np.repeat(sa, per), np.repeat(sb, per)
-    accm = Accumulator(pe.acc_format, rounding=pe.rounding, overflow=pe.overflow,
-                       order="tree", tree_width=k)
+    accm = pe.datapath.accumulator
     acc = R.block_dot_ref(fa, fb, accm, a2, b2, sa2, sb2, clear, k)
     acc = np.where(_checked_steps(clear, per), acc, -1)
     inputs = {"a": _pack(a2, fa.element.bits), "b": _pack(b2, fb.element.bits), "sa": sa2,

@@ -208,17 +208,117 @@ class Accumulator:
         """True for Integer / FixedPoint accumulators."""
         return isinstance(self.format, _Fixed)
 
+    @property
+    def default_overflow(self) -> Overflow | None:
+        """The overflow policy an accumulator of this format has unless told otherwise."""
+        if self.format is None:
+            return None
+        return Overflow.WRAP if isinstance(self.format, _Fixed) else self.format.default_overflow
+
     def __str__(self) -> str:
+        """The canonical text: ``parse(str(acc)) == acc``. Comma-separated, the format
+        first, then only what differs from the defaults, e.g.
+        ``float32,nearest_even,tree32,chunk128->float32`` or
+        ``float16,stochastic,seed=7,products@e5m2,product_rounding=toward_zero``."""
         parts = ["exact" if self.format is None else str(self.format)]
         if self.format is not None and not self.is_integer:
             parts.append(self.rounding.value)
-        if self.order is not Order.SEQUENTIAL:
-            parts.append(self.order.value if self.order is not Order.TREE
-                         else f"tree{self.tree_width}"
+        if self.overflow is not self.default_overflow:
+            parts.append(f"overflow={self.overflow.value}")  # type: ignore[union-attr]
+        if self.order is Order.TREE:
+            parts.append(f"tree{self.tree_width}"
                          + (f"@{self.tree_format}" if self.tree_format is not None else ""))
+            if self.tree_rounding is not Rounding.NEAREST_EVEN:
+                parts.append(f"tree_rounding={self.tree_rounding.value}")
+        elif self.order is not Order.SEQUENTIAL:
+            parts.append(self.order.value)
         if self.chunk is not None:
             parts.append(f"chunk{self.chunk}->{self.chunk_format}")
+        elif str(self.chunk_format) != "float32":
+            parts.append(f"chunk_format={self.chunk_format}")
         if self.product_format is not None:
             parts.append(f"products@{self.product_format}")
+        if self.product_rounding is not Rounding.NEAREST_EVEN:
+            parts.append(f"product_rounding={self.product_rounding.value}")
+        if self.seed is not None:
+            parts.append(f"seed={self.seed}")
+        if self.rounding is Rounding.STOCHASTIC and isinstance(self.format, Minifloat) \
+                and self.rand_bits != 50 - self.format.man_bits:
+            parts.append(f"rand_bits={self.rand_bits}")
         return ",".join(parts)
 
+    @classmethod
+    def parse(cls, text: str) -> Accumulator:
+        """The accumulator ``text`` describes, as :meth:`__str__` writes it (a bare format
+        name is a sequential nearest-even accumulator of that format)."""
+        if isinstance(text, Accumulator):
+            return text
+        if not isinstance(text, str):
+            raise TypeError(f"accumulator text must be a str, not {type(text).__name__}")
+        parts = [p.strip() for p in split_top(text, ",")]
+        if not parts or not parts[0]:
+            raise ValueError(f"accumulator {text!r} must start with its format (e.g. "
+                             "'float32,nearest_even,tree32') or 'exact'")
+        kw: dict[str, Any] = {"format": parts[0]}
+        modes = {m.value for m in Rounding}
+        ints = ("seed", "rand_bits")
+        for part in parts[1:]:
+            key, eq, value = part.partition("=")
+            if eq:
+                if key in ints:
+                    try:
+                        kw[key] = int(value)
+                    except ValueError:
+                        raise ValueError(f"accumulator {text!r}: {key} must be an int, not "
+                                         f"{value!r}") from None
+                elif key in ("overflow", "tree_rounding", "product_rounding", "chunk_format"):
+                    kw[key] = value
+                else:
+                    raise ValueError(f"accumulator {text!r}: unknown setting {key!r}; "
+                                     "settings: overflow, tree_rounding, product_rounding, "
+                                     "chunk_format, seed, rand_bits")
+            elif part in modes:
+                kw["rounding"] = part
+            elif part == Order.PAIRWISE.value:
+                kw["order"] = Order.PAIRWISE
+            elif part.startswith("tree") and part[4:5].isdigit():
+                width, _, tf = part[4:].partition("@")
+                kw.update(order=Order.TREE, tree_width=_int_of(width, text, "tree width"))
+                if tf:
+                    kw["tree_format"] = tf
+            elif part.startswith("chunk") and "->" in part:
+                n, _, cf = part[5:].partition("->")
+                kw.update(chunk=_int_of(n, text, "chunk"), chunk_format=cf)
+            elif part.startswith("products@"):
+                kw["product_format"] = part[len("products@"):]
+            else:
+                raise ValueError(
+                    f"accumulator {text!r}: cannot read {part!r}; after the format come a "
+                    f"rounding mode ({', '.join(sorted(modes))}), pairwise, tree<w>[@fmt], "
+                    "chunk<n>-><fmt>, products@<fmt> or key=value settings")
+        return cls(**kw)
+
+
+def _int_of(text: str, whole: str, what: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise ValueError(f"accumulator {whole!r}: {what} must be a positive integer, not "
+                         f"{text!r}")
+    return int(text)
+
+
+def split_top(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` outside ``<...>`` and ``[...]`` (format names such as
+    ``fixed<8,8>`` and ``lut[1,2]`` hold commas)."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "<[":
+            depth += 1
+        elif ch in ">]":
+            depth = max(0, depth - 1)
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts

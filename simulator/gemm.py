@@ -263,21 +263,26 @@ def _coerce_acc(accumulator: Any) -> Accumulator:
         return accumulator
     if accumulator is None or isinstance(accumulator, (str, Format)):
         return _acc_of(accumulator)
-    raise TypeError(f"accumulator must be an Accumulator, a format or its name, or None "
-                    f"(exact), not {type(accumulator).__name__}")
+    raise TypeError(f"accumulator must be an Accumulator, its text (e.g. "
+                    f"'float32,nearest_even,tree32'), a format, or None (exact), not "
+                    f"{type(accumulator).__name__}")
 
 
 @functools.lru_cache(maxsize=64)
 def _acc_of(fmt: Any) -> Accumulator:
-    return Accumulator(format=fmt)
+    return Accumulator.parse(fmt) if isinstance(fmt, str) else Accumulator(format=fmt)
 
 
 def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
-         accumulator: Any = "float32", out_format: Any = None) -> Any:
+         accumulator: Any = "float32", out_format: Any = None,
+         datapath: Any = None) -> Any:
     """Bit-true matrix product ``a @ b`` of quantized operands.
 
     Parameters
     ----------
+    datapath : a :class:`~simulator.Datapath` (or its text): its operand formats and
+        accumulator, in place of ``a_format``, ``b_format`` and ``accumulator`` (which are
+        its shorthand and must then be left out)
     a, b : arrays (numpy or torch) of shapes (..., M, K) and (..., K, N); leading
         (batch) dimensions broadcast
     a_format, b_format : scalar or block-scaled formats (blocks along K) the operands are
@@ -310,6 +315,17 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
         operands of fewer than 2 dimensions, K or batch dimensions that disagree, products
         beyond 53 significant bits, NaN / Inf with an integer or exact accumulator
     """
+    if datapath is not None:
+        from .datapath import Datapath
+
+        dp = Datapath.parse(datapath) if isinstance(datapath, str) else datapath
+        if not isinstance(dp, Datapath):
+            raise TypeError(f"datapath must be a Datapath or its text, not "
+                            f"{type(datapath).__name__}")
+        if a_format is not None or b_format is not None or not (
+                isinstance(accumulator, str) and accumulator == "float32"):
+            raise ValueError("give either datapath= or a_format/b_format/accumulator, not both")
+        a_format, b_format, accumulator = dp.a, dp.b, dp.accumulator
     acc = _coerce_acc(accumulator)
     torch_out = any(type(t).__module__.startswith("torch") for t in (a, b))
     opa = quantize_operand(a, a_format, "a")

@@ -1,0 +1,61 @@
+"""rtl.build(datapath): the PE that computes a simulator.Datapath, verified against
+simulator.gemm on the same codes (the golden vectors read the PE's datapath)."""
+
+from __future__ import annotations
+
+import pytest
+
+import rtl
+from rtl.sim import run_amaranth
+from rtl.vectors import make_vectors
+from simulator import Datapath
+
+BUILDABLE = [
+    ("a=e4m3 b=e5m2 acc=float16,toward_zero", "FloatMac"),
+    ("a=e2m3 b=e3m2 acc=bfloat16,up,overflow=saturate", "FloatMac"),
+    ("a=int8 b=int4 acc=int24,overflow=saturate", "IntMac"),
+    ("a=int8 b=int8 acc=int16", "IntMac"),
+    ("a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8", "BlockDot"),
+    ("a=mxfp8_e4m3 b=mxfp6_e2m3 acc=float16,down,tree4", "BlockDot"),
+    ("a=nvfp4 b=nvfp4 acc=float32,nearest_even", "BlockDot"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind"), BUILDABLE, ids=[t for t, _ in BUILDABLE])
+def test_built_pe_computes_its_datapath(text: str, kind: str) -> None:
+    dp = Datapath.parse(text)
+    pe = rtl.build(dp)
+    assert type(pe).__name__ == kind
+    assert pe.datapath == dp  # the datapath read back from the built PE
+
+
+@pytest.mark.parametrize("text", [BUILDABLE[0][0], BUILDABLE[2][0], BUILDABLE[4][0]])
+def test_built_pe_verifies_against_the_simulator(text: str) -> None:
+    pe = rtl.build(Datapath.parse(text))
+    v = make_vectors(pe, n=64, seed=1)
+    if v.header["reference"] == "simulator.gemm":  # IntMac's reference is torch
+        assert v.header["accumulator"] == str(Datapath.parse(text).accumulator)
+    assert run_amaranth(pe, v) == v.checks
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("a=e4m3 b=e4m3 acc=exact", r"an exact accumulator"),
+    ("a=e4m3 b=e4m3 acc=float16,stochastic,seed=1", r"stochastic rounding \(no PE has a "
+     r"random source\)"),
+    ("a=e4m3 b=e4m3 acc=float32,nearest_even,pairwise", r"pairwise summation"),
+    ("a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32,chunk128->float32",
+     r"chunked promotion \(chunk=128"),
+    ("a=e4m3 b=e4m3 acc=float32,nearest_even,products@bfloat16", r"rounded products"),
+    ("a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8@bfloat16", r"a rounded adder-tree sum"),
+    ("a=e4m3 b=e4m3 acc=float32,nearest_even,tree8", r"an adder tree over scalar operands"),
+    ("a=int8 b=e4m3 acc=float32", r"PEs take block x block formats"),
+    ("a=int8 b=int8 acc=fixed<8,8>", r"PEs take block x block formats"),
+])
+def test_datapaths_no_pe_computes(text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=r"no PE computes the datapath .*" + match):
+        rtl.build(Datapath.parse(text))
+
+
+def test_build_datapath_takes_no_options() -> None:
+    with pytest.raises(ValueError, match="build\\(datapath\\) takes no options"):
+        rtl.build(Datapath.parse(BUILDABLE[0][0]), stages=1)
