@@ -71,8 +71,8 @@ def build(pe: Any, **options: Any) -> Any:
                              f"not {', '.join(sorted(options))}")
         from .datapath import pe_options
 
-        kind, opts = pe_options(pe)
-        return build(kind, **opts)
+        dp_kind, opts = pe_options(pe)
+        return build(dp_kind, **opts)
     if not isinstance(pe, str):
         raise TypeError(f"pe must be a PE kind name (str): one of {', '.join(PE_KINDS)}, or "
                         f"a simulator.Datapath; not {type(pe).__name__}")

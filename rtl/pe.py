@@ -438,10 +438,12 @@ class BlockDot(_Pe):
         one rounding into the accumulator."""
         from simulator import Accumulator, Datapath
 
-        tree = {"order": "tree", "tree_width": self.k} if self.k > 1 else {}
+        tree = self.k > 1
         return Datapath(self.a_format, self.b_format,
                         Accumulator(self.acc_format, rounding=self.rounding,
-                                    overflow=self.overflow, **tree))
+                                    overflow=self.overflow,
+                                    order="tree" if tree else "sequential",
+                                    tree_width=self.k if tree else None))
 
     @property
     def parameters(self) -> dict[str, Any]:

@@ -309,7 +309,9 @@ def _int_of(text: str, whole: str, what: str) -> int:
 def split_top(text: str, sep: str) -> list[str]:
     """``text`` split at ``sep`` outside ``<...>`` and ``[...]`` (format names such as
     ``fixed<8,8>`` and ``lut[1,2]`` hold commas)."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "<[":
             depth += 1
