@@ -104,8 +104,9 @@ def fit_quality(path: str = str(CALIBRATION_CSV), *,
 def estimate(pe: Any, *, target: str = "xilinx", **options: Any) -> Estimate:
     """Estimated cost on ``target`` (``xilinx``: LUTs without DSPs, ``cmos``:
     transistors) of PE ``pe``: a kind name with the options of ``rtl.build`` (built
-    first, so what rtl refuses to build is refused here with rtl's error), or a built
-    rtl/ component (its own formats and parameters; no options).
+    first, so what rtl refuses to build is refused here with rtl's error), a
+    :class:`simulator.Datapath` (the PE that computes it), or a built rtl/ component
+    (its own formats and parameters; no options).
 
     Raises
     ------

@@ -185,15 +185,17 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
 
 def as_pe(pe: Any, options: dict[str, Any]) -> Any:
     """The rtl/ PE that ``pe`` names: a kind name built by ``rtl.build(pe, **options)``
-    (rtl's own validation: unknown kinds and options, impossible parameters), or an
+    (rtl's own validation: unknown kinds and options, impossible parameters), a
+    :class:`simulator.Datapath` (the PE that computes it, ``rtl.build(datapath)``), or an
     already built PE taken as it is (no options)."""
     import rtl
+    from simulator import Datapath
 
-    if isinstance(pe, str):
+    if isinstance(pe, (str, Datapath)):
         return rtl.build(pe, **options)
     if not isinstance(pe, tuple(rtl.PE_KINDS.values())):
-        raise TypeError(f"pe must be a PE kind name ({', '.join(rtl.PE_KINDS)}) or a PE "
-                        f"built by rtl, not {type(pe).__name__}")
+        raise TypeError(f"pe must be a PE kind name ({', '.join(rtl.PE_KINDS)}), a "
+                        f"simulator.Datapath or a PE built by rtl, not {type(pe).__name__}")
     if options:
         raise TypeError("options go with a PE kind name, not with a built component "
                         f"(got {', '.join(sorted(options))})")

@@ -89,7 +89,12 @@ def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
             lanes: int) -> tuple[Any, dict[str, Any], int]:
     """(the built PE, its rtl.build options, MACs per cycle)."""
     import rtl
+    from simulator import Accumulator, Datapath
 
+    if isinstance(a_format, Datapath) or isinstance(accumulator, Accumulator) or (
+            isinstance(accumulator, str) and "," in accumulator):
+        return _pe_for_datapath(a_format if isinstance(a_format, Datapath)
+                                else Datapath(a_format, b_format, accumulator))
     fa, fb = _format(a_format, "a_format"), _format(b_format, "b_format")
     facc = _format(accumulator, "accumulator")
     k, lanes = _count(k, "k"), _count(lanes, "lanes")
@@ -117,6 +122,17 @@ def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
     return pe, opts, mpc
 
 
+def _pe_for_datapath(dp: Any) -> tuple[Any, dict[str, Any], int]:
+    """The PE of a :class:`simulator.Datapath`: exactly its arithmetic (k products per
+    cycle for BlockDot, the accumulator's rounding and overflow), or rtl's error naming
+    what no PE builds."""
+    import rtl
+    from rtl.datapath import pe_options
+
+    kind, opts = pe_options(dp)
+    return rtl.build(kind, **opts), opts, dp.k if kind == "BlockDot" else 1
+
+
 def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
            lanes: int = 8) -> tuple[str, dict[str, Any], int]:
     """The PE that computes ``a x b`` into ``accumulator``: (kind, rtl.build options,
@@ -127,14 +143,21 @@ def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
     return pe.kind, opts, mpc
 
 
-def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any,
+def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
               accumulator: Any = "float32", *, array: tuple[int, int] = (16, 16),
               target: str = "xilinx", freq: float = 250e6, k: int = 8,
               lanes: int = 8) -> GemmCost:
     """Cost of an ``M x K`` by ``K x N`` GEMM on a ``rows x cols`` array at ``freq`` Hz.
-    Block formats run on BlockDot PEs taking ``gcd(k, block size)`` element pairs per
-    cycle; int x grouped-int on ShiftAddPe with ``gcd(lanes, group size)`` lanes; scalar
-    formats on FloatMac / IntMac (:func:`pe_for`).
+
+    Given a :class:`simulator.Datapath` (in place of ``a_format``) or an
+    :class:`simulator.Accumulator` (or its text), the PE is the one that computes that
+    datapath (``rtl.build(datapath)``: BlockDot summing the accumulator's tree width per
+    cycle, its rounding and overflow), and a datapath no PE builds (chunked promotion,
+    pairwise order, stochastic rounding, ...) is a ValueError naming what is missing.
+    The shorthand (formats and an accumulator format name): block formats run on
+    BlockDot PEs taking ``gcd(k, block size)`` element pairs per cycle; int x grouped-int
+    on ShiftAddPe with ``gcd(lanes, group size)`` lanes; scalar formats on FloatMac /
+    IntMac (:func:`pe_for`).
 
     Raises
     ------
@@ -158,15 +181,28 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any,
     if not (math.isfinite(freq) and freq > 0):
         raise ValueError(f"freq must be a positive finite number (Hz), not {freq!r}")
     freq = float(freq)
-    pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
+    from simulator import Datapath
+
+    if isinstance(a_format, Datapath):
+        if b_format is not None:
+            raise ValueError("give either a datapath or a_format and b_format, not both")
+        pe, opts, mpc = _pe_for_datapath(a_format)
+        a_format, b_format = a_format.a, a_format.b
+    elif b_format is None:
+        raise TypeError("gemm_cost needs b_format (or a simulator.Datapath in place of "
+                        "a_format)")
+    else:
+        pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
     kind = pe.kind
     est = estimate(pe, target=target)
+    acc_fmt = pe.datapath.accumulator.format if kind in ("BlockDot", "FloatMac", "IntMac") \
+        else _format(accumulator, "accumulator")
     tiles = math.ceil(M / rows) * math.ceil(N / cols)
     cycles = tiles * math.ceil(K / mpc) + rows + cols
     seconds = cycles / freq
     macs = M * N * K
     bits = {"a": operand_bits(a_format, M, K), "b": operand_bits(b_format, N, K),
-            "c": M * N * _format(accumulator, "accumulator").bits}
+            "c": M * N * acc_fmt.bits}
     offchip = (bits["a"] + bits["b"] + bits["c"]) / 8
     onchip = (bits["a"] * math.ceil(N / cols) + bits["b"] * math.ceil(M / rows)) / 8
     steps = M * N * math.ceil(K / mpc)
@@ -175,7 +211,8 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any,
               "offchip": offchip * DRAM_PJ_PER_BYTE}
     energy["total"] = sum(energy.values())
     return GemmCost(
-        pe=kind, pe_options={k_: str(v) for k_, v in opts.items()}, target=target,
+        pe=kind, pe_options={k_: str(getattr(v, "value", v)) for k_, v in opts.items()},
+        target=target,
         pes=rows * cols, macs_per_cycle=mpc, cycles=cycles, seconds=seconds,
         macs_per_second=macs / seconds, area=est.primary * rows * cols, area_unit=est.unit,
         bits=bits, bytes={"a": bits["a"] / 8, "b": bits["b"] / 8, "c": bits["c"] / 8,
