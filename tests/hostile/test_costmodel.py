@@ -128,8 +128,9 @@ def test_priced_by_name_equals_priced_built(kind: str, opts: dict[str, Any]) -> 
                                      (b"IntMac", "bytes"), (rtl.IntMac, "type")],
                          ids=["None", "int", "list", "bytes", "class"])
 def test_pe_of_wrong_kind(price: Any, pe: Any, name: str) -> None:
-    with pytest.raises(TypeError, match=rf"^pe must be a PE kind name \({PES}\) or a PE built "
-                                        rf"by rtl, not {name}$"):
+    with pytest.raises(TypeError, match=rf"^pe must be a PE kind name \({PES}\), a "
+                                        rf"simulator\.Datapath or a PE built by rtl, not "
+                                        rf"{name}$"):
         price(pe)
 
 

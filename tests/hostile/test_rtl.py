@@ -56,7 +56,8 @@ def disk(tmp_path: Path) -> Path:
 
 BAD_PES: list[tuple[Any, type[Exception], str]] = [
     (lambda: rtl.build(None), TypeError,
-     rf"^pe must be a PE kind name \(str\): one of {PES}; not NoneType$"),
+     rf"^pe must be a PE kind name \(str\): one of {PES}, or a simulator\.Datapath; not "
+     r"NoneType$"),
     (lambda: rtl.build(("IntMac",)), TypeError, r"^pe must be a PE kind name \(str\)"),
     (lambda: rtl.build(""), ValueError, rf"^unknown PE ''; choose one of {PES}$"),
     (lambda: rtl.build("FloatMac", bogus=1), ValueError,

@@ -383,8 +383,9 @@ def test_accumulator_bad_arguments(kw: dict[str, Any], exc: type[Exception],
 
 
 @pytest.mark.parametrize(("kw", "exc", "match"), [
-    (dict(accumulator=5), TypeError, r"accumulator must be an Accumulator, a format or its "
-                                     r"name, or None \(exact\), not int"),
+    (dict(accumulator=5), TypeError, r"accumulator must be an Accumulator, its text \(e\.g\. "
+                                     r"'float32,nearest_even,tree32'\), a format, or None "
+                                     r"\(exact\), not int"),
     (dict(out_format="zz"), ValueError, r"out_format: unknown format name 'zz'"),
     (dict(out_format=5), TypeError, r"out_format: format name must be a str, not int"),
     (dict(out_format="mxfp4"), ValueError, r"out_format must be a scalar format, not mxfp4"),
@@ -446,7 +447,7 @@ _W = np.ones((4, 2))
     (lambda: grouped_gemm(_I, _W, x_format="mxint8"), ValueError,
      r"x_format must be an integer format \(e\.g\. int8\), not mxint8"),
     (lambda: grouped_gemm(_I, _W, accumulator=5), TypeError,
-     r"accumulator must be an Accumulator, a format or its name, or None \(exact\)"),
+     r"accumulator must be an Accumulator, its text .*, a format, or None \(exact\)"),
     (lambda: grouped_gemm(_I, _W, accumulator="int32"), ValueError,
      r"grouped_gemm's accumulator .* must be a float format or exact"),
     (lambda: grouped_gemm(_I, _W, compare="no"), TypeError,
