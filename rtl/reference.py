@@ -164,12 +164,14 @@ def float_mac_ref(fa: Minifloat, fb: Minifloat, acc: Accumulator, a: np.ndarray,
     return out
 
 
-def block_values(fmt: Any, codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Real inputs that ``fmt`` quantizes back to exactly these codes and scales (each
-    block must hold an element of the top binade; see rtl.vectors)."""
-    elem = decode(fmt.element, codes)
-    sv = decode(fmt.scale, scales)
-    return elem * np.repeat(sv, fmt.block_size, axis=-1)
+def _encoded(fmt: Any, codes: np.ndarray, scales: np.ndarray, axis: int) -> Any:
+    """Codes and scale codes as the BlockEncoded ``fmt`` (blocked along ``axis``) gives."""
+    import dataclasses
+
+    from formats import BlockEncoded
+
+    none = np.zeros(scales.shape, np.int64)
+    return BlockEncoded(dataclasses.replace(fmt, axis=axis), codes, scales, None, none, none)
 
 
 def block_dot_ref(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarray,
@@ -191,11 +193,13 @@ def block_dot_ref(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarr
             if n % per:
                 continue  # the scale pairs with whole blocks; mid-block sums are checked
             nb = n // per
-            ac = a[s:t + 1].reshape(nb, bs)
-            bc = b[s:t + 1].reshape(nb, bs)
-            x = block_values(fa, ac, sa[s:t + 1:per].reshape(nb, 1)).reshape(1, -1)
-            y = block_values(fb, bc, sb[s:t + 1:per].reshape(nb, 1)).reshape(-1, 1)
-            r = gemm(x, y, a_format=fa, b_format=fb, accumulator=acc)
+            # the codes and scale codes themselves go to the simulator: no scale rule is
+            # inverted, so every rule (floor, ceil, even, rceil, nearest) is checked
+            x = _encoded(fa, a[s:t + 1].reshape(1, nb * bs), sa[s:t + 1:per].reshape(1, nb),
+                         axis=-1)
+            y = _encoded(fb, b[s:t + 1].reshape(nb * bs, 1), sb[s:t + 1:per].reshape(1, nb),
+                         axis=-2)
+            r = gemm(x, y, accumulator=acc)
             out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
     return out
 

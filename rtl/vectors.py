@@ -289,35 +289,17 @@ def _near_out(fi: Minifloat, fo: Any, n: int, rng: np.random.Generator) -> np.nd
 
 
 def _block_codes(fmt: Any, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, block_size) finite element codes with one top-binade element per block (so
-    the format re-derives the same scales), and (rows,) random finite scale codes."""
+    """(rows, block_size) random finite element codes and (rows,) random finite scale
+    codes: the reference multiplies these codes themselves (``simulator.gemm`` on the
+    encoded operands), so no block needs to re-derive its scale under the format's rule."""
     el, bs = fmt.element, fmt.block_size
     codes = _random_codes(el, rows * bs, rng, finite=True).reshape(rows, bs)
-    if not isinstance(el, Minifloat) and el.signed:  # -2**(n-1) would move the scale
-        codes[codes == 1 << (el.bits - 1)] = 0
     if isinstance(el, Minifloat) and el.emax - el.emin > 16:
-        # wide element ranges (E5M2): keep elements within 16 binades of the block's top,
-        # as quantized blocks are, so the simulator's exact adder tree fits float64
+        # wide element ranges (E5M2): keep elements within 16 binades of the top, as
+        # quantized blocks are, so the simulator's exact adder tree fits float64
         v = np.abs(R.decode(el, codes))
         codes = np.where((v != 0) & (v < 2.0 ** (el.emax - 16)), 0, codes)
-    if isinstance(el, Minifloat):
-        # a random top-binade element in each block
-        top = np.flatnonzero(np.abs(R.decode(el, np.arange(1 << el.bits))) >= 2.0 ** el.emax)
-        top = top[np.isfinite(R.decode(el, top))]
-        if fmt.scale_rule.value == "nearest":  # NVFP4: amax / elem_max must be the scale
-            top = top[np.abs(R.decode(el, top)) == el.max]
-    else:
-        vals = R.decode(el, np.arange(1 << el.bits))
-        if el.signed:  # -2**(n-1) (narrow: not a code; full: its own binade) never tops
-            vals[1 << (el.bits - 1)] = 0.0
-        top = np.flatnonzero(np.abs(vals) >= 2.0 ** np.floor(np.log2(el.max)))
-        if fmt.scale_rule.value == "nearest":
-            top = np.flatnonzero(np.abs(vals) == el.max)
-    pos = rng.integers(0, bs, rows)
-    codes[np.arange(rows), pos] = rng.choice(top, rows)
-    # zero some elements (zeros are common)
-    codes[rng.random(codes.shape) < 0.1] = 0
-    codes[np.arange(rows), pos] = rng.choice(top, rows)
+    codes[rng.random(codes.shape) < 0.1] = 0  # zeros are common
     return codes, rng.choice(_scale_codes(fmt.scale), rows)
 
 

@@ -8,11 +8,12 @@ operand formats, the accumulator and the PE geometry as one value.
 
 from .accumulator import Accumulator, Order
 from .datapath import Datapath
-from .gemm import Operand, gemm, quantize_operand
+from .gemm import Codes, Operand, gemm, quantize_operand
 from .hardware import HwResult, bipolar_gemm, grouped_gemm, llm_int8_gemm, lut_gemm
 
 __all__ = [
     "Accumulator",
+    "Codes",
     "Datapath",
     "HwResult",
     "Operand",

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from formats import BlockScaled, Format, Integer, Minifloat, Rounding, parse
+from formats import BlockEncoded, BlockScaled, Format, Integer, Minifloat, Rounding, parse
 from formats import _kernels as FK
 from formats._base import _Input
 from formats.integer import _Fixed
@@ -17,7 +17,24 @@ from formats.integer import _Fixed
 from . import _kernels as K
 from .accumulator import Accumulator, Order
 
-__all__ = ["Operand", "gemm", "quantize_operand"]
+__all__ = ["Codes", "Operand", "gemm", "quantize_operand"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Codes:
+    """An operand given as codes of a scalar format: ``gemm`` multiplies exactly the
+    values ``format.decode(codes)`` (no rounding of its own). Block-scaled operands are
+    given as the :class:`formats.BlockEncoded` their format's ``encode`` returns."""
+
+    codes: Any
+    format: Any
+
+    def __post_init__(self) -> None:
+        f = parse(self.format, parameter="format")
+        if not isinstance(f, Format):
+            raise TypeError(f"Codes takes codes of a scalar format, not of the block format "
+                            f"{f}; pass the BlockEncoded that {f}.encode returns")
+        object.__setattr__(self, "format", f)
 
 _MODE = {Rounding.NEAREST_EVEN: FK.RNE, Rounding.NEAREST_AWAY: FK.RNA,
          Rounding.TOWARD_ZERO: FK.RTZ, Rounding.UP: FK.UP, Rounding.DOWN: FK.DOWN,
@@ -126,10 +143,48 @@ def _f32_exact(x: np.ndarray, x32: np.ndarray) -> bool:
         return bool(np.array_equal(x32, x) or np.array_equal(x32, x, equal_nan=True))
 
 
+def _encoded_operand(x: Any, fmt: Any, name: str, k_axis: int) -> Operand:
+    """The operand of already-encoded codes (and block scales): their exact values,
+    nothing re-derived; blocks must run along K."""
+    f = x.format
+    if fmt is not None and parse(fmt, parameter=f"{name}_format") != f:
+        raise ValueError(f"{name}_format {parse(fmt)} differs from the format of the encoded "
+                         f"operand {name} ({f}); leave {name}_format out")
+    codes = np.asarray(x.codes)
+    if codes.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions, not shape {codes.shape}")
+    if isinstance(x, Codes):
+        vals = np.asarray(f.decode(codes), np.float64)
+        return Operand(np.swapaxes(vals, -1, -2) if k_axis == -2 else vals, None, 1, 1.0, f)
+    if not isinstance(f.block_size, int):
+        raise ValueError(f"{name}: gemm blocks along K and takes 1-D blocks, not tiles "
+                         f"{f.block_size} ({f})")
+    ax, want = f.axis % codes.ndim, codes.ndim + k_axis
+    if ax != want:
+        where = "the last" if k_axis == -1 else "the second-to-last"
+        raise ValueError(f"{name} is blocked along axis {ax} of shape {codes.shape}; its "
+                         f"blocks must run along K, {where} axis ({want})")
+    bs, kd = f.block_size, codes.shape[ax]
+    # formats' block grid: the other axes, then the blocks along the blocked axis
+    grid = codes.shape[:ax] + codes.shape[ax + 1:] + (-(-kd // bs),)
+    scales = np.asarray(x.scales)
+    if scales.shape != grid:
+        raise ValueError(f"{name}'s scales have shape {scales.shape}; codes of shape "
+                         f"{codes.shape} in blocks of {bs} along axis {ax} need {grid}")
+    el = np.moveaxis(np.asarray(f.element.decode(codes), np.float64), ax, -1)
+    if x.zeros is not None:
+        el = el - np.repeat(np.asarray(x.zeros, np.float64), bs, axis=-1)[..., :kd]
+    sc = np.asarray(f.scale.decode(scales), np.float64)
+    ts = 1.0 if x.tensor_scale is None else float(x.tensor_scale)
+    return Operand(el, sc, bs, ts, f)
+
+
 def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> Operand:
     """Quantize ``x`` to ``fmt`` (scalar or block-scaled; blocks along ``k_axis``) and
     return it with K as the last axis (scalar formats: a transposed view when
     ``k_axis=-2``, no copy)."""
+    if isinstance(x, (Codes, BlockEncoded)):
+        return _encoded_operand(x, fmt, name, k_axis)
     inp = _Input(x, name)
     arr = np.asarray(inp.array)
     if arr.ndim < 2:
@@ -277,6 +332,12 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
          accumulator: Any = "float32", out_format: Any = None,
          datapath: Any = None) -> Any:
     """Bit-true matrix product ``a @ b`` of quantized operands.
+
+    ``a`` and ``b`` may also be already encoded: a :class:`Codes` (codes of a scalar
+    format) or the :class:`formats.BlockEncoded` a block format's ``encode`` returns (A
+    blocked along its last axis, B along its second-to-last, i.e. K), with scales, zero
+    points and tensor scale; ``gemm`` then multiplies exactly those values, as it does
+    for the values they decode to, and re-derives nothing (RTL golden vectors rely on it).
 
     Parameters
     ----------

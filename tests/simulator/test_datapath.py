@@ -116,3 +116,72 @@ def test_gemm_takes_the_datapath() -> None:
         gemm(a, b, datapath=dp, a_format="mxfp4")
     with pytest.raises(TypeError, match="datapath must be a Datapath or its text"):
         gemm(a, b, datapath=3)
+
+
+ENCODED = ["mxfp4", "mxfp8_e5m2", "mxint8", "nvfp4", "nvint4", "bfp8_b16", "int4_g32",
+           "uint4_g32_asym", "uint8_g16_asym"]
+
+
+@pytest.mark.parametrize("name", ENCODED)
+def test_encoded_operands_equal_values(name: str) -> None:
+    """Codes + scales (+ zero points, + tensor scale) into gemm give exactly what the values
+    give: A blocked along its last axis, B along its first of the last two."""
+    import dataclasses
+
+    import formats
+
+    rng = np.random.default_rng(len(name))
+    a, b = rng.standard_normal((2, 3, 80)) * 3, rng.standard_normal((2, 80, 4))
+    f = formats.parse(name)
+    ea = dataclasses.replace(f, axis=-1).encode(a)
+    eb = dataclasses.replace(f, axis=-2).encode(b)
+    for acc in (Accumulator("float32"), Accumulator("bfloat16", rounding="toward_zero",
+                                                      order="tree", tree_width=16),
+                Accumulator(None)):
+        want = gemm(a, b, a_format=f, b_format=f, accumulator=acc)
+        np.testing.assert_array_equal(gemm(ea, eb, accumulator=acc), want)
+        np.testing.assert_array_equal(gemm(ea, b, b_format=f, accumulator=acc), want)
+
+
+def test_scalar_codes_equal_values() -> None:
+    import formats
+
+    from simulator import Codes
+
+    f = formats.parse("e4m3")
+    rng = np.random.default_rng(0)
+    ca, cb = rng.integers(0, 256, (5, 40)), rng.integers(0, 256, (40, 3))
+    ca[ca & 0x7F == 0x7F] = 0  # NaN codes
+    cb[cb & 0x7F == 0x7F] = 0
+    va, vb = f.decode(ca).astype(np.float64), f.decode(cb).astype(np.float64)
+    want = gemm(va, vb, a_format=f, b_format=f, accumulator="float16")
+    got = gemm(Codes(ca, "e4m3"), Codes(cb, f), accumulator="float16")
+    np.testing.assert_array_equal(got, want)
+
+
+def test_bad_encoded_operands() -> None:
+    import dataclasses
+
+    import formats
+
+    from simulator import Codes
+
+    f = formats.parse("mxfp4")
+    x = np.ones((4, 64))
+    along_rows = dataclasses.replace(f, axis=0).encode(x)
+    with pytest.raises(ValueError, match=r"a is blocked along axis 0 of shape \(4, 64\); its "
+                       r"blocks must run along K, the last axis \(1\)"):
+        gemm(along_rows, np.ones((64, 2)), b_format=f)
+    ea = f.encode(x)
+    with pytest.raises(ValueError, match=r"a_format float8_e4m3fn differs from the format of "
+                       r"the encoded operand a \(mxfp4\)"):
+        gemm(ea, np.ones((64, 2)), a_format="e4m3", b_format=f)
+    bad = dataclasses.replace(ea, scales=ea.scales[:, :1])
+    with pytest.raises(ValueError, match=r"a's scales have shape \(4, 1\); codes of shape "
+                       r"\(4, 64\) in blocks of 32 along axis 1 need \(4, 2\)"):
+        gemm(bad, np.ones((64, 2)), b_format=f)
+    with pytest.raises(TypeError, match="Codes takes codes of a scalar format, not of the "
+                       "block format mxfp4"):
+        Codes(np.zeros((2, 2), np.int64), "mxfp4")
+    with pytest.raises(ValueError, match=r"b must have at least 2 dimensions"):
+        gemm(np.ones((2, 3)), Codes(np.zeros(3, np.int64), "e4m3"))
