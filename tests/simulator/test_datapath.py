@@ -145,7 +145,6 @@ def test_encoded_operands_equal_values(name: str) -> None:
 
 def test_scalar_codes_equal_values() -> None:
     import formats
-
     from simulator import Codes
 
     f = formats.parse("e4m3")
@@ -163,7 +162,6 @@ def test_bad_encoded_operands() -> None:
     import dataclasses
 
     import formats
-
     from simulator import Codes
 
     f = formats.parse("mxfp4")
