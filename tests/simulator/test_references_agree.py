@@ -2,8 +2,9 @@
 rational to a code) and simulator.reference (rounding a rational to a value, as the
 accumulator does), for signed minifloats with subnormals and fixed point, in every
 deterministic mode and overflow policy but ``error`` (which the accumulator raises for
-elsewhere) and ``wrap`` (formats.reference models no wrap-around: it answers None). Inputs: every grid value, the midpoints and their near neighbours, values
-beyond the range, and random rationals."""
+elsewhere) and ``wrap`` (formats.reference models no wrap-around: it answers None).
+Inputs: every grid value, the midpoints and their near neighbours, values beyond the
+range, and random rationals."""
 
 from __future__ import annotations
 
