@@ -1,4 +1,5 @@
-"""Shared timing helper for the benchmark scripts."""
+"""Shared helpers for the benchmark scripts: timing, and the process tuning numfab's
+CLI makes (benchmarks measure numfab as its command runs)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,11 @@ def best_time(fn: Callable[[], object], repeat: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t)
     return best
+
+
+def tuned() -> None:
+    """``formats.setup_runtime()``, as the ``numfab`` command calls it: before any kernel
+    runs in this process."""
+    import formats
+
+    formats.setup_runtime()

@@ -15,12 +15,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from _timing import best_time  # noqa: E402
+from _timing import best_time, tuned  # noqa: E402
 
 CASES = ["mxfp4", "mxfp8_e4m3", "nvfp4"]
 
 
 def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
+    tuned()
     import numpy as np
 
     x = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)

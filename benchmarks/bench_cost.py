@@ -20,6 +20,9 @@ def _per_call(fn, n: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
+    import formats
+
+    formats.setup_runtime()  # as the numfab command does
     t0 = time.perf_counter()
     fit()
     print(f"fit (98 calibration points, one NNLS per target): {time.perf_counter() - t0:.3f} s")

@@ -16,12 +16,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from _timing import best_time  # noqa: E402
+from _timing import best_time, tuned  # noqa: E402
 
 CASES = ["float8_e4m3fn", "float4_e2m1fn", "float6_e3m2fn", "int4", "bipolar4", "nf4"]
 
 
 def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
+    tuned()
     import numpy as np
 
     x = np.random.default_rng(0).standard_normal(n).astype(np.float32)

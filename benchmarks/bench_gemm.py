@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from _timing import best_time  # noqa: E402
+from _timing import best_time, tuned  # noqa: E402
 
 
 def _operands(n: int):  # type: ignore[no-untyped-def]
@@ -31,6 +31,7 @@ def _operands(n: int):  # type: ignore[no-untyped-def]
 
 
 def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
+    tuned()
     import numpy as np
 
     a, b = _operands(n)

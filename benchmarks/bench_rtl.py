@@ -26,6 +26,9 @@ def _timed(pe, v) -> tuple[float, float]:
 
 
 def main() -> None:
+    import formats
+
+    formats.setup_runtime()  # as the numfab command does
     """Steady-state rates from two runs (n and 16 vectors): (n - 16) / (t_n - t_16);
     the fixed start-up (simulator compile / iverilog build) printed apart."""
     cases = [("FloatMul e4m3fn x e4m3fn -> e4m3fn", FloatMul("e4m3fn", "e4m3fn", "e4m3fn"),

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from _timing import best_time  # noqa: E402
+from _timing import best_time, tuned  # noqa: E402
 
 
 class Attention(nn.Module):
@@ -82,6 +82,7 @@ class Llama(nn.Module):
 
 
 def main() -> None:
+    tuned()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tokens", type=int, default=1024)
     p.add_argument("--repeat", type=int, default=3)

@@ -17,6 +17,9 @@ import numpy as np
 
 
 def main() -> None:
+    import formats
+
+    formats.setup_runtime()  # as the numfab command does
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=512)
     n = p.parse_args().n

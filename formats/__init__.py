@@ -5,9 +5,9 @@ Formats are frozen dataclasses (:class:`Minifloat`, :class:`Integer`, :class:`Fi
 ``str(fmt)`` gives the canonical name back.
 """
 
-from . import _runtime  # noqa: F401  (thread pool and malloc set-up, first)
 from ._base import Format
 from ._enums import Overflow, Rounding, Special
+from ._runtime import setup_runtime
 from .block import BlockEncoded, BlockScaled, ScaleRule
 from .integer import FixedPoint, Integer
 from .lut import NF4_VALUES, BipolarInt, Lut
@@ -46,6 +46,7 @@ __all__ = [
     "canonical_name",
     "named_formats",
     "pack",
+    "setup_runtime",
     "parse",
     "unpack",
 ]

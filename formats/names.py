@@ -12,6 +12,7 @@ from .block import BlockScaled, ScaleRule
 from .integer import FixedPoint, Integer
 from .lut import NF4_VALUES, BipolarInt, Lut
 from .minifloat import Minifloat
+from .reference import ref_decode
 
 __all__ = [
     "ALIASES", "NAMED", "NAMED_BLOCKS", "bfp", "canonical_name", "grouped_int",
@@ -46,7 +47,8 @@ NAMED: dict[str, Format] = {
     "ue5m3": Minifloat(5, 3, special=Special.FN, signed=False),
     "ue8m0": Minifloat(8, 0, special=Special.FN, signed=False),
     "nf4": Lut(NF4_VALUES),
-    "fp4_lut": Lut(tuple(float(v) for v in _E2M1.values())),
+    # E2M1's 16 values as a table, decoded exactly (no kernel runs at import)
+    "fp4_lut": Lut(tuple(float(ref_decode(_E2M1, c)) for c in range(16))),
 }
 
 _E8M0 = NAMED["float8_e8m0fnu"]

@@ -442,6 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``numfab`` command. Bad input ends with one line on stderr naming what is
     wrong and exit status 2, never a traceback (set NUMFAB_DEBUG=1 to see one)."""
     args = build_parser().parse_args(argv)
+    formats.setup_runtime()  # numba's pool and malloc tuned for the kernels (see README)
     try:
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

@@ -152,7 +152,11 @@ def _run_point(cfg: EvalConfig, threads: int) -> dict[str, Any]:
 
     import torch
 
+    import formats
+
     from .evaluate import evaluate
+
+    formats.setup_runtime()  # a fresh worker process: tuned as the CLI's own
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
