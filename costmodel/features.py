@@ -14,8 +14,7 @@ import functools
 import math
 from typing import Any
 
-from formats import BipolarInt, Integer, Minifloat, parse
-from formats.integer import _Fixed
+from formats import BipolarInt, FixedBase, Integer, Minifloat, parse
 
 __all__ = ["FEATURES", "as_pe", "features", "features_of"]
 
@@ -48,7 +47,7 @@ def _sig(f: Any) -> tuple[int, int, int]:
         lo = (1 if f.subnormals else 0) - f.bias - f.man_bits
         hi = (1 << f.exp_bits) - 1 - f.bias - f.man_bits
         return f.man_bits + 1, hi - lo, f.bits
-    if isinstance(f, (_Fixed, BipolarInt)):
+    if isinstance(f, (FixedBase, BipolarInt)):
         return f.bits, 0, f.bits
     raise ValueError(f"no component model for {f} ({type(f).__name__})")
 

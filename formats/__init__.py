@@ -5,11 +5,11 @@ Formats are frozen dataclasses (:class:`Minifloat`, :class:`Integer`, :class:`Fi
 ``str(fmt)`` gives the canonical name back.
 """
 
-from ._base import Format
-from ._enums import Overflow, Rounding, Special
+from ._base import Format, InputArray
+from ._enums import Choice, Overflow, Rounding, Special
 from ._runtime import setup_runtime
 from .block import BlockEncoded, BlockScaled, ScaleRule
-from .integer import FixedPoint, Integer
+from .integer import FixedBase, FixedPoint, Integer
 from .lut import NF4_VALUES, BipolarInt, Lut
 from .minifloat import Minifloat
 from .names import (
@@ -35,8 +35,11 @@ __all__ = [
     "grouped_int",
     "NF4_VALUES",
     "BipolarInt",
+    "Choice",
+    "FixedBase",
     "FixedPoint",
     "Format",
+    "InputArray",
     "Integer",
     "Lut",
     "Minifloat",

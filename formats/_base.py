@@ -81,7 +81,7 @@ def _scalar(v: Any, parameter: str) -> tuple[float, Fraction | None]:
     return f, None if math.isfinite(f) and Fraction(f) == fr else fr
 
 
-class _Input:
+class InputArray:
     """A user's input as a flat contiguous numpy array, and how to give results back.
 
     Elements float64 cannot hold exactly (integers beyond 2**53, Fractions, longdouble,
@@ -450,8 +450,8 @@ class Format(abc.ABC):
 
     # --- exact inputs -------------------------------------------------------------------
     @staticmethod
-    def _input(x: Any, mode: Rounding) -> _Input:
-        inp = _Input(x, exact=True)
+    def _input(x: Any, mode: Rounding) -> InputArray:
+        inp = InputArray(x, exact=True)
         if inp.exact and mode is Rounding.STOCHASTIC:
             raise ValueError(
                 "rounding='stochastic' takes values float64 holds exactly; x holds "
@@ -462,7 +462,7 @@ class Format(abc.ABC):
         return inp
 
     def _encode_all(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         """``_encode_flat`` plus exact rounding of the elements float64 cannot hold."""
         if inp.exact:
@@ -478,7 +478,7 @@ class Format(abc.ABC):
     def _encode1(self, v: float, mode: int, policy: int) -> tuple[int, bool]:
         """Code and overflow flag of one float64 value, through the kernels."""
         out = np.empty(1, self.code_dtype)
-        bad = self._encode_flat(_Input(np.array([v])), out, mode, policy, _DUMMY_RND, 0)
+        bad = self._encode_flat(InputArray(np.array([v])), out, mode, policy, _DUMMY_RND, 0)
         return int(out[0]), bool(bad)
 
     def _value1(self, code: int) -> float:
@@ -541,7 +541,7 @@ class Format(abc.ABC):
     def valid_codes(self) -> int:
         return self.num_codes
 
-    def _raise_if_bad(self, bad: int, policy: Overflow, inp: _Input) -> None:
+    def _raise_if_bad(self, bad: int, policy: Overflow, inp: InputArray) -> None:
         if bad and policy is Overflow.ERROR:
             raise ValueError(
                 f"{bad} element(s) of x are out of range for {self} (NaN, Inf, or beyond "
@@ -549,7 +549,7 @@ class Format(abc.ABC):
             )
 
     def _quantize_flat(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         codes = np.empty(inp.flat.size, self.code_dtype)
         bad = self._encode_flat(inp, codes, mode, policy, rnd, rbits)
@@ -558,7 +558,7 @@ class Format(abc.ABC):
 
     @abc.abstractmethod
     def _encode_flat(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         """Encode ``inp`` into ``out``; return the count of out-of-range elements."""
 

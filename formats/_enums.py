@@ -10,7 +10,7 @@ __all__ = ["Overflow", "Rounding", "Special"]
 _E = TypeVar("_E", bound=enum.Enum)
 
 
-class _Choice(enum.Enum):
+class Choice(enum.Enum):
     """An enum whose public functions also accept the member's string name."""
 
     @classmethod
@@ -28,7 +28,7 @@ class _Choice(enum.Enum):
         raise ValueError(f"{parameter} must be one of {allowed} (or the enum), not {value!r}")
 
 
-class Rounding(_Choice):
+class Rounding(Choice):
     """Rounding mode for encode/quantize (IEEE 754-2019 section 4.3 names in comments)."""
 
     #: roundTiesToEven: nearest, ties to the code whose lowest bit is 0
@@ -58,7 +58,7 @@ _ALIASES: dict[str, dict[str, str]] = {"Rounding": {
     "sr": "stochastic",
 }}
 
-class Overflow(_Choice):
+class Overflow(Choice):
     """What a value beyond the format's largest finite magnitude becomes."""
 
     #: clamp to the largest finite value of that sign (torch's float8 casts, OCP "saturating")
@@ -73,7 +73,7 @@ class Overflow(_Choice):
     ERROR = "error"
 
 
-class Special(_Choice):
+class Special(Choice):
     """Where a minifloat keeps its special values (Inf, NaN, negative zero)."""
 
     #: top exponent field is Inf (mantissa 0) or NaN (mantissa != 0), as IEEE 754 binary formats

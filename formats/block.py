@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
-from ._base import Format, _Input
-from ._enums import Rounding, Special, _Choice
-from .integer import Integer, _Fixed
+from ._base import Format, InputArray
+from ._enums import Choice, Rounding, Special
+from .integer import FixedBase, Integer
 from .minifloat import Minifloat
 
 __all__ = ["BlockEncoded", "BlockScaled", "ScaleRule"]
 
 
-class ScaleRule(_Choice):
+class ScaleRule(Choice):
     """How a block's scale follows from its largest magnitude ``amax``."""
 
     #: OCP MX v1.0 section 6.3: 2**(floor(log2(amax)) - emax_elem); may clip the block max
@@ -296,7 +296,7 @@ class BlockScaled:
     # --- public API ---------------------------------------------------------------------
     def encode(self, x: Any) -> BlockEncoded:
         """Quantize ``x`` (numpy or torch, any rank) into element codes and block scales."""
-        inp = _Input(x)
+        inp = InputArray(x)
         arr = inp.array.astype(np.float64)
         rows, (back, grid) = self._blocks(arr)
         finite = np.isfinite(rows)
@@ -440,9 +440,9 @@ class BlockScaled:
             consts = K._consts(e.man_bits, e.emin, e.signed, e.special is Special.FNUZ,
                                *e._f32_bits, K.SAT)
             return ek, consts, (1.0, 1.0, 0.0, 0.0)
-        if isinstance(e, _Fixed) and -120 <= e._ulp_exp <= 120:
-            return 3, dummy_elem, (math.ldexp(1.0, -e._ulp_exp), math.ldexp(1.0, e._ulp_exp),
-                                   float(-e._neg_max), float(e._pos_max))
+        if isinstance(e, FixedBase) and -120 <= e.ulp_exp <= 120:
+            return 3, dummy_elem, (math.ldexp(1.0, -e.ulp_exp), math.ldexp(1.0, e.ulp_exp),
+                                   float(-e.max_neg_int), float(e.max_int))
         return None
 
     @property
@@ -516,7 +516,7 @@ class BlockScaled:
         equals ``encode(x).dequantize()`` rounded to float32. ``out`` (numpy, the result's
         shape and dtype) receives the result and is returned; preallocating it saves the
         page faults of a fresh output (~30% at memory speed)."""
-        inp = _Input(x)
+        inp = InputArray(x)
         arr = inp.array
         want = arr.dtype
         if out is not None:

@@ -10,27 +10,32 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
-from ._base import Format, _Input, check_int, pow2
+from ._base import Format, InputArray, check_int, pow2
 from ._enums import Overflow
 
 __all__ = ["FixedPoint", "Integer"]
 
 
-class _Fixed(Format):
-    """Shared machinery: value = two's-complement integer * 2**ulp_exp."""
+class FixedBase(Format):
+    """The base of :class:`Integer` and :class:`FixedPoint`: value = integer * 2**ulp_exp,
+    the integer in two's complement (or unsigned) of ``bits`` bits."""
 
     narrow: bool
 
     @property
-    def _ulp_exp(self) -> int:
+    def ulp_exp(self) -> int:
+        """Exponent of the value of integer 1 (the grid's step is 2**ulp_exp)."""
         return 0
 
     @property
-    def _pos_max(self) -> int:
+    def max_int(self) -> int:
+        """The largest integer (``max == max_int * 2**ulp_exp``)."""
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
     @property
-    def _neg_max(self) -> int:
+    def max_neg_int(self) -> int:
+        """The magnitude of the most negative integer (0 if unsigned; narrow formats
+        leave out -2**(bits-1)): ``min == -max_neg_int * 2**ulp_exp``."""
         if not self.signed:
             return 0
         return (1 << (self.bits - 1)) - (1 if self.narrow else 0)
@@ -59,25 +64,25 @@ class _Fixed(Format):
 
     @property
     def max(self) -> float:
-        return self._pos_max * pow2(self._ulp_exp)
+        return self.max_int * pow2(self.ulp_exp)
 
     @property
     def min(self) -> float:
-        return -self._neg_max * pow2(self._ulp_exp)
+        return -self.max_neg_int * pow2(self.ulp_exp)
 
     @property
     def smallest_normal(self) -> float:
         """Smallest positive value (fixed point has no subnormals)."""
-        return pow2(self._ulp_exp)
+        return pow2(self.ulp_exp)
 
     @property
     def smallest_subnormal(self) -> float:
-        return pow2(self._ulp_exp)
+        return pow2(self.ulp_exp)
 
     @property
     def eps(self) -> float:
         """Spacing of the values, 2**-frac_bits."""
-        return pow2(self._ulp_exp)
+        return pow2(self.ulp_exp)
 
     @property
     def allowed_overflow(self) -> tuple[Overflow, ...]:
@@ -86,33 +91,33 @@ class _Fixed(Format):
         return (Overflow.SATURATE, Overflow.WRAP, Overflow.ERROR)
 
     def _encode_flat(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         self._check_wrap(inp, policy)
         xb, fin = inp.bits()
         return int(
             K.int_encode(
-                xb, out, rnd, fin, self._ulp_exp, self.bits, self._pos_max, self._neg_max,
+                xb, out, rnd, fin, self.ulp_exp, self.bits, self.max_int, self.max_neg_int,
                 policy, mode, rbits,
             )
         )
 
     def _quantize_flat(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         self._check_wrap(inp, policy)
-        f = -self._ulp_exp
+        f = -self.ulp_exp
         exact_scaling = (0 <= f <= 900) if inp.flat.dtype == np.float64 else (-800 <= f <= 900)
         if mode != K.STOCH and policy in (K.SAT, K.OERR) and exact_scaling \
                 and inp.flat.dtype != np.float16:
             return int(K.fixed_quantize_fast(
-                inp.flat, out, pow2(-self._ulp_exp), pow2(self._ulp_exp),
-                float(-self._neg_max), float(self._pos_max), mode,
+                inp.flat, out, pow2(-self.ulp_exp), pow2(self.ulp_exp),
+                float(-self.max_neg_int), float(self.max_int), mode,
             ))
         xb, fin = inp.bits()
         return int(
             K.int_quantize(
-                xb, out, rnd, fin, self._ulp_exp, self.bits, self._pos_max, self._neg_max,
+                xb, out, rnd, fin, self.ulp_exp, self.bits, self.max_int, self.max_neg_int,
                 policy, mode, rbits,
             )
         )
@@ -120,7 +125,7 @@ class _Fixed(Format):
     def _encode_exact(self, x: Fraction, mode: int, policy: int) -> tuple[int, bool]:
         """Exact rational ``x`` rounded with Python integers (wrap keeps its exact low
         bits), as the kernels round float inputs."""
-        v = x / Fraction(2) ** self._ulp_exp
+        v = x / Fraction(2) ** self.ulp_exp
         if mode == K.RNE:
             q = round(v)
         elif mode == K.RNA:
@@ -131,12 +136,12 @@ class _Fixed(Format):
             q = math.ceil(v)
         else:
             q = math.floor(v)
-        over = q > self._pos_max or -q > self._neg_max
+        over = q > self.max_int or -q > self.max_neg_int
         if over and policy != K.WRAP:
-            q = min(max(q, -self._neg_max), self._pos_max)
+            q = min(max(q, -self.max_neg_int), self.max_int)
         return q & ((1 << self.bits) - 1), over
 
-    def _check_wrap(self, inp: _Input, policy: int) -> None:
+    def _check_wrap(self, inp: InputArray, policy: int) -> None:
         if policy == K.WRAP and not np.isfinite(inp.flat).all():
             raise ValueError(f"x holds NaN or Inf, which cannot wrap into {self}")
 
@@ -144,7 +149,7 @@ class _Fixed(Format):
         c = codes.astype(np.int64)
         if self.signed:
             c = np.where(c >= (1 << (self.bits - 1)), c - (1 << self.bits), c)
-        out[...] = np.ldexp(c.astype(np.float64), self._ulp_exp)
+        out[...] = np.ldexp(c.astype(np.float64), self.ulp_exp)
 
     @property
     def valid_codes(self) -> int:
@@ -152,7 +157,7 @@ class _Fixed(Format):
 
 
 @dataclasses.dataclass(frozen=True)
-class Integer(_Fixed):
+class Integer(FixedBase):
     """A ``bits``-wide integer: two's complement when signed (value = code - 2**bits for
     codes >= 2**(bits-1)), plain binary when unsigned.
 
@@ -176,7 +181,7 @@ class Integer(_Fixed):
             raise ValueError("narrow=True needs a signed integer of at least 2 bits")
 
 @dataclasses.dataclass(frozen=True)
-class FixedPoint(_Fixed):
+class FixedPoint(FixedBase):
     """Fixed point ``fixed<int_bits,frac_bits>``: a (int_bits + frac_bits)-bit integer
     scaled by 2**-frac_bits. ``int_bits`` counts the sign bit when signed (the apytypes
     convention), so ``fixed<1,7>`` spans [-1, 1 - 2**-7]. Either count may be negative as
@@ -214,5 +219,5 @@ class FixedPoint(_Fixed):
         return self.int_bits + self.frac_bits
 
     @property
-    def _ulp_exp(self) -> int:
+    def ulp_exp(self) -> int:
         return -self.frac_bits

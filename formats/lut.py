@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
-from ._base import Format, _Input, check_int
+from ._base import Format, InputArray, check_int
 
 __all__ = ["NF4_VALUES", "BipolarInt", "Lut"]
 
@@ -116,7 +116,7 @@ class _Table(Format):
         return rules
 
     def _encode_flat(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         keys, vals, mid, exact, order = self._sorted
         x = inp.flat.astype(np.float64) if inp.flat.dtype == np.float16 else inp.flat

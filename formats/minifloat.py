@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
-from ._base import Format, _Input, check_int, pow2
+from ._base import Format, InputArray, check_int, pow2
 from ._enums import Overflow, Special
 
 __all__ = ["Minifloat"]
@@ -293,7 +293,7 @@ class Minifloat(Format):
         K.mf_decode(codes, out, p[0], self.bias, p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
 
     def _encode_flat(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         if self._fast_f32 and inp.flat.dtype == np.float32 and mode != K.STOCH:
             nan = self.nan_code  # positive; FNUZ's NaN is sign | 0, handled in the kernel
@@ -321,7 +321,7 @@ class Minifloat(Format):
                 return
 
     def _quantize_flat(
-        self, inp: _Input, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
+        self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         if self._fast_f32 and out.dtype == np.float32 and mode != K.STOCH:
             x32 = inp.flat if inp.flat.dtype == np.float32 else inp.flat.astype(np.float32)

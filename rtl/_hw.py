@@ -15,8 +15,7 @@ from typing import Any
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data
 
-from formats import BipolarInt, Minifloat, Overflow, Rounding, Special
-from formats.integer import _Fixed
+from formats import BipolarInt, FixedBase, Minifloat, Overflow, Rounding, Special
 
 __all__ = ["Term", "float_layout", "int_layout", "layout_of", "lzc", "round_to", "unpack",
            "add_round", "signed_width", "multiply"]
@@ -32,7 +31,7 @@ def float_layout(fmt: Minifloat) -> data.StructLayout:
     return data.StructLayout(fields)
 
 
-def int_layout(fmt: _Fixed | BipolarInt) -> data.StructLayout:
+def int_layout(fmt: FixedBase | BipolarInt) -> data.StructLayout:
     """An integer code: one field, two's complement (signed) or plain binary."""
     if isinstance(fmt, BipolarInt):
         return data.StructLayout({"planes": unsigned(fmt.bits)})
@@ -42,7 +41,7 @@ def int_layout(fmt: _Fixed | BipolarInt) -> data.StructLayout:
 def layout_of(fmt: Any) -> data.StructLayout:
     if isinstance(fmt, Minifloat):
         return float_layout(fmt)
-    if isinstance(fmt, (_Fixed, BipolarInt)):
+    if isinstance(fmt, (FixedBase, BipolarInt)):
         return int_layout(fmt)
     raise TypeError(f"no hardware layout for {fmt} ({type(fmt).__name__})")
 
@@ -114,8 +113,8 @@ def unpack(m: Module, fmt: Any, code: Value, name: str) -> Term:
             nan = inf = Const(0, 1)
         return Term(sign, sig, lsb, (lo, hi), _bit(m, nan, f"{name}_nan"),
                     _bit(m, inf, f"{name}_inf"))
-    if isinstance(fmt, _Fixed):
-        ulp = fmt._ulp_exp
+    if isinstance(fmt, FixedBase):
+        ulp = fmt.ulp_exp
         if fmt.signed:
             val = code.as_signed()
             sign = code[-1]
@@ -366,8 +365,8 @@ def exact_product_format(a: Minifloat | Any, b: Minifloat | Any) -> Minifloat:
     def facts(f: Any) -> tuple[int, int, int, bool, bool]:
         if isinstance(f, Minifloat):
             return f.man_bits + 1, f.emin - f.man_bits, f.emax, f.has_inf, f.has_nan
-        if isinstance(f, _Fixed):
-            ulp, n = f._ulp_exp, f.bits  # |min| = 2**(n-1) needs n bits
+        if isinstance(f, FixedBase):
+            ulp, n = f.ulp_exp, f.bits  # |min| = 2**(n-1) needs n bits
             return n, ulp, ulp + n - 1, False, False
         raise TypeError(f"no exact product for {f} ({type(f).__name__})")
     pa, qa, ea, ia, na = facts(a)

@@ -29,6 +29,7 @@ from amaranth.lib.wiring import In, Out
 from formats import (
     BipolarInt,
     BlockScaled,
+    FixedBase,
     FixedPoint,
     Integer,
     Minifloat,
@@ -36,7 +37,6 @@ from formats import (
     Rounding,
     parse,
 )
-from formats.integer import _Fixed
 
 from . import _hw
 from ._hw import Term
@@ -322,7 +322,7 @@ def _block(value: Any, parameter: str) -> BlockScaled:
         raise ValueError(f"{parameter}: BlockDot takes 1-D blocks, not tiles {f.block_size}")
     if f.zero_point:
         raise ValueError(f"{parameter}: zero points ({f}) are not supported by BlockDot")
-    if not isinstance(f.element, (Minifloat, _Fixed)):
+    if not isinstance(f.element, (Minifloat, FixedBase)):
         raise TypeError(f"{parameter}: BlockDot elements must be minifloats or integers, not "
                         f"{f.element}")
     if not isinstance(f.scale, Minifloat):
@@ -336,7 +336,7 @@ def _elem_range(fmt: Any) -> tuple[int, int]:
     if isinstance(fmt, Minifloat):
         lo = (1 if fmt.subnormals else 0) - fmt.bias - fmt.man_bits
         return lo, (1 << fmt.exp_bits) - 1 - fmt.bias - fmt.man_bits
-    return fmt._ulp_exp, fmt._ulp_exp
+    return fmt.ulp_exp, fmt.ulp_exp
 
 
 def _fixed_products(m: Module, ta: list[Term], tb: list[Term], name: str) -> tuple[
@@ -491,7 +491,7 @@ class Quantizer(_Pe):
         fi = parse(in_format, parameter="in_format")
         fo = parse(out_format, parameter="out_format")
         for f, p in ((fi, "in_format"), (fo, "out_format")):
-            if not isinstance(f, (Minifloat, _Fixed)):
+            if not isinstance(f, (Minifloat, FixedBase)):
                 raise TypeError(f"{p} must be a minifloat, integer or fixed-point format, not "
                                 f"{f} ({type(f).__name__})")
         if isinstance(fo, Minifloat):
@@ -531,12 +531,12 @@ class Quantizer(_Pe):
         return m
 
 
-def _round_int(m: Module, fmt: _Fixed, t: Term, mode: Rounding, policy: Overflow) -> Any:
+def _round_int(m: Module, fmt: FixedBase, t: Term, mode: Rounding, policy: Overflow) -> Any:
     """Round a Term onto fmt's integer grid; saturate or wrap; NaN -> 0, Inf saturates."""
-    ulp = fmt._ulp_exp
+    ulp = fmt.ulp_exp
     lo, hi = t.lsb_range
     W = t.width
-    pos_max, neg_max = fmt._pos_max, fmt._neg_max
+    pos_max, neg_max = fmt.max_int, fmt.max_neg_int
     # value / 2**ulp = mag * 2**(lsb - ulp): left shift by lsb - ulp, or right shift
     up_max = max(0, hi - ulp)
     dn_max = max(0, ulp - lo)

@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from formats import Integer, Minifloat, Overflow, Rounding, Special
-from formats.integer import _Fixed
+from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special
 from simulator import Accumulator, gemm
 from simulator.hardware import bipolar_gemm, grouped_gemm, lut_gemm
 
@@ -42,9 +41,9 @@ def canonical(fmt: Any, codes: np.ndarray) -> np.ndarray:
 def decode(fmt: Any, codes: Any) -> np.ndarray:
     """float64 values of codes (bipolar and integers included)."""
     c = np.asarray(codes, np.int64)
-    if isinstance(fmt, _Fixed) and fmt.signed:
+    if isinstance(fmt, FixedBase) and fmt.signed:
         c = np.where(c >= 1 << (fmt.bits - 1), c - (1 << fmt.bits), c)
-        return c.astype(np.float64) * 2.0 ** fmt._ulp_exp
+        return c.astype(np.float64) * 2.0 ** fmt.ulp_exp
     return np.asarray(fmt.decode(c.astype(fmt.code_dtype)), np.float64)
 
 
@@ -111,10 +110,10 @@ def quantize_ref(fi: Any, fo: Any, x: np.ndarray, mode: Rounding,
                 and policy is Overflow.SATURATE:
             v = xv.to(torch.float64)
             r = torch.round(torch.nan_to_num(v, nan=0.0))  # half to even
-            ri = r.clamp(-fo._neg_max, fo._pos_max).to(torch.int64).numpy()
+            ri = r.clamp(-fo.max_neg_int, fo.max_int).to(torch.int64).numpy()
             return ri & ((1 << fo.bits) - 1), "torch"
     vals = decode(fi, x)
-    if isinstance(fo, _Fixed):
+    if isinstance(fo, FixedBase):
         if policy is Overflow.WRAP:
             vals = np.where(np.isfinite(vals), vals, 0.0)
         else:

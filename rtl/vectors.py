@@ -403,7 +403,7 @@ def _shift_add_vectors(pe: ShiftAddPe, n: int, rng: np.random.Generator) -> tupl
         w = np.where(w == 1 << (el.bits - 1), 0, w)
     # one +-max element per group, so the format re-derives the scale
     pos = rng.integers(0, gs, groups)
-    top = int(el._pos_max)
+    top = int(el.max_int)
     w[np.arange(groups), pos] = np.where(rng.random(groups) < 0.5, top,
                                          (-top) & ((1 << el.bits) - 1))
     x = _mix(_random_codes(fx, groups * gs, rng), corner_codes(fx), rng)

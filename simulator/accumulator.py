@@ -9,14 +9,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from formats import Format, Minifloat, Overflow, Rounding, parse
-from formats._enums import _Choice
-from formats.integer import _Fixed
+from formats import Choice, FixedBase, Format, Minifloat, Overflow, Rounding, parse
 
 __all__ = ["Accumulator", "Order"]
 
 
-class Order(_Choice):
+class Order(Choice):
     """The order in which addends enter the accumulator."""
 
     #: acc = round(acc + x_j) for j = 0, 1, ... along K, starting from +0
@@ -114,12 +112,12 @@ class Accumulator:
         put = object.__setattr__
         fmt = _format(self.format, "format")
         put(self, "format", fmt)
-        if fmt is not None and not isinstance(fmt, (Minifloat, _Fixed)):
+        if fmt is not None and not isinstance(fmt, (Minifloat, FixedBase)):
             raise ValueError(f"format must be a Minifloat, Integer, FixedPoint or 'exact', "
                              f"not {fmt} ({type(fmt).__name__})")
         if fmt is not None:
             _check_float(fmt, "format")
-        if isinstance(fmt, _Fixed):
+        if isinstance(fmt, FixedBase):
             if fmt.bits > 62:
                 raise ValueError(f"format {fmt} has {fmt.bits} bits; integer accumulators "
                                  "take at most 62")
@@ -127,14 +125,14 @@ class Accumulator:
                 raise ValueError(f"format must be signed, not {fmt}")
         mode = Rounding.coerce(self.rounding, "rounding")
         put(self, "rounding", mode)
-        if isinstance(fmt, _Fixed) and mode is not Rounding.NEAREST_EVEN:
+        if isinstance(fmt, FixedBase) and mode is not Rounding.NEAREST_EVEN:
             raise ValueError("rounding applies to floating-point accumulators; integer "
                              "accumulators add integer products exactly (leave rounding "
                              "'nearest_even' and set product_format to round products)")
         if fmt is not None and str(fmt) == "float64" and mode is not Rounding.NEAREST_EVEN:
             raise ValueError("a float64 accumulator supports rounding 'nearest_even' only")
         if self.overflow is None:
-            policy = Overflow.WRAP if isinstance(fmt, _Fixed) else (
+            policy = Overflow.WRAP if isinstance(fmt, FixedBase) else (
                 fmt.default_overflow if fmt is not None else None)
         else:
             if fmt is None:
@@ -160,7 +158,7 @@ class Accumulator:
         if self.chunk is not None:
             if isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1:
                 raise ValueError(f"chunk must be a positive int or None, not {self.chunk!r}")
-            if fmt is None or isinstance(fmt, _Fixed):
+            if fmt is None or isinstance(fmt, FixedBase):
                 raise ValueError("chunk (promotion to a wider accumulator) needs a "
                                  "floating-point accumulator format")
             if order is Order.TREE and self.chunk % self.tree_width:  # type: ignore[operator]
@@ -173,7 +171,7 @@ class Accumulator:
         put(self, "chunk_format", cf)
         pf = _format(self.product_format, "product_format")
         if pf is not None:
-            if not isinstance(pf, (Minifloat, _Fixed)):
+            if not isinstance(pf, (Minifloat, FixedBase)):
                 raise ValueError(f"product_format must be a Minifloat, Integer or FixedPoint, "
                                  f"not {pf}")
             _check_float(pf, "product_format")
@@ -206,14 +204,14 @@ class Accumulator:
     @property
     def is_integer(self) -> bool:
         """True for Integer / FixedPoint accumulators."""
-        return isinstance(self.format, _Fixed)
+        return isinstance(self.format, FixedBase)
 
     @property
     def default_overflow(self) -> Overflow | None:
         """The overflow policy an accumulator of this format has unless told otherwise."""
         if self.format is None:
             return None
-        return Overflow.WRAP if isinstance(self.format, _Fixed) else self.format.default_overflow
+        return Overflow.WRAP if isinstance(self.format, FixedBase) else self.format.default_overflow
 
     def __str__(self) -> str:
         """The canonical text: ``parse(str(acc)) == acc``. Comma-separated, the format

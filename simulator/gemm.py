@@ -9,10 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from formats import BlockEncoded, BlockScaled, Format, Integer, Minifloat, Rounding, parse
+from formats import (
+    BlockEncoded,
+    BlockScaled,
+    FixedBase,
+    Format,
+    InputArray,
+    Integer,
+    Minifloat,
+    Rounding,
+    parse,
+)
 from formats import _kernels as FK
-from formats._base import _Input
-from formats.integer import _Fixed
 
 from . import _kernels as K
 from .accumulator import Accumulator, Order
@@ -75,7 +83,7 @@ def _sig_bits(fmt: Any) -> int:
     two operands' counts add to at most 53)."""
     if isinstance(fmt, Minifloat):
         return fmt.man_bits + 1
-    if isinstance(fmt, _Fixed):
+    if isinstance(fmt, FixedBase):
         return fmt.bits
     vals = np.asarray(fmt.finite_values(), np.float64)
     vals = vals[vals != 0]
@@ -185,7 +193,7 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
     ``k_axis=-2``, no copy)."""
     if isinstance(x, (Codes, BlockEncoded)):
         return _encoded_operand(x, fmt, name, k_axis)
-    inp = _Input(x, name)
+    inp = InputArray(x, name)
     arr = np.asarray(inp.array)
     if arr.ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions, not shape {arr.shape}")
@@ -279,8 +287,8 @@ def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0) -> An
     if fmt is None:
         return K.make_rounder(0, ())
     pol = _POLICY[fmt._policy(policy).value]
-    if isinstance(fmt, _Fixed):
-        return K.make_rounder(2, (-fmt._ulp_exp, float(-fmt._neg_max), float(fmt._pos_max),
+    if isinstance(fmt, FixedBase):
+        return K.make_rounder(2, (-fmt.ulp_exp, float(-fmt.max_neg_int), float(fmt.max_int),
                                   _MODE[mode], pol))
     return K.make_rounder(1, (fmt.man_bits, fmt.emin + 1023, float(fmt.max), _MODE[mode],
                               pol, rbits))
@@ -292,12 +300,12 @@ def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int, exact_add: boo
     prod = _rounder(acc.product_format if round_products else None, acc.product_rounding)
     tree = _rounder(acc.tree_format, acc.tree_rounding)
     fmt = acc.format
-    acc_int = fmt is None or isinstance(fmt, _Fixed)
+    acc_int = fmt is None or isinstance(fmt, FixedBase)
     err = acc.overflow is not None and acc.overflow.value == "error"
     if acc_int:
         add = K.make_adder(0, None)
         add_int = K.make_int_adder(0, 0, 0, 0) if fmt is None else K.make_int_adder(
-            fmt.bits, -fmt._neg_max, fmt._pos_max, _POLICY[acc.overflow.value])
+            fmt.bits, -fmt.max_neg_int, fmt.max_int, _POLICY[acc.overflow.value])
     else:
         add_int = K.make_int_adder(0, 0, 0, 0)
         if str(fmt) == "float64":
@@ -470,7 +478,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         raise ValueError(f"an adder tree of width {W} over these operands spans "
                          f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
                          "use a smaller tree_width or narrower operand formats")
-    if not finite and (fmt is None or isinstance(fmt, _Fixed)):
+    if not finite and (fmt is None or isinstance(fmt, FixedBase)):
         which = "a" if not (fa and fsa) else "b"
         raise ValueError(f"{which} holds NaN or Inf, which the {fmt or 'exact'} accumulator "
                          "cannot hold; integer and exact accumulators take finite operands")
@@ -485,8 +493,8 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
                              f"bits; these operands span {span:.0f} (use a float64 or "
                              "float32 accumulator)")
         grid = -int(math.log2(q_add)) if finite and bound > 0 else 0
-    elif isinstance(fmt, _Fixed):
-        grid = -fmt._ulp_exp
+    elif isinstance(fmt, FixedBase):
+        grid = -fmt.ulp_exp
     # Provable shortcuts, decided from the data: (1) rounding a product to product_format
     # is the identity when the format holds every product (precision: the operands'
     # significand bits; range: qa*qb and ea*eb); (2) every float64 sum acc + addend is
@@ -520,7 +528,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         bsB = opb.block
     nrows = ia.size * M
     out = np.empty((nrows, N))
-    acc_int = fmt is None or isinstance(fmt, _Fixed)
+    acc_int = fmt is None or isinstance(fmt, FixedBase)
     lo = np.zeros((nrows, N)) if acc_int else np.zeros((1, 1))  # written only for integers
     bad = np.full(nrows, -1, np.int64)
     off = np.zeros(nrows, np.uint8)
@@ -540,7 +548,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         where = np.unravel_index(t * N + n, shape)
         raise ValueError(f"accumulator {fmt} overflowed at output element {tuple(map(int, where))} "
                          f"in addition step {step} (overflow='error')")
-    if fmt is None or isinstance(fmt, _Fixed):
+    if fmt is None or isinstance(fmt, FixedBase):
         return out.reshape(shape), lo.reshape(shape), grid
     return out.reshape(shape), None, 0
 
@@ -562,8 +570,8 @@ def _quick_stats(op: Operand) -> tuple[float, float, bool]:
 
 @functools.lru_cache(maxsize=64)
 def _format_quantum(fmt: Any) -> float:
-    if isinstance(fmt, _Fixed):
-        return 2.0 ** fmt._ulp_exp
+    if isinstance(fmt, FixedBase):
+        return 2.0 ** fmt.ulp_exp
     vals = np.asarray(fmt.finite_values(), np.float64)
     vals = vals[vals != 0]
     return float(np.min(2.0 ** (np.frexp(np.abs(vals))[1] - _bits_of(vals)))) if vals.size \
@@ -605,8 +613,8 @@ def _fast_exact(opa: Operand, opb: Operand, acc: Accumulator, stats: Any, J: int
         return None
     if fmt is None:
         fits = True
-    elif isinstance(fmt, _Fixed):
-        grid_q = 2.0 ** fmt._ulp_exp
+    elif isinstance(fmt, FixedBase):
+        grid_q = 2.0 ** fmt.ulp_exp
         fits = (q_add >= grid_q and math.log2(q_add / grid_q).is_integer()
                 and bound <= fmt.max)
     else:

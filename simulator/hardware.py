@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from formats import BipolarInt, BlockScaled, Integer, Minifloat, parse
-from formats._base import _Input
+from formats import BipolarInt, BlockScaled, InputArray, Integer, Minifloat, parse
 
 from . import _kernels as K_
 from .gemm import _coerce_acc, _odd, _two_sum, gemm, quantize_operand
@@ -35,7 +34,7 @@ class HwResult:
 
 
 def _matrix(x: Any, name: str) -> np.ndarray:
-    arr = np.asarray(_Input(x, name).array, np.float64)
+    arr = np.asarray(InputArray(x, name).array, np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D matrix, not shape {arr.shape}")
     return arr

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from formats import Overflow, Rounding
-from formats.integer import _Fixed
+from formats import FixedBase, Overflow, Rounding
 
 from .accumulator import Accumulator, Order
 from .gemm import Operand
@@ -51,11 +50,11 @@ def ref_round(x: Fraction | float, fmt: Any, mode: Rounding, overflow: Overflow 
         if math.isinf(x):
             return _inf_to(x, fmt, overflow)
     x = Fraction(x)
-    policy = overflow or (Overflow.WRAP if isinstance(fmt, _Fixed) else fmt.default_overflow)
+    policy = overflow or (Overflow.WRAP if isinstance(fmt, FixedBase) else fmt.default_overflow)
     neg = x < 0
     ax = -x if neg else x
-    if isinstance(fmt, _Fixed):
-        ulp = Fraction(2) ** fmt._ulp_exp
+    if isinstance(fmt, FixedBase):
+        ulp = Fraction(2) ** fmt.ulp_exp
     elif ax == 0:
         return Fraction(0)
     else:
@@ -82,8 +81,8 @@ def ref_round(x: Fraction | float, fmt: Any, mode: Rounding, overflow: Overflow 
         up = (r >> (62 - rbits)) < top
         inc = (up if not neg else not up) if rem != 0 else False
     val = (q + int(inc)) * ulp
-    if isinstance(fmt, _Fixed):
-        lo, hi = -fmt._neg_max * ulp, fmt._pos_max * ulp
+    if isinstance(fmt, FixedBase):
+        lo, hi = -fmt.max_neg_int * ulp, fmt.max_int * ulp
         if lo <= val <= hi:
             return val
         if policy is Overflow.WRAP:
@@ -129,7 +128,7 @@ def ref_accumulate(addends: list[Any], acc: Accumulator, seed_index: int) -> Any
         nonlocal step
         if fmt is None:
             out = s
-        elif isinstance(fmt, _Fixed):
+        elif isinstance(fmt, FixedBase):
             out = ref_round(s, fmt, Rounding.NEAREST_EVEN, acc.overflow)
         elif str(fmt) == "float64":
             out = float(s)
