@@ -164,9 +164,8 @@ def test_technique_errors() -> None:
 
 
 def test_smoothquant_folds_into_norms() -> None:
-    import sys
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from test_torch import _ids, _model
+    from tests.simulator.tiny_lm import ids as _ids
+    from tests.simulator.tiny_lm import model as _model
 
     m = _model()
     ids = _ids()
