@@ -7,6 +7,7 @@ Derandomized, with modest example counts, so CI is reproducible and fast."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from fractions import Fraction
 from typing import Any
@@ -17,7 +18,9 @@ from hypothesis import strategies as st
 
 from formats import BlockScaled, parse
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
+# CI runs a fixed 120 examples per fuzzer; NUMFAB_FULL=1 runs 1000
+FUZZ = settings(max_examples=1000 if os.environ.get("NUMFAB_FULL") else 120,
+                deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
 
 # pieces of the name grammar, glued at random into near-miss names

@@ -46,13 +46,13 @@ def accumulators(draw: st.DrawFn) -> Accumulator:
     return Accumulator(fmt, **kw)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(accumulators())
 def test_accumulator_text_round_trips(acc: Accumulator) -> None:
     assert Accumulator.parse(str(acc)) == acc
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.sampled_from(["mxfp4", "nvfp4", "mxfp8_e4m3", "e4m3", "int8", "bfp8_b16",
                         "int4_g32", "fixed<4,4>"]),
        st.sampled_from(["mxfp4", "e5m2", "int8", "bf16"]), accumulators(),
