@@ -165,6 +165,9 @@ def _run_point(cfg: EvalConfig, threads: int) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
+#: how long a sweep waits for a Dask scheduler before giving up (nothing is run then)
+CONNECT_TIMEOUT = "10s"
+
 _HEADER_KEYS = {"config_hash": str, "config": dict}
 _RECORD_KEYS = {"key": str, "config": dict, "metrics": dict, "seconds": (int, float)}
 
@@ -327,7 +330,7 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None
             raise ModuleNotFoundError("Dask sweeps need dask.distributed: "
                                       "pip install 'dask[distributed]'") from None
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
             raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
                              "no point was run, the results file is unchanged") from None

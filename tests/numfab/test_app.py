@@ -77,7 +77,10 @@ def test_dask_sweep_equals_local(tmp_path: Path) -> None:
     assert _records(dask) == _records(local)
 
 
-def test_unreachable_scheduler(tmp_path: Path) -> None:
+def test_unreachable_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from numfab import sweep
+
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", "1s")  # nothing listens: no need to wait
     (tmp_path / "s.toml").write_text(SWEEP)
     cfg = load_sweep(tmp_path / "s.toml")
     out = tmp_path / "r.jsonl"
