@@ -13,6 +13,12 @@ _E = TypeVar("_E", bound=enum.Enum)
 class Choice(enum.Enum):
     """An enum whose public functions also accept the member's string name."""
 
+    @property
+    def code(self) -> int:
+        """The member's position in declaration order: the integer the numba kernels
+        (formats' and simulator's) take for it."""
+        return list(type(self)).index(self)
+
     @classmethod
     def coerce(cls: type[_E], value: object, parameter: str) -> _E:
         if isinstance(value, cls):

@@ -16,15 +16,17 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._enums import Overflow, Rounding
+
 # JIT options live here, in one place. Bit-exact kernels never use fastmath.
 _JIT = {"cache": True, "nogil": True}
 _PJIT = {**_JIT, "parallel": True}
 _INLINE = {"cache": True, "inline": "always"}
 
-# Rounding-mode codes (the order of formats.Rounding).
-RNE, RNA, RTZ, UP, DOWN, STOCH = 0, 1, 2, 3, 4, 5
-# Overflow-policy codes (formats.Overflow); ERROR runs as SATURATE and counts.
-SAT, OINF, ONAN, WRAP, OERR = 0, 1, 2, 3, 4
+# Rounding-mode codes (Rounding.code); overflow-policy codes (Overflow.code): ERROR runs
+# as SATURATE and counts.
+RNE, RNA, RTZ, UP, DOWN, STOCH = (m.code for m in Rounding)
+SAT, OINF, ONAN, WRAP, OERR = (m.code for m in Overflow)
 
 TWO_M62 = 2.0**-62
 

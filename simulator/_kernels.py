@@ -16,7 +16,11 @@ import numba
 import numpy as np
 from numba import prange
 
-from formats._kernels import DOWN, OERR, OINF, RNA, RNE, RTZ, SAT, UP, WRAP
+from formats import Overflow, Rounding
+
+# the kernels' integer codes of the modes and policies (Rounding.code, Overflow.code)
+RNE, RNA, RTZ, UP, DOWN, _STOCH = (m.code for m in Rounding)
+SAT, OINF, _ONAN, WRAP, OERR = (m.code for m in Overflow)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _PJIT = {**_JIT, "parallel": True}

@@ -17,10 +17,10 @@ from formats import (
     InputArray,
     Integer,
     Minifloat,
+    Overflow,
     Rounding,
     parse,
 )
-from formats import _kernels as FK
 
 from . import _kernels as K
 from .accumulator import Accumulator, Order
@@ -44,11 +44,8 @@ class Codes:
                             f"{f}; pass the BlockEncoded that {f}.encode returns")
         object.__setattr__(self, "format", f)
 
-_MODE = {Rounding.NEAREST_EVEN: FK.RNE, Rounding.NEAREST_AWAY: FK.RNA,
-         Rounding.TOWARD_ZERO: FK.RTZ, Rounding.UP: FK.UP, Rounding.DOWN: FK.DOWN,
-         Rounding.STOCHASTIC: FK.STOCH}
-_POLICY = {"saturate": FK.SAT, "inf": FK.OINF, "nan": FK.ONAN, "wrap": FK.WRAP,
-           "error": FK.OERR}
+_MODE = {m: m.code for m in Rounding}
+_POLICY = {m.value: m.code for m in Overflow}
 
 
 @dataclasses.dataclass

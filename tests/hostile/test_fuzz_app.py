@@ -77,8 +77,8 @@ def test_sweep_reader_bytes(data: bytes) -> None:
         f.write_bytes(data)
         try:
             load_sweep(f)
-        except ValueError:
-            pass
+        except ValueError as exc:  # a clear refusal names the file
+            assert str(f) in str(exc)
         assert _snapshot(d) == {"s.toml": data}
 
 
@@ -93,8 +93,8 @@ def test_results_reader(lines: list[bytes], newline_at_end: bool) -> None:
         f.write_bytes(data)
         try:
             read_results(f)
-        except ValueError:
-            pass
+        except ValueError as exc:
+            assert str(f) in str(exc)
         assert _snapshot(d) == {"r.jsonl": data}
 
 
