@@ -591,6 +591,35 @@ class Format(abc.ABC):
     def eps(self) -> float:
         """Gap between 1 and the next larger value of the format's precision."""
 
+    # --- the significand view: what a datapath must hold ---------------------------------
+    # Every finite value is +-m * 2**e with an integer 0 <= m < 2**precision and
+    # lsb_exp_min <= e <= lsb_exp_max (e: the exponent of the significand's least
+    # significant bit). Each bound is tight: every value is a multiple of 2**lsb_exp_min
+    # and some value is an odd one; the largest magnitude has its leading one at bit
+    # lsb_exp_max + precision - 1. Read these three; never re-derive them from fields.
+    @property
+    @abc.abstractmethod
+    def precision(self) -> int:
+        """Significand width in bits: every finite value is ``+-m * 2**e`` with an integer
+        ``0 <= m < 2**precision`` and ``lsb_exp_min <= e <= lsb_exp_max``."""
+
+    @property
+    @abc.abstractmethod
+    def lsb_exp_min(self) -> int:
+        """Exponent of the smallest significand LSB: every finite value is a multiple of
+        ``2**lsb_exp_min`` (the format's quantum) and some value an odd multiple."""
+
+    @property
+    @abc.abstractmethod
+    def lsb_exp_max(self) -> int:
+        """Exponent of the largest significand LSB: that of the largest magnitude, whose
+        leading one is bit ``lsb_exp_max + precision - 1`` (the bound on ``e`` above)."""
+
+    def storage_bits(self, shape: Any) -> int:
+        """Exact stored bits of a tensor of ``shape`` (a tuple of ints) in this format:
+        one ``bits``-wide code per element."""
+        return math.prod(check_shape(shape)) * self.bits
+
 
 def check_int(value: Any, parameter: str, lo: int, hi: int) -> int:
     """Validate an integer parameter in lo..hi, Amaranth-style messages."""
@@ -599,6 +628,15 @@ def check_int(value: Any, parameter: str, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ValueError(f"{parameter} must be an integer in {lo}..{hi}, not {value}")
     return int(value)
+
+
+def check_shape(shape: Any, parameter: str = "shape") -> tuple[int, ...]:
+    """A tensor shape: a tuple (or list) of non-negative ints."""
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+            for d in shape):
+        raise ValueError(f"{parameter} must be a tuple of non-negative ints, not {shape!r}")
+    return tuple(int(d) for d in shape)
 
 
 def pow2(e: int) -> float:

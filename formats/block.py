@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as K
-from ._base import Format, InputArray
+from ._base import Format, InputArray, check_shape
 from ._enums import Choice, Rounding, Special
 from .integer import FixedBase, Integer
 from .minifloat import Minifloat
@@ -175,14 +175,70 @@ class BlockScaled:
 
     @property
     def bits_per_element(self) -> float:
-        """Element bits plus the block scale amortised over a full block (the tensor
-        scale, if any, is amortised per tensor by :attr:`BlockEncoded.bits_per_element`)."""
-        zp = self.element.bits if self.zero_point else 0
-        return self.element.bits + (self.scale.bits + zp) / self.block_numel
+        """Element bits plus the block scale (and zero point) amortised over a full block
+        (the tensor scale, if any, is amortised per tensor by :meth:`storage_bits`)."""
+        return self.element.bits + self._block_bits / self.block_numel
+
+    @property
+    def _block_bits(self) -> int:
+        """Stored bits per block besides its elements: the scale code, and the zero-point
+        code (an element code) of asymmetric formats."""
+        return self.scale.bits + (self.element.bits if self.zero_point else 0)
 
     @property
     def bits(self) -> int:
         return self.element.bits
+
+    @property
+    def precision(self) -> int:
+        """The element format's :attr:`~formats.Format.precision`. A zero point does not
+        widen it: ``code - z`` of an unsigned element lies in ``-q..q`` (``q`` its
+        largest code), as many magnitude bits as ``q``."""
+        return self.element.precision
+
+    def block_grid(self, shape: Any) -> tuple[int, ...]:
+        """The shape of the scale codes of a tensor of ``shape`` (a tuple of ints): the
+        other axes, then the blocks along ``axis`` (2-D tiles: the tiles along the last
+        two axes); a partial block at an edge counts as a block.
+
+        Raises
+        ------
+        ValueError : a shape that is not a tuple of non-negative ints, or one of a rank
+            the blocks do not fit (0-d; 1-d under 2-D tiles; ``axis`` out of range)
+        """
+        dims = check_shape(shape)
+        if isinstance(self.block_size, tuple):
+            if len(dims) < 2:
+                raise ValueError(
+                    f"x must have rank >= 2 for the 2-D tiles {self.block_size} of {self}, "
+                    f"not rank {len(dims)}")
+            *lead, m, n = dims
+            # a tile wider than the tensor is one partial tile
+            br, bc = max(1, min(self.block_size[0], m)), max(1, min(self.block_size[1], n))
+            return (*lead, -(-m // br), -(-n // bc))
+        if not dims:
+            raise ValueError(
+                f"x must be an array of rank >= 1 for the block format {self}, not a 0-d "
+                "scalar (blocks run along an axis)")
+        if not -len(dims) <= self.axis < len(dims):
+            raise ValueError(f"axis must be in {-len(dims)}..{len(dims) - 1} for rank "
+                             f"{len(dims)}, not {self.axis}")
+        ax = self.axis % len(dims)
+        n = dims[ax]
+        bs = max(1, min(self.block_size, n))  # a block longer than the axis: one partial
+        return (*dims[:ax], *dims[ax + 1:], -(-n // bs))
+
+    def storage_bits(self, shape: Any) -> int:
+        """Exact stored bits of a tensor of ``shape`` encoded in this format: every
+        element code, per block of :meth:`block_grid` (partial blocks included) a scale
+        code and (asymmetric formats) a zero-point code, and the tensor scale once at its
+        own format's width (it is a value of that format, so those bits hold it).
+        ``BlockScaled.storage_bits(shape) == BlockEncoded.storage_bits`` of any tensor of
+        that shape."""
+        dims = check_shape(shape)
+        nblocks = math.prod(self.block_grid(dims))
+        ts = self.tensor_scale.bits if self.tensor_scale is not None else 0
+        return math.prod(dims) * self.element.bits + nblocks * self._block_bits + ts
 
     def __str__(self) -> str:
         from .names import canonical_name
@@ -193,23 +249,17 @@ class BlockScaled:
     def _blocks(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         """View ``x`` as (nblocks, block_numel) float64 rows padded with zeros, and a
         function putting such rows back into ``x``'s shape."""
+        grid = self.block_grid(x.shape)
         if isinstance(self.block_size, tuple):
-            if x.ndim < 2:
-                raise ValueError(
-                    f"x must have rank >= 2 for the 2-D tiles {self.block_size} of {self}, "
-                    f"not rank {x.ndim}"
-                )
-            br, bc = self.block_size
             *lead, m, n = x.shape
-            # a tile wider than the tensor is one partial tile: pad only to the tensor
-            br, bc = max(1, min(br, m)), max(1, min(bc, n))
-            mp, np_ = -(-m // br) * br, -(-n // bc) * bc
+            mb, nb = grid[-2:]
+            br, bc = max(1, min(self.block_size[0], m)), max(1, min(self.block_size[1], n))
+            mp, np_ = mb * br, nb * bc
             xp = np.zeros((*lead, mp, np_), np.float64)
             xp[..., :m, :n] = x
-            t = xp.reshape(*lead, mp // br, br, np_ // bc, bc)
+            t = xp.reshape(*lead, mb, br, nb, bc)
             k = len(lead)
             t = np.moveaxis(t, k + 1, k + 2)  # (..., mb, nb, br, bc)
-            grid = t.shape[:-2]
             rows = np.ascontiguousarray(t).reshape(-1, br * bc)
 
             def back(r: np.ndarray) -> np.ndarray:
@@ -217,21 +267,12 @@ class BlockScaled:
                 return u.reshape(*lead, mp, np_)[..., :m, :n]
 
             return rows, (back, grid)
-        if x.ndim == 0:
-            raise ValueError(
-                f"x must be an array of rank >= 1 for the block format {self}, not a 0-d "
-                "scalar (blocks run along an axis)"
-            )
-        if not -x.ndim <= self.axis < x.ndim:
-            raise ValueError(f"axis must be in {-x.ndim}..{x.ndim - 1} for rank {x.ndim}, "
-                             f"not {self.axis}")
         xm = np.moveaxis(x, self.axis, -1)
         *lead, n = xm.shape
-        bs = max(1, min(self.block_size, n))  # a block longer than the axis: one partial
-        npad = -(-n // bs) * bs
+        bs = max(1, min(self.block_size, n))
+        npad = grid[-1] * bs
         xp = np.zeros((*lead, npad), np.float64)
         xp[..., :n] = xm
-        grid = (*lead, npad // bs)
         rows = xp.reshape(-1, bs)
         axis = self.axis
 
@@ -374,7 +415,7 @@ class BlockScaled:
         bad_value = np.nan if sc.has_nan else float(sc.max)
         rule = self.scale_rule
         if (not self.pow2_scale and isinstance(sc, Minifloat) and sc._fast_f32
-                and sc.man_bits <= 21 and rule in (ScaleRule.NEAREST, ScaleRule.RCEIL)
+                and sc.precision <= 22 and rule in (ScaleRule.NEAREST, ScaleRule.RCEIL)
                 and self.scale_rounding is not Rounding.STOCHASTIC):
             # amax / ts / elem_max rounded to odd in float32, then once into the scale
             # format by its float32 fast path: the same as rounding the float64 quotient
@@ -394,6 +435,16 @@ class BlockScaled:
             np.multiply(svals.reshape(-1), ts, out=s_all)
         return svals, ts
 
+    def _packed_sizes(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """Bytes of each part of :meth:`BlockEncoded.pack` for a tensor of ``shape``:
+        element codes, scale codes, zero-point codes, tensor-scale code."""
+        nblocks = math.prod(self.block_grid(shape))
+        ts = self.tensor_scale
+        return (-(-math.prod(shape) * self.element.bits // 8),
+                -(-nblocks * self.scale.bits // 8),
+                -(-nblocks * self.element.bits // 8) if self.zero_point else 0,
+                -(-ts.bits // 8) if ts is not None else 0)
+
     def unpack(self, data: bytes, shape: tuple[int, ...]) -> BlockEncoded:
         """Inverse of :meth:`BlockEncoded.pack` for a tensor of ``shape`` (diagnostics
         are not stored: they come back as zeros)."""
@@ -401,21 +452,13 @@ class BlockScaled:
 
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        if not isinstance(shape, (tuple, list)) or not all(
-                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
-                for d in shape):
-            raise ValueError(f"shape must be a tuple of non-negative ints, not {shape!r}")
-        shape = tuple(int(d) for d in shape)
-        n = math.prod(shape)
-        _, (_, grid) = self._blocks(np.zeros(shape))
-        nblocks = int(np.prod(grid))
-        eb = -(-n * self.element.bits // 8)
-        sb = -(-nblocks * self.scale.bits // 8)
-        zb = -(-nblocks * self.element.bits // 8) if self.zero_point else 0
-        want = eb + sb + zb + (4 if self.tensor_scale is not None else 0)
-        if len(data) != want:
-            raise ValueError(f"data must hold {want} bytes for {self} and shape {shape}, "
-                             f"not {len(data)}")
+        shape = check_shape(shape)
+        grid = self.block_grid(shape)
+        n, nblocks = math.prod(shape), math.prod(grid)
+        eb, sb, zb, tb = self._packed_sizes(shape)
+        if len(data) != eb + sb + zb + tb:
+            raise ValueError(f"data must hold {eb + sb + zb + tb} bytes for {self} and shape "
+                             f"{shape}, not {len(data)}")
         buf = np.frombuffer(data, np.uint8)
         codes = unpack(buf[:eb], self.element.bits, n).reshape(shape)
         scales = unpack(buf[eb:eb + sb], self.scale.bits, nblocks).reshape(grid)
@@ -424,7 +467,8 @@ class BlockScaled:
             zp = unpack(buf[eb + sb:eb + sb + zb], self.element.bits, nblocks).reshape(grid)
         ts = None
         if self.tensor_scale is not None:
-            ts = float(np.frombuffer(data[eb + sb + zb:], "<f4")[0])
+            code = int.from_bytes(bytes(data[eb + sb + zb:]), "little")
+            ts = float(self.tensor_scale.decode(code))
         zeros = np.zeros(grid, np.int64)
         return BlockEncoded(self, codes, scales, ts, zeros, zeros, zeros=zp)
 
@@ -455,16 +499,14 @@ class BlockScaled:
                 continue
             if not isinstance(f, Minifloat):
                 return 1
-            sig += f.man_bits + 1
+            sig += f.precision
         if sig > 29:
             return 1
         # element * scale exact in float32: at most 24 significant bits, normal range
         e, sc = self.element, self.scale
-        assert isinstance(sc, Minifloat)
-        esig = e.man_bits + 1 if isinstance(e, Minifloat) else e.bits
         lo = float(e.smallest_subnormal) * float(sc.smallest_subnormal)
         hi = float(e.max) * float(sc.max)
-        if esig + sc.man_bits + 1 <= 24 and lo >= 2.0**-126 and hi < 2.0**127:
+        if e.precision + sc.precision <= 24 and lo >= 2.0**-126 and hi < 2.0**127:
             return 3
         return 2
 
@@ -592,37 +634,47 @@ class BlockEncoded:
         :func:`formats.pack` (little-endian bit stream, so 4-bit codes go two a byte, low
         nibble first), then the scale codes of the block grid in C order packed the same
         way, then (asymmetric formats) the zero-point codes packed like the elements, then
-        the tensor scale as a little-endian float32 if the format has one. The shape is
-        not stored; :meth:`BlockScaled.unpack` takes it."""
+        the tensor scale's code in its format as a little-endian integer of
+        ``ceil(bits / 8)`` bytes (NVFP4's float32: the IEEE bytes). The shape is not
+        stored; :meth:`BlockScaled.unpack` takes it.
+
+        Raises
+        ------
+        ValueError : a tensor scale that is not a value of the tensor-scale format
+        """
         from .packing import pack
 
         f = self.format
         parts = [pack(self.codes, f.element.bits).tobytes(),
                  pack(self.scales, f.scale.bits).tobytes()]
-        if self.zeros is not None:
+        if f.zero_point:
             parts.append(pack(self.zeros, f.element.bits).tobytes())
-        if self.tensor_scale is not None:
-            parts.append(np.array([self.tensor_scale], "<f4").tobytes())
+        if f.tensor_scale is not None:
+            ts = f.tensor_scale
+            code = int(ts.encode(self.tensor_scale))
+            if ts.decode(code) != self.tensor_scale:
+                raise ValueError(f"tensor_scale {self.tensor_scale!r} is not a value of the "
+                                 f"tensor-scale format {ts}, so pack cannot store it")
+            parts.append(code.to_bytes(-(-ts.bits // 8), "little"))
         return b"".join(parts)
 
     @property
     def nbytes(self) -> int:
-        """Storage: packed element codes + packed scale codes (+ 4 bytes tensor scale)."""
-        f = self.format
-        return (
-            -(-self.numel * f.element.bits // 8)
-            + -(-self.scales.size * f.scale.bits // 8)
-            + (-(-self.scales.size * f.element.bits // 8) if self.zeros is not None else 0)
-            + (4 if self.tensor_scale is not None else 0)
-        )
+        """Bytes of :meth:`pack`: each part (element, scale, zero-point codes) packed to
+        whole bytes, the tensor scale in ``ceil(bits / 8)`` bytes."""
+        return sum(self.format._packed_sizes(self.codes.shape))
+
+    @property
+    def storage_bits(self) -> int:
+        """Exact stored bits, ``format.storage_bits(codes.shape)`` (see
+        :meth:`BlockScaled.storage_bits`)."""
+        return self.format.storage_bits(self.codes.shape)
 
     @property
     def bits_per_element(self) -> float:
-        """Stored bits per element, the tensor scale amortised over this tensor."""
-        f = self.format
-        extra = 32 / self.numel if self.tensor_scale is not None and self.numel else 0.0
-        per_block = f.scale.bits + (f.element.bits if self.zeros is not None else 0)
-        return f.element.bits + self.scales.size * per_block / max(self.numel, 1) + extra
-
-
-
+        """:attr:`storage_bits` per element: scales, zero points and the tensor scale
+        amortised over this tensor (an empty tensor: the format's
+        :attr:`BlockScaled.bits_per_element`)."""
+        if not self.numel:
+            return self.format.bits_per_element
+        return self.storage_bits / self.numel

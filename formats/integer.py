@@ -28,6 +28,23 @@ class FixedBase(Format):
         return 0
 
     @property
+    def precision(self) -> int:
+        """Bits of the largest integer magnitude, ``max(max_int, max_neg_int)``: ``bits``
+        for two's complement (|-2**(bits-1)| needs them all) and unsigned, ``bits - 1``
+        for narrow. Values are integers times 2**ulp_exp, so the LSB never moves."""
+        return max(self.max_int, self.max_neg_int).bit_length()
+
+    @property
+    def lsb_exp_min(self) -> int:
+        """``ulp_exp``: every value is an integer times 2**ulp_exp."""
+        return self.ulp_exp
+
+    @property
+    def lsb_exp_max(self) -> int:
+        """``ulp_exp``, as :attr:`lsb_exp_min` (fixed point)."""
+        return self.ulp_exp
+
+    @property
     def max_int(self) -> int:
         """The largest integer (``max == max_int * 2**ulp_exp``)."""
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1

@@ -86,6 +86,37 @@ class _Table(Format):
         return len(self.table)
 
     @functools.cached_property
+    def _significands(self) -> tuple[int, int, int]:
+        """(precision, lsb_exp_min, lsb_exp_max) read off the table's float64 values."""
+        mags = [abs(v) for v in self.table if v != 0]
+        sig, low, top = 1, None, None
+        for v in mags:
+            m, e = math.frexp(v)  # v = m * 2**e, 0.5 <= m < 1: 53-bit integer significand
+            n = int(m * 2**53)
+            tz = (n & -n).bit_length() - 1
+            sig = max(sig, 53 - tz)
+            low = e - 53 + tz if low is None else min(low, e - 53 + tz)
+            top = e if top is None else max(top, e)
+        assert low is not None and top is not None  # a table holds a nonzero value
+        return sig, low, top - sig
+
+    @property
+    def precision(self) -> int:
+        """The most significant bits any table value has (the table is read as
+        floating-point numbers of the least significand width that holds them all)."""
+        return self._significands[0]
+
+    @property
+    def lsb_exp_min(self) -> int:
+        """Exponent of the lowest set bit over the table's values (its quantum)."""
+        return self._significands[1]
+
+    @property
+    def lsb_exp_max(self) -> int:
+        """``floor(log2(largest magnitude)) - precision + 1``."""
+        return self._significands[2]
+
+    @functools.cached_property
     def _nan_code(self) -> int:
         """Code NaN inputs get: the entry nearest zero (+0 before -0)."""
         return min(range(len(self.table)),
@@ -274,6 +305,21 @@ class BipolarInt(_Table):
     @property
     def smallest_normal(self) -> float:
         return 1.0
+
+    @property
+    def precision(self) -> int:
+        """``bits``: the odd integers up to ``2**bits - 1``."""
+        return self.bits
+
+    @property
+    def lsb_exp_min(self) -> int:
+        """0: every value is an (odd) integer."""
+        return 0
+
+    @property
+    def lsb_exp_max(self) -> int:
+        """0, as :attr:`lsb_exp_min`."""
+        return 0
 
     @property
     def max(self) -> float:

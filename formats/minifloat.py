@@ -87,12 +87,12 @@ class Minifloat(Format):
             raise ValueError(f"a minifloat has at most 64 bits, not {self.bits}")
         if self._maxmag < 1:
             raise ValueError(f"{self!r} has no nonzero finite value")
-        # Every value must be a float64 so that value math is exact.
-        lo = self.emin - (self.man_bits if self.subnormals else 0)
-        hi = self.emax
-        if lo < -1074 or hi > 1023:
+        # Every value must be a float64 so that value math is exact: its LSB at least
+        # float64's 2**-1074 (with or without subnormals: a binade 2**emin * (1 + m /
+        # 2**man_bits) has it at emin - man_bits), its top binade at most float64's.
+        if self.lsb_exp_min < -1074 or self.emax > 1023:
             lo_b = max(0, self._top_field - 1023)
-            hi_b = 1074 + (1 if self.subnormals else 0) - (self.man_bits if self.subnormals else 0)
+            hi_b = 1074 + (1 if self.subnormals else 0) - self.man_bits
             raise ValueError(
                 f"bias must be in {lo_b}..{hi_b} for exp_bits={self.exp_bits}, "
                 f"man_bits={self.man_bits} (every value must be a float64), not {self.bias}"
@@ -148,6 +148,23 @@ class Minifloat(Format):
         return (self._maxmag >> self.man_bits) - self.bias
 
     @property
+    def precision(self) -> int:
+        """Significand width p with the implicit bit, ``man_bits + 1`` (IEEE 754-2019
+        section 3.3's p; subnormals use fewer of its bits, at the LSB ``lsb_exp_min``)."""
+        return self.man_bits + 1
+
+    @property
+    def lsb_exp_min(self) -> int:
+        """Exponent of the smallest LSB, ``emin - man_bits``: the subnormals' (with
+        subnormals), else the lowest binade's."""
+        return self.emin - self.man_bits
+
+    @property
+    def lsb_exp_max(self) -> int:
+        """Exponent of the LSB in the top finite binade, ``emax - man_bits``."""
+        return self.emax - self.man_bits
+
+    @property
     def max(self) -> float:
         return self._value_of_mag(self._maxmag)
 
@@ -165,7 +182,7 @@ class Minifloat(Format):
         """Smallest positive value (== smallest_normal without subnormals or mantissa)."""
         if not self.subnormals or self.man_bits == 0:
             return self.smallest_normal
-        return pow2(self.emin - self.man_bits)
+        return pow2(self.lsb_exp_min)
 
     @property
     def eps(self) -> float:
@@ -209,7 +226,7 @@ class Minifloat(Format):
     def _value_of_mag(self, mag: int) -> float:
         f, m = mag >> self.man_bits, mag & ((1 << self.man_bits) - 1)
         if f == 0 and self.subnormals:
-            return float(m) * pow2(self.emin - self.man_bits)
+            return float(m) * pow2(self.lsb_exp_min)
         return float(m + (1 << self.man_bits)) * pow2(f - self.bias - self.man_bits)
 
     # --- exact inputs (see Format._encode_exact) ---------------------------------------
@@ -235,7 +252,7 @@ class Minifloat(Format):
             # the largest finite value against an overflow: the boundary is halfway to
             # the next binade step, as the kernels round; a tie overflows unless the
             # largest finite code is even (nearest-even)
-            step = Fraction(2) ** (self.emax - self.man_bits)
+            step = Fraction(2) ** self.lsb_exp_max
             edge = Fraction(self.max) + step / 2
             away = mode == K.RNA or self._maxmag % 2 == 1
             if x < 0:
@@ -252,7 +269,7 @@ class Minifloat(Format):
         """Whether the float32 fast path applies (see _kernels.quantize_f32)."""
         return (
             self.subnormals and 1 <= self.man_bits <= 22 and self.emin >= -126
-            and self.emax <= 127 and self.emin - self.man_bits >= -149
+            and self.emax <= 127 and self.lsb_exp_min >= -149
         )
 
     @functools.cached_property

@@ -84,7 +84,7 @@ def _beyond(fmt: Format, grid: list[tuple[Fraction, int]], top: bool) -> tuple[F
     if isinstance(fmt, Minifloat) and not top and not fmt.signed:
         return (v - (grid[1][0] - grid[0][0]), c + 1)
     if isinstance(fmt, Minifloat):
-        step = Fraction(2) ** (fmt.emax - fmt.man_bits)
+        step = Fraction(2) ** fmt.lsb_exp_max
         return (v + step, c + 1) if top else (v - step, c + 1)
     if len(grid) > 1:
         step = grid[-1][0] - grid[-2][0] if top else grid[1][0] - grid[0][0]

@@ -59,7 +59,7 @@ def _check_float(fmt: Format, parameter: str) -> None:
     if fmt.man_bits > 50:
         raise ValueError(f"{parameter} {fmt} has {fmt.man_bits} mantissa bits; sums round "
                          "exactly through float64 for at most 50 (or float64 itself)")
-    if fmt.emin - fmt.man_bits < -1022 or fmt.emax > 1022:
+    if fmt.lsb_exp_min < -1022 or fmt.emax > 1022:
         raise ValueError(f"{parameter} {fmt} reaches beyond float64's normal range "
                          "(smallest subnormal must be >= 2**-1022, emax <= 1022)")
 

@@ -75,20 +75,6 @@ class Operand:
         return self.elements * s
 
 
-def _sig_bits(fmt: Any) -> int:
-    """Significant bits of the element values (products are exact in float64 when the
-    two operands' counts add to at most 53)."""
-    if isinstance(fmt, Minifloat):
-        return fmt.man_bits + 1
-    if isinstance(fmt, FixedBase):
-        return fmt.bits
-    vals = np.asarray(fmt.finite_values(), np.float64)
-    vals = vals[vals != 0]
-    if vals.size == 0:
-        return 1
-    return int(max(_bits_of(vals)))
-
-
 def _bits_of(v: np.ndarray) -> np.ndarray:
     """Significant bits of each nonzero finite float64."""
     m, _ = np.frexp(np.abs(v))
@@ -170,8 +156,7 @@ def _encoded_operand(x: Any, fmt: Any, name: str, k_axis: int) -> Operand:
         raise ValueError(f"{name} is blocked along axis {ax} of shape {codes.shape}; its "
                          f"blocks must run along K, {where} axis ({want})")
     bs, kd = f.block_size, codes.shape[ax]
-    # formats' block grid: the other axes, then the blocks along the blocked axis
-    grid = codes.shape[:ax] + codes.shape[ax + 1:] + (-(-kd // bs),)
+    grid = f.block_grid(codes.shape)
     scales = np.asarray(x.scales)
     if scales.shape != grid:
         raise ValueError(f"{name}'s scales have shape {scales.shape}; codes of shape "
@@ -256,14 +241,6 @@ def quantize_operand(x: Any, fmt: Any, name: str = "a", *, k_axis: int = -1) -> 
             return Operand(k_last(np.asarray(fmt.quantize(x32))), None, 1, 1.0, fmt)
     q = np.asarray(fmt.quantize(np.asarray(arr, np.float64)), np.float64)
     return Operand(k_last(q), None, 1, 1.0, fmt)
-
-
-def _elem_bits(op: Operand) -> int:
-    f = op.fmt.element if isinstance(op.fmt, BlockScaled) else op.fmt
-    bits = _sig_bits(f)
-    if isinstance(op.fmt, BlockScaled) and op.fmt.zero_point:
-        bits += 1
-    return bits
 
 
 def _value_bits(op: Operand) -> int:
@@ -401,7 +378,8 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
         sb = opb.elements.shape[:-2] + opb.elements.shape[:-3:-1]
         raise ValueError(f"a of shape {opa.elements.shape} is (..., M, K={ka}) and b of shape "
                          f"{sb} is (..., K={kb}, N): the K dimensions must agree")
-    if _elem_bits(opa) + _elem_bits(opb) > 53:
+    # products are exact in float64 when the operands' significant bits add to <= 53
+    if opa.fmt.precision + opb.fmt.precision > 53:
         # the formats allow wider products than float64 holds: the values decide
         va, vb = _value_bits(opa), _value_bits(opb)
         if va + vb > 53:
@@ -504,11 +482,11 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     pf = acc.product_format
     round_products = pf is not None and not (
         finite and isinstance(pf, Minifloat) and str(pf) != "float64"
-        and _elem_bits(opa) + _elem_bits(opb) <= pf.man_bits + 1
+        and opa.fmt.precision + opb.fmt.precision <= pf.precision
         and (qa * qb >= pf.smallest_subnormal or ea * eb == 0) and ea * eb <= pf.max)
     exact_add = False
     if finite and isinstance(fmt, Minifloat) and str(fmt) != "float64" and bound > 0:
-        growth = math.exp(J * math.log1p(2.0 ** -fmt.man_bits)) * 2.0
+        growth = math.exp(J * math.log1p(fmt.eps)) * 2.0
         top = min(fmt.max, (bound + J * fmt.smallest_subnormal) * growth) + bound
         exact_add = math.log2(top / q_add) <= 52
     kern = _kernel(acc, W, has_scale, grid, exact_add, round_products)
@@ -559,20 +537,12 @@ def _quick_stats(op: Operand) -> tuple[float, float, bool]:
     mx, mn, bad = K.mag_stats(op.elements.ravel(order="K"))
     f = op.fmt
     if isinstance(f, Minifloat):
-        q = 2.0 ** (max(math.frexp(mn)[1] - 1, f.emin) - f.man_bits) if mn < math.inf else 1.0
+        # the LSB of mn's binade: its leading one at bit floor(log2 mn), precision bits
+        q = 2.0 ** max(math.frexp(mn)[1] - f.precision, f.lsb_exp_min) if mn < math.inf \
+            else 1.0
     else:
-        q = _format_quantum(f)
+        q = 2.0 ** f.lsb_exp_min
     return float(mx), q, bad == 0
-
-
-@functools.lru_cache(maxsize=64)
-def _format_quantum(fmt: Any) -> float:
-    if isinstance(fmt, FixedBase):
-        return 2.0 ** fmt.ulp_exp
-    vals = np.asarray(fmt.finite_values(), np.float64)
-    vals = vals[vals != 0]
-    return float(np.min(2.0 ** (np.frexp(np.abs(vals))[1] - _bits_of(vals)))) if vals.size \
-        else 1.0
 
 
 def _bounds(stats: Any, J: int, W: int, rounded: bool) -> tuple[float, ...]:
@@ -634,7 +604,7 @@ def _fast_exact(opa: Operand, opb: Operand, acc: Accumulator, stats: Any, J: int
 def _fits(fmt: Minifloat, span: float, bound: float, q: float) -> bool:
     if str(fmt) == "float64":
         return span <= 53
-    return span <= fmt.man_bits + 1 and bound <= fmt.max and q >= fmt.smallest_subnormal
+    return span <= fmt.precision and bound <= fmt.max and q >= fmt.smallest_subnormal
 
 
 def _odd(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

@@ -58,8 +58,8 @@ def ref_round(x: Fraction | float, fmt: Any, mode: Rounding, overflow: Overflow 
     elif ax == 0:
         return Fraction(0)
     else:
-        e = max(_floor_log2(ax), fmt.emin)
-        ulp = Fraction(2) ** (e - fmt.man_bits)
+        # the LSB of ax's binade (leading one at floor(log2 ax)), not below the format's
+        ulp = Fraction(2) ** max(_floor_log2(ax) - fmt.precision + 1, fmt.lsb_exp_min)
     v = x / ulp
     q = math.floor(v)
     rem = v - q
