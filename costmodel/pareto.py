@@ -74,8 +74,12 @@ def format_cost(a_format: Any, b_format: Any = None, accumulator: Any = "float32
         raise TypeError("format_cost needs b_format (or a simulator.Datapath in place of "
                         "a_format)")
     else:
-        dp = Datapath(parse(a_format, parameter="a_format"),
-                      parse(b_format, parameter="b_format"), accumulator)
+        fa, fb = parse(a_format, parameter="a_format"), parse(b_format, parameter="b_format")
+        try:
+            dp = Datapath(fa, fb, accumulator)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={accumulator!r} form "
+                            f"no datapath: {exc}") from None
     return dict(_datapath_cost(dp, target))
 
 
