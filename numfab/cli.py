@@ -412,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("results", help="results file (JSON lines)")
     pr.add_argument("-o", "--out", default="out", help="output folder (default: out)")
     pr.add_argument("--pareto", action="store_true",
-                    help="join accuracy with hardware cost (costmodel) and mark Pareto fronts")
+                    help="price each point as the datapath it was simulated with (costmodel), "
+                    "mark the accuracy x cost Pareto fronts and list the points left off")
     pr.add_argument("--target", default="xilinx", help="cost target for --pareto "
                     "(xilinx LUTs or cmos transistors)")
     pr.set_defaults(func=_cmd_report)
