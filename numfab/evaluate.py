@@ -12,7 +12,9 @@ Formats apply to every Linear layer of the transformer blocks (the LM head and
 embeddings stay float32, as usual) or every layer of the CNN; ``kv`` to the attention
 modules' keys and values. Block formats scale per block; integers per output channel
 (weights) and per token (activations); FP8-and-narrower minifloats per output channel
-(weights) and per tensor (activations); bf16/fp16 are plain casts.
+(weights) and per tensor (activations); bf16/fp16 are plain casts. The quantized layers
+run as fake quantization: operands rounded to their formats, then torch's float32 matmul
+(:attr:`EvalConfig.datapath` states that arithmetic as a :class:`simulator.Datapath`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ import formats
 
 from .models import BLOCKS, check_name, digits_data, load
 
-__all__ = ["EvalConfig", "evaluate", "format_bits", "max_tokens", "text"]
+__all__ = ["ACCUMULATOR", "EvalConfig", "evaluate", "format_bits", "max_tokens", "text"]
+
+#: the accumulator of every evaluation, as :class:`simulator.Accumulator` text: fake
+#: quantization runs each quantized layer as torch's float32 matmul, whose products of
+#: the rounded operands enter float32 sums rounded to nearest-even
+ACCUMULATOR = "float32"
 
 
 def max_tokens() -> int:
@@ -85,6 +92,32 @@ class EvalConfig:
 
     def key(self) -> str:
         return "|".join(f"{k}={v}" for k, v in asdict(self).items())
+
+    @property
+    def datapath(self) -> Any:
+        """The arithmetic of this point's quantized layers, as a :class:`simulator.Datapath`
+        (what ``numfab report --pareto`` prices): A is the activation format, B the weight
+        format (``float32`` where ``acts`` or ``weights`` is None: the layer's float32
+        tensor as it is), summed by :data:`ACCUMULATOR` one product per step (``k=1``:
+        fake quantization adds in float32 in torch's own order, which no PE models beyond
+        that). Per-token and per-channel scales of scalar formats are factors outside the
+        datapath (hardware applies them to the sums), and so is ``kv``: the attention
+        products of a quantized KV cache are another GEMM.
+
+        Raises
+        ------
+        ValueError
+            ``acts`` and ``weights`` form no datapath (e.g. blocks of different sizes
+            along K, or 2-D weight tiles); the message names both fields.
+        """
+        from simulator import Datapath
+
+        a, b = self.acts or "float32", self.weights or "float32"
+        try:
+            return Datapath(a, b, ACCUMULATOR)
+        except ValueError as exc:
+            raise ValueError(f"acts={a} (A) x weights={b} (B) form no datapath: "
+                             f"{exc}") from None
 
 
 def check_format(name: str, what: str = "format") -> Any:

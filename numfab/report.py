@@ -19,68 +19,96 @@ _COLUMNS = {"smollm2": ["perplexity", "kl", "top1_agreement"],
 
 
 def _label(c: dict[str, Any]) -> str:
-    fmt = c.get("weights") or c.get("acts") or c.get("kv") or "float32 (reference)"
+    given = {k: c[k] for k in ("weights", "acts", "kv") if c.get(k)}
+    if len(set(given.values())) > 1:  # formats that differ are each named
+        fmt = " ".join(f"{k}={v}" for k, v in given.items())
+    else:
+        fmt = next(iter(given.values()), "float32 (reference)")
     tech = [t for t in ("hadamard", "gptq") if c.get(t)]
     return fmt + (" + " + "+".join(tech) if tech else "")
 
 
-def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: bool,
-                    outd: Path, target: str, plt: Any) -> list[str]:
-    """Accuracy against per-MAC LUTs, energy and bits per element, with Pareto fronts."""
-    from costmodel.pareto import format_cost, pareto_front
+#: a priced point: (results record, its datapath, costmodel's per-MAC cost, bits/element)
+_Point = tuple[dict[str, Any], Any, dict[str, Any], float]
 
-    pts, skipped = [], []
+
+def _priced(grid: list[dict[str, Any]], metric: str, target: str
+            ) -> tuple[list[_Point], list[str]]:
+    """(the points priced as the datapath each was simulated with, the points left out,
+    each with why)."""
+    from costmodel.pareto import format_cost
+
+    from .evaluate import EvalConfig
+
+    pts, left_out = [], []
     for r in grid:
         c = r["config"]
-        w, a = c.get("weights"), c.get("acts")
-        if not w or not a or c.get("kv") or metric not in r["metrics"]:
+        name = _label(c)
+        if c.get("kv"):
+            left_out.append(f"{name} (kv={c['kv']}): the KV cache's attention products are "
+                            "another GEMM, not priced here")
             continue
-        if not math.isfinite(float(r["metrics"][metric])):
-            skipped.append(_label(c) + f" ({metric} not finite)")
+        if metric not in r["metrics"] or not math.isfinite(float(r["metrics"][metric])):
+            left_out.append(f"{name}: no finite {metric}")
             continue
         try:
-            cost = format_cost(str(a), str(w), "float32", target)
-        except ValueError:
-            skipped.append(_label(c))
+            dp = EvalConfig(**c).datapath
+            cost = format_cost(dp, target=target)
+        except ValueError as exc:
+            left_out.append(f"{name}: {exc}")
             continue
         bits = max(r["metrics"]["bits_weights"], r["metrics"]["bits_acts"])
-        pts.append((r, cost, bits))
-    if not pts:
-        return []
-    axes_def = [("cost_per_mac", f"{pts[0][1]['unit']} per MAC ({target})"),
+        pts.append((r, dp, cost, bits))
+    return pts, left_out
+
+
+def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: bool,
+                    outd: Path, target: str, plt: Any) -> list[str]:
+    """Accuracy against per-MAC LUTs, energy and bits per element, with Pareto fronts, and
+    the points left off them."""
+    pts, left_out = _priced(grid, metric, target)
+    lines = [f"### {model}: accuracy x hardware cost", ""]
+    if pts:
+        lines += _front_table(model, pts, metric, lower, outd, target, plt)
+    if left_out:
+        lines += ["Left off the fronts (no datapath priced):", ""]
+        lines += [f"- {why}" for why in sorted(set(left_out))] + [""]
+    return lines
+
+
+def _front_table(model: str, pts: list[_Point], metric: str, lower: bool, outd: Path,
+                 target: str, plt: Any) -> list[str]:
+    from costmodel.pareto import pareto_front
+
+    axes_def = [("cost_per_mac", f"{pts[0][2]['unit']} per MAC ({target})"),
                 ("pj_per_mac", "pJ per MAC (45 nm, Horowitz-scaled)"),
                 ("bits", "bits per element")]
-    ys = [float(r["metrics"][metric]) for r, _, _ in pts]
-    fronts = {}
-    for key, _ in axes_def:
-        xs = [b if key == "bits" else c[key] for _, c, b in pts]
-        fronts[key] = pareto_front(xs, ys, lower_is_better=lower)
-    lines = [f"### {model}: accuracy x hardware cost", "",
-             f"Per-MAC cost of the PE each format pair runs on (acts x weights, float32 "
-             f"accumulation; integers in int32), estimated by `costmodel.estimate` for "
-             f"{target}; * marks the Pareto front. The online Hadamard rotation's own cost is "
-             "not included.", "",
+    ys = [float(r["metrics"][metric]) for r, _, _, _ in pts]
+    xs = {key: [b if key == "bits" else c[key] for _, _, c, b in pts] for key, _ in axes_def}
+    fronts = {key: pareto_front(xs[key], ys, lower_is_better=lower) for key, _ in axes_def}
+    accs = ", ".join(sorted({f"`{dp.accumulator}` (k={dp.k})" for _, dp, _, _ in pts}))
+    lines = ["Each point is priced as the datapath it was simulated with "
+             f"(`EvalConfig.datapath`: activations as A x weights as B, summed by {accs}): "
+             f"the PE `rtl.build(datapath)` per MAC, estimated by `costmodel.estimate` for "
+             f"{target}; * marks the Pareto front. Per-channel and per-token scales and the "
+             "online Hadamard rotation are outside the PE and not included.", "",
              f"| format | PE | {axes_def[0][1]} | pJ/MAC | bits | {metric} |",
              "|---|---|---|---|---|---|"]
-    order = sorted(range(len(pts)), key=lambda i: pts[i][1]["cost_per_mac"])
+    order = sorted(range(len(pts)), key=lambda i: pts[i][2]["cost_per_mac"])
     for i in order:
-        r, c, b = pts[i]
+        r, _, c, b = pts[i]
         star = {k: "*" if fronts[k][i] else "" for k in fronts}
         lines.append(f"| {_label(r['config'])} | {c['pe']} | {c['cost_per_mac']:.0f}"
                      f"{star['cost_per_mac']} | {c['pj_per_mac']:.3f}{star['pj_per_mac']} | "
                      f"{b:g}{star['bits']} | {ys[i]:.4g} |")
-    if skipped:
-        lines += ["", "Left out (no PE model, or no finite metric): "
-                  + ", ".join(sorted(set(skipped))) + "."]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for ax, (key, xlabel) in zip(axes, axes_def):
-        xs = [b if key == "bits" else c[key] for _, c, b in pts]
         on = fronts[key]
-        ax.scatter([x for x, f in zip(xs, on) if not f], [y for y, f in zip(ys, on) if not f],
-                   c="0.6", label="dominated")
-        fx = sorted((x, y) for x, y, f in zip(xs, ys, on) if f)
+        ax.scatter([x for x, f in zip(xs[key], on) if not f],
+                   [y for y, f in zip(ys, on) if not f], c="0.6", label="dominated")
+        fx = sorted((x, y) for x, y, f in zip(xs[key], ys, on) if f)
         ax.plot([p[0] for p in fx], [p[1] for p in fx], "o-", c="C3", label="Pareto front")
-        for x, y, (r, _, _) in zip(xs, ys, pts):
+        for x, y, (r, _, _, _) in zip(xs[key], ys, pts):
             ax.annotate(_label(r["config"]).replace(" + hadamard", "+H"), (x, y), fontsize=6,
                         xytext=(2, 2), textcoords="offset points")
         if metric == "kl":
@@ -99,8 +127,11 @@ def _pareto_section(model: str, grid: list[dict[str, Any]], metric: str, lower: 
 def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
                  target: str = "xilinx") -> Path:
     """Write ``out/report.md`` and its plots (PNG) from ``results``; returns the path.
-    ``pareto`` joins each W+A format with its PE's estimated cost (``target``) and marks
-    the Pareto fronts of accuracy against LUTs (or transistors), energy and bits."""
+    ``pareto`` prices each point as the datapath it was simulated with
+    (:attr:`EvalConfig.datapath`: the PE that computes it, its estimated cost on
+    ``target`` and energy, per MAC), marks the Pareto fronts of accuracy against LUTs (or
+    transistors), energy and bits, and lists each point left off with why (a datapath
+    no PE computes, formats that form none, a KV-cache format, a metric not finite)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write, check_input_file, check_output_file, exclusive_lock
+from ._noise import drop_known_noise, dropping
 from .evaluate import EvalConfig, check_format, max_tokens
 from .models import BLOCKS, MODELS
 
@@ -346,7 +347,10 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     # spawned workers: a forked child inherits OpenMP pools mid-state and can hang
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
+    # workers drop the known log noise when this process does (the numfab command)
+    init = drop_known_noise if dropping() else None
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
+                             initializer=init) as pool:
         futs = [pool.submit(_run_point, p, threads) for p in todo]
         for fut in as_completed(futs):
             yield fut.result()

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from costmodel.pareto import format_cost
 from numfab import _io
 from numfab.evaluate import EvalConfig, max_tokens
 from numfab.report import write_report
 from numfab.sweep import config_hash, load_sweep, points, read_results, run_sweep
+from simulator import Accumulator, Datapath
 
 SWEEP = 'models = ["digits"]\nformats = ["int8"]\n'
 
@@ -30,8 +34,6 @@ def _results(tmp_path: Path) -> tuple[str, bytes, bytes]:
     head = json.dumps({"config_hash": config_hash(cfg), "config": cfg}).encode()
     recs = []
     for p in points(cfg):
-        from dataclasses import asdict
-
         recs.append(json.dumps({"key": p.key(), "config": asdict(p), "seconds": 1.0,
                                 "metrics": {"bits_weights": 8.0, "bits_acts": 8.0,
                                             "accuracy": 0.9}}).encode())
@@ -129,6 +131,10 @@ BAD_RECORDS = {
                              r"its config is not an evaluation point.*unknown model"),
     "config-bad-field": (lambda r: _rec(r, config={"model": "digits", "bogus": 1}),
                          r"its config is not an evaluation point"),
+    "config-weights-unknown": (lambda r: _rec(r, config={"model": "digits",
+                                                          "weights": "mxfp44"}),
+                               r"its config is not an evaluation point: weights: unknown "
+                               r"format name 'mxfp44'"),
     "key-mismatch": (lambda r: _rec(r, key="model=minilm"), r"its key does not match"),
     "metric-str": (lambda r: _rec(r, metrics={"bits_weights": "8", "bits_acts": 8}),
                    r"a metric is not a number"),
@@ -342,3 +348,96 @@ def test_max_tokens_bounds_the_text() -> None:
     EvalConfig("smollm2", tokens=max_tokens())
     with pytest.raises(ValueError, match="tokens must be"):
         EvalConfig("smollm2", tokens=max_tokens() + 1)
+
+
+# -- points whose formats form no datapath, or one no PE computes -----------------------
+
+TILE = "block<e4m3;e8m0;4x4;floor>"
+NO_DATAPATH = {
+    "blocks-differ": ({"weights": "mxfp4", "acts": "nvfp4"},
+                      r"^acts=nvfp4 \(A\) x weights=mxfp4 \(B\) form no datapath: a and b must "
+                      r"block K alike, not 16 \(nvfp4\) and 32 \(mxfp4\)$"),
+    "weight-tiles": ({"weights": TILE},
+                     r"^acts=float32 \(A\) x weights=block<e4m3;e8m0;4x4;floor> \(B\) form no "
+                     r"datapath: b must have 1-D blocks along K, not tiles 4x4"),
+    "act-tiles": ({"weights": "e4m3", "acts": TILE},
+                  r"^acts=block<e4m3;e8m0;4x4;floor> \(A\) x weights=e4m3 \(B\) form no "
+                  r"datapath: a must have 1-D blocks along K"),
+}
+
+
+@pytest.mark.parametrize(("fields", "match"), NO_DATAPATH.values(), ids=NO_DATAPATH.keys())
+def test_point_without_a_datapath(tmp_path: Path, fields: dict[str, str], match: str) -> None:
+    """EvalConfig.datapath names the two fields; the report lists the point as left off
+    the front with that reason, and still prices the others."""
+    cfg = EvalConfig("digits", **fields)
+    with pytest.raises(ValueError, match=match):
+        cfg.datapath  # noqa: B018
+    head = json.dumps({"config_hash": "h", "config": {}})
+    rec = [json.dumps({"key": c.key(), "config": asdict(c), "seconds": 1.0,
+                       "metrics": {"bits_weights": 8, "bits_acts": 8, "accuracy": acc}})
+           for c, acc in ((cfg, 0.5), (EvalConfig("digits", weights="e4m3", acts="e4m3"), 0.9))]
+    f = tmp_path / "r.jsonl"
+    f.write_text("\n".join([head, *rec]) + "\n")
+    md = write_report(f, tmp_path / "rep", pareto=True).read_text()
+    left = md.split("Left off the fronts (no datapath priced):", 1)[1].strip().splitlines()
+    assert len(left) == 1
+    assert re.match(match.lstrip("^"), left[0].split(": ", 1)[1])
+    assert "| e4m3 | FloatMac |" in md  # the other point is priced
+
+
+def test_results_file_with_no_priceable_point(tmp_path: Path) -> None:
+    """Every point left off: the section says why for each, and draws no front."""
+    pts = [EvalConfig("digits", weights="int8", acts="int8"),
+           EvalConfig("digits", weights="mxfp4", acts="nvfp4")]
+    head = json.dumps({"config_hash": "h", "config": {}})
+    recs = [json.dumps({"key": c.key(), "config": asdict(c), "seconds": 1.0,
+                        "metrics": {"bits_weights": 8, "bits_acts": 8, "accuracy": 0.5}})
+            for c in pts]
+    f = tmp_path / "r.jsonl"
+    f.write_text("\n".join([head, *recs]) + "\n")
+    md = write_report(f, tmp_path / "rep", pareto=True).read_text()
+    section = md.split("### digits: accuracy x hardware cost", 1)[1]
+    assert "| format | PE |" not in section
+    assert "- int8: no PE computes the datapath a=int8 b=int8 acc=float32" in section
+    assert "- weights=mxfp4 acts=nvfp4: acts=nvfp4 (A) x weights=mxfp4 (B)" in section
+    assert not (tmp_path / "rep" / "digits_pareto.png").exists()
+
+
+BAD_FORMAT_COST = {
+    "no-b": (lambda: format_cost("e4m3"), TypeError,
+             r"^format_cost needs b_format \(or a simulator\.Datapath in place of a_format\)$"),
+    "datapath-and-b": (lambda: format_cost(Datapath("e4m3", "e4m3"), "e4m3"), ValueError,
+                       r"^give either a datapath or a_format, b_format and accumulator"),
+    "datapath-and-acc": (lambda: format_cost(Datapath("e4m3", "e4m3"), accumulator="int32"),
+                         ValueError, r"^give either a datapath or a_format"),
+    "acc-kind": (lambda: format_cost("e4m3", "e4m3", 5), TypeError,
+                 r"^a_format=float8_e4m3fn, b_format=float8_e4m3fn, accumulator=5 form no "
+                 r"datapath: format: format name must be a str, not int$"),
+    "acc-unknown": (lambda: format_cost("e4m3", "e4m3", "float99"), ValueError,
+                    r"accumulator='float99' form no datapath: format: unknown format name "
+                    r"'float99'"),
+    "blocks-differ": (lambda: format_cost("mxfp4", "nvfp4"), ValueError,
+                      r"^a_format=mxfp4, b_format=nvfp4, accumulator='float32' form no "
+                      r"datapath: a and b must block K alike"),
+    # priced exactly as given: never another accumulator's PE
+    "int-into-float": (lambda: format_cost("int8", "int8"), ValueError,
+                       r"^no PE computes the datapath a=int8 b=int8 acc=float32,nearest_even "
+                       r"k=1 lanes=1: PEs take"),
+    "float-into-int": (lambda: format_cost("e4m3", "e4m3", "int32"), ValueError,
+                       r"^no PE computes the datapath a=float8_e4m3fn b=float8_e4m3fn acc=int32"),
+    "stochastic": (lambda: format_cost("mxfp4", "mxfp4", Accumulator(
+        "float32", rounding="stochastic", seed=0)), ValueError,
+        r"it needs stochastic rounding \(no PE has a random source\)$"),
+    "target-kind": (lambda: format_cost("e4m3", "e4m3", target=None), TypeError,
+                    r"^target must be a str, not NoneType$"),
+    "target-unknown": (lambda: format_cost("e4m3", "e4m3", target="vivado"), ValueError,
+                       r"^no cost model for target 'vivado'; modelled targets: xilinx, cmos"),
+}
+
+
+@pytest.mark.parametrize(("call", "exc", "match"), BAD_FORMAT_COST.values(),
+                         ids=BAD_FORMAT_COST.keys())
+def test_format_cost_refuses(call, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        call()

