@@ -186,34 +186,3 @@ def test_cost_cli(capsys):
     assert "choose one of" in capsys.readouterr().err
     assert main(["cost", "gemm", "--m", "64", "--n", "64", "--k", "256", "--a", "mxfp4"]) == 0
     assert '"pe": "BlockDot"' in capsys.readouterr().out
-
-
-def test_report_pareto(tmp_path):
-    from numfab.evaluate import EvalConfig
-    from numfab.report import write_report
-
-    res = tmp_path / "r.jsonl"
-    head = {"config_hash": "h", "config": {"models": ["digits"], "formats": []}}
-    pts = {"int8": 0.97, "float8_e4m3fn": 0.96, "mxfp4": 0.90, "bfloat16": 0.99}
-    lines = [json.dumps(head)]
-    for f, acc in pts.items():
-        key = EvalConfig("digits", weights=f, acts=f).key()
-        lines.append(json.dumps({"key": key, "seconds": 1.0, "config": {
-            "model": "digits", "weights": f, "acts": f},
-            "metrics": {"accuracy": acc, "bits_weights": 4.25 if f == "mxfp4" else
-                        (16 if f == "bfloat16" else 8), "bits_acts": 8}}))
-    res.write_text("\n".join(lines) + "\n")
-    md = write_report(res, tmp_path / "out", pareto=True).read_text()
-    assert (tmp_path / "out" / "digits_pareto.png").stat().st_size > 0
-    rows = {ln.split("|")[1].strip(): ln for ln in md.splitlines()
-            if ln.startswith("| ") and "PE" not in ln and "---" not in ln}
-    from costmodel.pareto import format_cost
-    cost = {f: format_cost(f, f)["cost_per_mac"] for f in pts}
-    # int8 is cheaper than e4m3 and more accurate: e4m3 is dominated on the LUT axis
-    assert cost["int8"] < cost["float8_e4m3fn"]
-    assert "IntMac" in rows["int8"] and "FloatMac" in rows["float8_e4m3fn"]
-    lut_col = {f: rows[f].split("|")[3] for f in pts}
-    assert "*" not in lut_col["float8_e4m3fn"]
-    cheapest = min(pts, key=lambda f: cost[f])
-    assert "*" in lut_col[cheapest]  # nothing is cheaper
-    assert "*" in lut_col["bfloat16"]  # nothing is more accurate

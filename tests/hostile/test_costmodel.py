@@ -244,7 +244,8 @@ def test_gemm_cost_counts_hand_checked() -> None:
     (lambda: format_cost(["e4m3"], "e4m3"), TypeError, r"^a_format: format name must be a "
      r"str, not list$"),
     (lambda: format_cost("e4m3", "e4m3", target=["x"]), TypeError, r"^target must be a str"),
-    (lambda: format_cost("mxfp4", "nvfp4"), ValueError, r"same block size, not 32 and 16$"),
+    (lambda: format_cost("mxfp4", "nvfp4"), ValueError,
+     r"a and b must block K alike, not 32 \(mxfp4\) and 16 \(nvfp4\)$"),
 ], ids=["operand_bits-tile", "operand_bits-rows0", "operand_bits-k-float", "pe_for-mismatch",
         "pe_for-tile", "format_cost-list", "format_cost-target-list", "format_cost-mismatch"])
 def test_gemm_helpers(call: Any, exc: type[Exception], msg: str) -> None:
