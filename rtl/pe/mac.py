@@ -1,0 +1,204 @@
+"""Multiply and multiply-accumulate PEs on scalar operands: :class:`IntMac`,
+:class:`FloatMul`, :class:`FloatMac`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib.wiring import In, Out
+
+from formats import Overflow
+
+from .. import _hw
+from ._common import (
+    _accumulate,
+    _delay,
+    _integer,
+    _minifloat,
+    _Pe,
+    _register_term,
+    _rounding,
+    _stages,
+)
+
+__all__ = ["FloatMac", "FloatMul", "IntMac"]
+
+
+# --- 1. integer MAC --------------------------------------------------------------------
+
+class IntMac(_Pe):
+    """``acc <= acc + a * b`` in a signed ``acc_bits`` register, wrapping or saturating."""
+
+    kind = "IntMac"
+    interface = "accumulate"
+
+    def __init__(self, a: Any = "int8", b: Any = "int8", acc_bits: int = 32, *,
+                 overflow: str = "wrap", stages: int = 0) -> None:
+        self.a_format, self.b_format = _integer(a, "a"), _integer(b, "b")
+        if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 2 <= acc_bits <= 64:
+            raise ValueError(f"acc_bits must be an int in 2..64, not {acc_bits!r}")
+        self.acc_bits = acc_bits
+        if overflow not in ("wrap", "saturate", Overflow.WRAP, Overflow.SATURATE):
+            raise ValueError(f"overflow must be 'wrap' or 'saturate', not {overflow!r}")
+        self.overflow = Overflow.coerce(overflow, "overflow")
+        self.stages = _stages(stages, 1)
+        self.latency = 1 + self.stages
+        super().__init__({
+            "a": In(_hw.layout_of(self.a_format)), "b": In(_hw.layout_of(self.b_format)),
+            "en": In(1), "clear": In(1), "acc": Out(signed(acc_bits)),
+        })
+
+    @property
+    def formats(self) -> dict[str, str]:
+        return {"a": str(self.a_format), "b": str(self.b_format), "acc": f"int{self.acc_bits}"}
+
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes (sequential, one product per
+        step, wrapping or saturating ``int<acc_bits>``)."""
+        from simulator import Accumulator, Datapath
+
+        return Datapath(self.a_format, self.b_format,
+                        Accumulator(f"int{self.acc_bits}", overflow=self.overflow))
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {"acc_bits": self.acc_bits, "overflow": self.overflow.value,
+                "stages": self.stages}
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        av = self.a.value if self.a_format.signed else self.a.value.as_unsigned()
+        bv = self.b.value if self.b_format.signed else self.b.value.as_unsigned()
+        pw = self.a_format.bits + self.b_format.bits + 1
+        prod = Signal(signed(pw))
+        m.d.comb += prod.eq(av * bv)
+        en, clear = self.en, self.clear
+        if self.stages:
+            prod, en, clear = (_delay(m, prod, 1, "prod"), _delay(m, en, 1, "en"),
+                               _delay(m, clear, 1, "clear"))
+        n = self.acc_bits
+        base = Mux(clear, 0, self.acc)
+        total = Signal(signed(max(n, pw) + 1))
+        m.d.comb += total.eq(base + prod)
+        if self.overflow is Overflow.SATURATE:
+            hi, lo = (1 << (n - 1)) - 1, -(1 << (n - 1))
+            nxt = Mux(total > hi, hi, Mux(total < lo, lo, total))
+        else:
+            nxt = total[:n].as_signed()
+        with m.If(en):
+            m.d.sync += self.acc.eq(nxt)
+        with m.Elif(clear):
+            m.d.sync += self.acc.eq(0)
+        return m
+
+
+# --- 2. float multiplier ---------------------------------------------------------------
+
+class FloatMul(_Pe):
+    """``p = a * b`` for any two minifloats: exact (``out=None``: the result format is
+    :func:`rtl._hw.exact_product_format`, which holds every product) or rounded once to
+    ``out`` with ``rounding`` and ``out``'s overflow policy (``overflow``)."""
+
+    kind = "FloatMul"
+
+    def __init__(self, a: Any = "e4m3fn", b: Any = "e4m3fn", out: Any = None, *,
+                 rounding: Any = "nearest_even", overflow: Any = None, stages: int = 0) -> None:
+        self.a_format, self.b_format = _minifloat(a, "a"), _minifloat(b, "b")
+        if out is None:
+            try:
+                self.out_format = _hw.exact_product_format(self.a_format, self.b_format)
+            except ValueError as exc:
+                raise ValueError(f"out must be given for {self.a_format} x {self.b_format}: "
+                                 f"no minifloat holds every product exactly ({exc})") from None
+            self.exact = True
+        else:
+            self.out_format = _minifloat(out, "out")
+            self.exact = False
+        _hw.check_output_float(self.out_format, "out")
+        self.rounding = _rounding(rounding)
+        self.overflow = _hw.hw_overflow(self.out_format, overflow, "overflow")
+        self.stages = _stages(stages)
+        self.latency = self.stages
+        if self.stages:
+            self.interface = "pipelined"
+        super().__init__({
+            "a": In(_hw.float_layout(self.a_format)), "b": In(_hw.float_layout(self.b_format)),
+            "p": Out(_hw.float_layout(self.out_format)),
+        })
+
+    @property
+    def formats(self) -> dict[str, str]:
+        return {"a": str(self.a_format), "b": str(self.b_format), "p": str(self.out_format)}
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {"rounding": self.rounding.value, "overflow": self.overflow.value,
+                "exact": self.exact, "stages": self.stages}
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        ta = _hw.unpack(m, self.a_format, self.a.as_value(), "a")
+        tb = _hw.unpack(m, self.b_format, self.b.as_value(), "b")
+        prod = _hw.multiply(m, ta, tb, "prod")
+        code = _hw.round_to(m, self.out_format, prod, self.rounding, self.overflow, "p")
+        m.d.comb += self.p.as_value().eq(_delay(m, code, self.stages, "p"))
+        return m
+
+
+# --- 3. float MAC ----------------------------------------------------------------------
+
+class FloatMac(_Pe):
+    """``acc <= round(acc + a * b)``: the exact product added with one rounding
+    (``rounding``, default nearest-even) into an accumulator of any signed minifloat
+    format with subnormals: ``simulator.Accumulator(acc)``'s sequential numerics."""
+
+    kind = "FloatMac"
+    interface = "accumulate"
+
+    def __init__(self, a: Any = "e4m3fn", b: Any = "e4m3fn", acc: Any = "float32", *,
+                 rounding: Any = "nearest_even", overflow: Any = None, stages: int = 0) -> None:
+        self.a_format, self.b_format = _minifloat(a, "a"), _minifloat(b, "b")
+        self.acc_format = _minifloat(acc, "acc")
+        _hw.check_output_float(self.acc_format, "acc")
+        self.rounding = _rounding(rounding)
+        self.overflow = _hw.hw_overflow(self.acc_format, overflow, "overflow")
+        self.stages = _stages(stages, 1)
+        self.latency = 1 + self.stages
+        super().__init__({
+            "a": In(_hw.float_layout(self.a_format)), "b": In(_hw.float_layout(self.b_format)),
+            "en": In(1), "clear": In(1), "acc": Out(_hw.float_layout(self.acc_format)),
+        })
+
+    @property
+    def formats(self) -> dict[str, str]:
+        return {"a": str(self.a_format), "b": str(self.b_format), "acc": str(self.acc_format)}
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {"rounding": self.rounding.value, "overflow": self.overflow.value,
+                "stages": self.stages}
+
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes (exact product, one rounding
+        per step into the accumulator)."""
+        from simulator import Accumulator, Datapath
+
+        return Datapath(self.a_format, self.b_format,
+                        Accumulator(self.acc_format, rounding=self.rounding,
+                                    overflow=self.overflow))
+
+    def elaborate(self, platform: Any) -> Module:
+        m = Module()
+        ta = _hw.unpack(m, self.a_format, self.a.as_value(), "a")
+        tb = _hw.unpack(m, self.b_format, self.b.as_value(), "b")
+        prod = _hw.multiply(m, ta, tb, "prod")
+        en, clear = self.en, self.clear
+        if self.stages:
+            prod = _register_term(m, prod, "prod_r")
+            en, clear = _delay(m, en, 1, "en"), _delay(m, clear, 1, "clear")
+        _accumulate(m, self.acc_format, self.acc.as_value(), prod, en, clear, self.rounding,
+                    self.overflow)
+        return m
