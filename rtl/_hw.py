@@ -17,8 +17,8 @@ from amaranth.lib import data
 
 from formats import BipolarInt, FixedBase, Minifloat, Overflow, Rounding, Special
 
-__all__ = ["Term", "float_layout", "int_layout", "layout_of", "lzc", "round_to", "unpack",
-           "add_round", "signed_width", "multiply"]
+__all__ = ["Term", "float_layout", "int_layout", "layout_of", "lzc", "round_to", "round_term",
+           "unpack", "add_round", "signed_width", "multiply"]
 
 
 # --- layouts derived from the formats --------------------------------------------------
@@ -276,6 +276,18 @@ def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflo
     with m.Else():
         m.d.comb += code.eq(Cat(magcode[: fmt.bits - 1], out_sign))
     return code
+
+
+def round_term(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflow,
+               name: str) -> Term:
+    """``t`` rounded once to ``fmt`` (:func:`round_to`) as the exact Term of the rounded
+    value. A NaN stays NaN where ``fmt`` has no NaN code (its code reads +0 there), as
+    the simulator keeps NaN in float64 between roundings."""
+    code = round_to(m, fmt, t, mode, policy, name)
+    r = unpack(m, fmt, code, f"{name}_v")
+    if fmt.has_nan:
+        return r
+    return dataclasses.replace(r, nan=_bit(m, r.nan | t.nan, f"{name}_isnan"))
 
 
 def normalize(m: Module, t: Term, width: int, name: str) -> tuple[Value, Value, tuple[int, int]]:

@@ -15,7 +15,7 @@ from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special
 from simulator import Accumulator, gemm
 from simulator.hardware import bipolar_gemm, grouped_gemm, lut_gemm
 
-__all__ = ["TORCH_DTYPES", "decode", "encode", "mul_ref", "quantize_ref", "mac_ref",
+__all__ = ["TORCH_DTYPES", "decode", "encode", "mul_ref", "quantize_ref", "mac_ref", "int_mac_sim",
            "float_mac_ref", "block_dot_ref", "bipolar_ref", "lut_ref", "shift_add_ref"]
 
 #: formats torch has as dtypes (canonical numfab names)
@@ -139,6 +139,19 @@ def mac_ref(fa: Any, fb: Any, acc_bits: int, policy: Overflow, a: np.ndarray, b:
     return np.array(out, np.int64)
 
 
+def int_mac_sim(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarray,
+                clear: np.ndarray) -> np.ndarray:
+    """IntMac from ``simulator.gemm`` on every prefix (codes of the accumulator)."""
+    av, bv = decode(fa, a), decode(fb, b)
+    out = np.zeros(len(a), np.int64)
+    for s, e in _segments(clear):
+        for t in range(s, e):
+            r = gemm(av[None, s:t + 1], bv[s:t + 1, None], a_format=fa, b_format=fb,
+                     accumulator=acc)
+            out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
+    return out
+
+
 def _segments(clear: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run beginning at a clear."""
     starts = list(np.flatnonzero(clear)) + [len(clear)]
@@ -146,7 +159,9 @@ def _segments(clear: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _acc_codes(acc: Accumulator, values: np.ndarray) -> np.ndarray:
-    return encode(acc.format, values)
+    """Codes of the accumulator's result: in its format, or with chunked promotion in
+    the wide chunk format the result ends in."""
+    return encode(acc.chunk_format if acc.chunk is not None else acc.format, values)
 
 
 def float_mac_ref(fa: Minifloat, fb: Minifloat, acc: Accumulator, a: np.ndarray,

@@ -13,13 +13,21 @@ from formats import BlockScaled, FixedBase, Minifloat, parse
 from .. import _hw
 from .._hw import Term
 from ._common import (
+    Rounder,
     _accumulate,
+    _accumulator_options,
     _delay,
+    _extra_formats,
+    _extra_parameters,
     _minifloat,
     _Pe,
+    _product_rounding,
+    _promotion,
     _register_term,
+    _round_by,
     _rounding,
     _stages,
+    _tree_rounding,
     _tree_sum,
 )
 
@@ -46,25 +54,53 @@ def _block(value: Any, parameter: str) -> BlockScaled:
     return f
 
 
-def _fixed_products(m: Module, ta: list[Term], tb: list[Term], name: str) -> tuple[
+def _fixed_products(m: Module, ta: list[Term], tb: list[Term], name: str,
+                    products: Rounder | None = None) -> tuple[
         list[Any], int, Any, Any, Any]:
-    """Each product as a two's-complement integer on the common grid 2**lsb0; the NaN
-    flag and the +Inf / -Inf flags of the products."""
+    """Each product (rounded to ``products.fmt`` first, if given) as a two's-complement
+    integer on the common grid 2**lsb0; the NaN flag and the +Inf / -Inf flags of the
+    products.
+
+    Exact products are multiples of 2**lsb0 (the smallest product LSB) below
+    2**(top + 1). A rounded product is a multiple of the larger of that and the product
+    format's smallest subnormal (rounding never lowers the lowest set bit; a saturated
+    product is the format's largest value, a multiple of its top ulp), and below
+    2**(min(emax, top) + 1) after a carry. Its LSB may then lie up to ``man`` bits below
+    the grid (trailing zeros): those shift out to the right."""
     out = []
-    qa, qb = (ta[0].lsb_range, tb[0].lsb_range)
-    lsb0 = qa[0] + qb[0]
-    span = (qa[1] - qa[0]) + (qb[1] - qb[0])
-    pw = ta[0].width + tb[0].width
-    width = pw + span + 1
+    (lo, hi), pw = ta[0].lsb_range, ta[0].width + tb[0].width
+    lo, hi = lo + tb[0].lsb_range[0], hi + tb[0].lsb_range[1]
+    lsb0, top = lo, hi + pw - 1
+    if products is not None:
+        f = products.fmt
+        f_lo, f_hi = f.emin - f.man_bits, f.emax - f.man_bits
+        lsb0 = max(f_lo, min(lo, f_hi))
+        top = min(f.emax, top + 1)
+        right_max = lsb0 - max(f_lo, lsb0 - f.man_bits)
+        left_max = max(0, min(f_hi, max(top - f.man_bits, f_lo)) - lsb0)
+    else:
+        right_max, left_max = 0, hi - lo
+    width = top - lsb0 + 2
     nan = Const(0, 1)
     pinf = Const(0, 1)
     ninf = Const(0, 1)
     for i, (x, y) in enumerate(zip(ta, tb)):
         p = _hw.multiply(m, x, y, f"{name}{i}")
-        shift = Signal(range(span + 1), name=f"{name}{i}_sh")
-        m.d.comb += shift.eq((p.lsb - lsb0)[: len(shift)] if span else 0)
         v = Signal(signed(width), name=f"{name}{i}_fx")
-        mag = (p.mag << shift) if span else p.mag
+        if products is None:
+            shift = Signal(range(left_max + 1), name=f"{name}{i}_sh")
+            m.d.comb += shift.eq((p.lsb - lsb0)[: len(shift)] if left_max else 0)
+            mag = (p.mag << shift) if left_max else p.mag
+        else:
+            p = _round_by(m, products, p, f"{name}{i}_rnd")
+            d = Signal(signed(_hw.signed_width(p.lsb_range[0] - lsb0, p.lsb_range[1] - lsb0)),
+                       name=f"{name}{i}_d")
+            m.d.comb += d.eq(p.lsb - lsb0)
+            left = Signal(range(left_max + 1), name=f"{name}{i}_shl")
+            right = Signal(range(right_max + 1), name=f"{name}{i}_shr")
+            m.d.comb += [left.eq(Mux(d > left_max, left_max, Mux(d > 0, d, 0))),
+                         right.eq(Mux(-d > right_max, right_max, Mux(d < 0, -d, 0)))]
+            mag = (p.mag << left) >> right
         m.d.comb += v.eq(Mux(p.inf | p.nan, 0, Mux(p.sign, -mag, mag)))
         out.append(v)
         nan = _hw._bit(m, nan | p.nan, f"{name}{i}_anynan")
@@ -79,14 +115,41 @@ class BlockDot(_Pe):
     smallest product), the sum is multiplied by both scales exactly and added into the
     accumulator with one rounding: ``simulator.Accumulator(acc, order="tree",
     tree_width=k)``. NVFP4's per-tensor FP32 scale is applied once per output, outside
-    the unit."""
+    the unit.
+
+    Parameters
+    ----------
+    a, b : block formats (``b`` default ``a``) of equal block size; ``acc`` the
+        accumulator's minifloat format
+    k : element pairs per cycle, dividing the block size (default the block size)
+    rounding, overflow : of every accumulator addition (``overflow``: ``acc``'s default)
+    stages : 1 registers the scaled block sum first (latency 2)
+    chunk, chunk_format : chunked promotion: after every ``chunk`` products (a multiple
+        of ``k``: ``chunk / k`` cycles) the partial sum is added nearest-even into a
+        wide ``chunk_format`` register (default the simulator's, float32)
+    product_format, product_rounding : each element product rounded once to this
+        minifloat before the adder tree (``None``: exact products)
+    tree_format, tree_rounding : the tree's sum of k products rounded once to this
+        minifloat before it is scaled (``k > 1``; ``None``: exact)
+
+    Attributes
+    ----------
+    a, b : In, arrays of ``k`` element codes (element 0 in the low bits)
+    sa, sb : In, the blocks' scale codes
+    en, clear : In(1); ``clear`` with ``en`` starts a new sum, ``clear`` alone empties it
+    acc : Out, a code of ``acc`` -- or, with ``chunk``, of ``chunk_format``: the wide
+        sum with the unfinished chunk promoted into it, i.e. ``simulator.gemm`` of the
+        products so far
+    """
 
     kind = "BlockDot"
     interface = "accumulate"
 
     def __init__(self, a: Any = "mxfp8_e4m3", acc: Any = "float32", *, b: Any = None,
                  k: int | None = None, rounding: Any = "nearest_even", overflow: Any = None,
-                 stages: int = 0) -> None:
+                 stages: int = 0, chunk: int | None = None, chunk_format: Any = None,
+                 product_format: Any = None, product_rounding: Any = "nearest_even",
+                 tree_format: Any = None, tree_rounding: Any = "nearest_even") -> None:
         self.a_format = _block(a, "a")
         self.b_format = _block(b, "b") if b is not None else self.a_format
         bs = self.a_format.block_size
@@ -106,47 +169,60 @@ class BlockDot(_Pe):
         self.rounding = _rounding(rounding)
         self.overflow = _hw.hw_overflow(self.acc_format, overflow, "overflow")
         self.stages = _stages(stages, 1)
+        self.promotion = _promotion(chunk, chunk_format, k)
+        self.products = _product_rounding(product_format, product_rounding)
+        self.tree = _tree_rounding(tree_format, tree_rounding, k)
         self.latency = 1 + self.stages
         ea, eb = self.a_format.element, self.b_format.element
+        out = self.promotion.fmt if self.promotion else self.acc_format
         super().__init__({
             "a": In(data.ArrayLayout(_hw.layout_of(ea), k)),
             "b": In(data.ArrayLayout(_hw.layout_of(eb), k)),
             "sa": In(_hw.layout_of(self.a_format.scale)),
             "sb": In(_hw.layout_of(self.b_format.scale)),
-            "en": In(1), "clear": In(1), "acc": Out(_hw.float_layout(self.acc_format)),
+            "en": In(1), "clear": In(1), "acc": Out(_hw.float_layout(out)),
         })
 
     @property
     def formats(self) -> dict[str, str]:
+        tree = {"tree_format": str(self.tree.fmt)} if self.tree else {}
         return {"a": str(self.a_format), "b": str(self.b_format), "acc": str(self.acc_format),
                 "a_element": str(self.a_format.element), "b_element": str(self.b_format.element),
-                "sa": str(self.a_format.scale), "sb": str(self.b_format.scale)}
+                "sa": str(self.a_format.scale), "sb": str(self.b_format.scale),
+                **_extra_formats(self.promotion, self.products), **tree}
 
     @property
     def datapath(self) -> Any:
         """The :class:`simulator.Datapath` this PE computes: ``k`` element pairs per cycle
-        summed exactly (an adder tree of width ``k``; ``k = 1`` is sequential), scaled,
-        one rounding into the accumulator."""
+        (products exact or rounded to ``product_format``) summed exactly (an adder tree
+        of width ``k``, its sum rounded to ``tree_format`` if given; ``k = 1`` is
+        sequential), scaled, one rounding into the accumulator, chunks promoted into
+        ``chunk_format``."""
         from simulator import Accumulator, Datapath
 
-        tree = self.k > 1
+        tree: dict[str, Any] = {"order": "sequential"}
+        if self.k > 1:
+            tree = {"order": "tree", "tree_width": self.k}
+            if self.tree is not None:
+                tree.update(tree_format=self.tree.fmt, tree_rounding=self.tree.rounding)
         return Datapath(self.a_format, self.b_format,
                         Accumulator(self.acc_format, rounding=self.rounding,
-                                    overflow=self.overflow,
-                                    order="tree" if tree else "sequential",
-                                    tree_width=self.k if tree else None))
+                                    overflow=self.overflow, **tree,
+                                    **_accumulator_options(self.promotion, self.products)))
 
     @property
     def parameters(self) -> dict[str, Any]:
+        tree = {"tree_rounding": self.tree.rounding.value} if self.tree else {}
         return {"k": self.k, "rounding": self.rounding.value, "overflow": self.overflow.value,
-                "stages": self.stages}
+                "stages": self.stages, **_extra_parameters(self.promotion, self.products),
+                **tree}
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         ea, eb = self.a_format.element, self.b_format.element
         ta = [_hw.unpack(m, ea, self.a[i].as_value(), f"a{i}") for i in range(self.k)]
         tb = [_hw.unpack(m, eb, self.b[i].as_value(), f"b{i}") for i in range(self.k)]
-        fixed, lsb0, nan, pinf, ninf = _fixed_products(m, ta, tb, "p")
+        fixed, lsb0, nan, pinf, ninf = _fixed_products(m, ta, tb, "p", self.products)
         total = _tree_sum(m, fixed, "tree")
         neg = total < 0
         mag = Signal(len(total), name="block_mag")
@@ -154,6 +230,7 @@ class BlockDot(_Pe):
         both = pinf & ninf
         block = Term(Mux(pinf | ninf, ninf, neg), mag, Const(lsb0, signed(
             _hw.signed_width(lsb0, lsb0))), (lsb0, lsb0), nan | both, (pinf | ninf) & ~both)
+        block = _round_by(m, self.tree, block, "tree_rnd")
         sa = _hw.unpack(m, self.a_format.scale, self.sa.as_value(), "sa")
         sb = _hw.unpack(m, self.b_format.scale, self.sb.as_value(), "sb")
         term = _hw.multiply(m, _hw.multiply(m, block, sa, "bsa"), sb, "bsab")
@@ -162,5 +239,5 @@ class BlockDot(_Pe):
             term = _register_term(m, term, "term_r")
             en, clear = _delay(m, en, 1, "en"), _delay(m, clear, 1, "clear")
         _accumulate(m, self.acc_format, self.acc.as_value(), term, en, clear, self.rounding,
-                    self.overflow)
+                    self.overflow, self.promotion)
         return m

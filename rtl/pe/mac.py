@@ -13,11 +13,17 @@ from formats import Overflow
 from .. import _hw
 from ._common import (
     _accumulate,
+    _accumulator_options,
     _delay,
+    _extra_formats,
+    _extra_parameters,
     _integer,
     _minifloat,
     _Pe,
+    _product_rounding,
+    _promotion,
     _register_term,
+    _round_by,
     _rounding,
     _stages,
 )
@@ -152,53 +158,83 @@ class FloatMul(_Pe):
 class FloatMac(_Pe):
     """``acc <= round(acc + a * b)``: the exact product added with one rounding
     (``rounding``, default nearest-even) into an accumulator of any signed minifloat
-    format with subnormals: ``simulator.Accumulator(acc)``'s sequential numerics."""
+    format with subnormals: ``simulator.Accumulator(acc)``'s sequential numerics.
+
+    Parameters
+    ----------
+    a, b, acc : operand formats (minifloats) and the accumulator's format
+    rounding, overflow : of every accumulator addition (``overflow``: ``acc``'s default)
+    stages : 1 registers the product first (latency 2)
+    chunk, chunk_format : chunked promotion (``Accumulator(chunk=, chunk_format=)``):
+        after every ``chunk`` products the narrow ``acc`` partial sum is added
+        nearest-even into a wide register of ``chunk_format`` (default the simulator's,
+        float32) and restarts from +0; a step counter marks the chunks
+    product_format, product_rounding : each product first rounded once to this
+        minifloat (``Accumulator(product_format=, product_rounding=)``; overflow:
+        ``product_format``'s default); ``None``: fused (exact) products
+
+    Attributes
+    ----------
+    a, b : In, the operand codes
+    en, clear : In(1); ``clear`` with ``en`` starts a new sum, ``clear`` alone empties it
+    acc : Out, a code of ``acc`` -- or, with ``chunk``, of ``chunk_format``: the wide
+        sum with the unfinished chunk promoted into it (``round(wide + partial)``), i.e.
+        ``simulator.gemm`` of the products so far
+    """
 
     kind = "FloatMac"
     interface = "accumulate"
 
     def __init__(self, a: Any = "e4m3fn", b: Any = "e4m3fn", acc: Any = "float32", *,
-                 rounding: Any = "nearest_even", overflow: Any = None, stages: int = 0) -> None:
+                 rounding: Any = "nearest_even", overflow: Any = None, stages: int = 0,
+                 chunk: int | None = None, chunk_format: Any = None,
+                 product_format: Any = None, product_rounding: Any = "nearest_even") -> None:
         self.a_format, self.b_format = _minifloat(a, "a"), _minifloat(b, "b")
         self.acc_format = _minifloat(acc, "acc")
         _hw.check_output_float(self.acc_format, "acc")
         self.rounding = _rounding(rounding)
         self.overflow = _hw.hw_overflow(self.acc_format, overflow, "overflow")
         self.stages = _stages(stages, 1)
+        self.promotion = _promotion(chunk, chunk_format, 1)
+        self.products = _product_rounding(product_format, product_rounding)
         self.latency = 1 + self.stages
+        out = self.promotion.fmt if self.promotion else self.acc_format
         super().__init__({
             "a": In(_hw.float_layout(self.a_format)), "b": In(_hw.float_layout(self.b_format)),
-            "en": In(1), "clear": In(1), "acc": Out(_hw.float_layout(self.acc_format)),
+            "en": In(1), "clear": In(1), "acc": Out(_hw.float_layout(out)),
         })
 
     @property
     def formats(self) -> dict[str, str]:
-        return {"a": str(self.a_format), "b": str(self.b_format), "acc": str(self.acc_format)}
+        return {"a": str(self.a_format), "b": str(self.b_format), "acc": str(self.acc_format),
+                **_extra_formats(self.promotion, self.products)}
 
     @property
     def parameters(self) -> dict[str, Any]:
         return {"rounding": self.rounding.value, "overflow": self.overflow.value,
-                "stages": self.stages}
+                "stages": self.stages, **_extra_parameters(self.promotion, self.products)}
 
     @property
     def datapath(self) -> Any:
-        """The :class:`simulator.Datapath` this PE computes (exact product, one rounding
-        per step into the accumulator)."""
+        """The :class:`simulator.Datapath` this PE computes (the product, exact or rounded
+        to ``product_format``, one rounding per step into the accumulator, chunks
+        promoted into ``chunk_format``)."""
         from simulator import Accumulator, Datapath
 
         return Datapath(self.a_format, self.b_format,
                         Accumulator(self.acc_format, rounding=self.rounding,
-                                    overflow=self.overflow))
+                                    overflow=self.overflow,
+                                    **_accumulator_options(self.promotion, self.products)))
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         ta = _hw.unpack(m, self.a_format, self.a.as_value(), "a")
         tb = _hw.unpack(m, self.b_format, self.b.as_value(), "b")
-        prod = _hw.multiply(m, ta, tb, "prod")
+        prod = _round_by(m, self.products, _hw.multiply(m, ta, tb, "prod"), "prod_rnd")
         en, clear = self.en, self.clear
         if self.stages:
             prod = _register_term(m, prod, "prod_r")
             en, clear = _delay(m, en, 1, "en"), _delay(m, clear, 1, "clear")
         _accumulate(m, self.acc_format, self.acc.as_value(), prod, en, clear, self.rounding,
-                    self.overflow)
+                    self.overflow, self.promotion)
         return m

@@ -45,8 +45,8 @@ def test_gemm_cost_reads_the_datapath() -> None:
 
 
 @pytest.mark.parametrize(("acc", "match"), [
-    (Accumulator("float32", order="tree", tree_width=32, chunk=128),
-     r"no PE computes the datapath .*chunked promotion \(chunk=128"),
+    (Accumulator("float32", order="tree", tree_width=32, product_format="int8"),
+     r"no PE computes the datapath .*products rounded to int8"),
     ("float32,nearest_even,pairwise", r"pairwise summation"),
     (Accumulator("float16", rounding="stochastic", seed=0), r"stochastic rounding"),
 ])
