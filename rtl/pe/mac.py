@@ -8,7 +8,7 @@ from typing import Any
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib.wiring import In, Out
 
-from formats import Overflow
+from formats import Overflow, Rounding
 
 from .. import _hw
 from ._common import (
@@ -104,7 +104,8 @@ class IntMac(_Pe):
 
 class FloatMul(_Pe):
     """``p = a * b`` for any two minifloats: exact (``out=None``: the result format is
-    :func:`rtl._hw.exact_product_format`, which holds every product) or rounded once to
+    :func:`rtl._hw.exact_product_format`, which holds every product; ``rounding`` and
+    ``overflow`` then have nothing to act on and must stay unset) or rounded once to
     ``out`` with ``rounding`` and ``out``'s overflow policy (``overflow``)."""
 
     kind = "FloatMul"
@@ -125,6 +126,9 @@ class FloatMul(_Pe):
         _hw.check_output_float(self.out_format, "out")
         self.rounding = _rounding(rounding)
         self.overflow = _hw.hw_overflow(self.out_format, overflow, "overflow")
+        if self.exact and (self.rounding is not Rounding.NEAREST_EVEN or overflow is not None):
+            raise ValueError("rounding and overflow apply to out: the exact product "
+                             "(out=None) is never rounded; give out= or leave them unset")
         self.stages = _stages(stages)
         self.latency = self.stages
         if self.stages:
@@ -142,6 +146,18 @@ class FloatMul(_Pe):
     def parameters(self) -> dict[str, Any]:
         return {"rounding": self.rounding.value, "overflow": self.overflow.value,
                 "exact": self.exact, "stages": self.stages}
+
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes: one product per output
+        (``terms=1``, no running sum, the exact accumulator), rounded once to ``out``
+        (``out_rounding``, ``out_overflow``), or exact (``out=None``)."""
+        from simulator import Datapath
+
+        if self.exact:
+            return Datapath(self.a_format, self.b_format, None, terms=1)
+        return Datapath(self.a_format, self.b_format, None, terms=1, out=self.out_format,
+                        out_rounding=self.rounding, out_overflow=self.overflow)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()

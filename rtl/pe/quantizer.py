@@ -66,6 +66,17 @@ class Quantizer(_Pe):
         return {"rounding": self.rounding.value, "overflow": self.overflow.value,
                 "stages": self.stages}
 
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes: a conversion (no ``b``; one
+        value of ``a`` per output, ``terms=1``), rounded once to ``out`` (``out_rounding``,
+        ``out_overflow``). Integer outputs take NaN to 0 and Inf to the saturated end
+        (or 0 when wrapping), as ``formats`` encodes them."""
+        from simulator import Datapath
+
+        return Datapath(self.in_format, None, None, terms=1, out=self.out_format,
+                        out_rounding=self.rounding, out_overflow=self.overflow)
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         t = _hw.unpack(m, self.in_format, self.x.as_value(), "x")

@@ -35,6 +35,13 @@ def _offset_bits(fmt: Any, code: Any) -> Any:
     return Cat(code[:-1], ~code[-1])
 
 
+def _exact_tree(k: int) -> Any:
+    """The exact accumulator summing ``k`` products as one adder tree."""
+    from simulator import Accumulator
+
+    return Accumulator(None, order="tree", tree_width=k) if k > 1 else Accumulator(None)
+
+
 def _serial_ports(names: tuple[str, str], fmts: tuple[Any, Any], k: int,
                   result_bits: int) -> dict[str, Any]:
     """Ports of a bit-serial PE: two arrays of k codes, start, busy, done, result."""
@@ -78,6 +85,17 @@ class BipolarPe(_Pe):
     @property
     def parameters(self) -> dict[str, Any]:
         return {"k": self.k, "cycles": self.latency}
+
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes: one exact dot product of
+        ``k`` pairs per operation (``terms=k``, no running sum: an exact adder tree of
+        width ``k``), as ``simulator.bipolar_gemm`` with K = k. The bit-serial schedule
+        (one plane pair per cycle) is how, not what, it computes."""
+        from simulator import Datapath
+
+        return Datapath(self.a_format, self.b_format, _exact_tree(self.k), k=self.k,
+                        terms=self.k)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -185,6 +203,18 @@ class LutPe(_Pe):
     def parameters(self) -> dict[str, Any]:
         return {"group": self.group, "groups": self.groups, "cycles": self.latency}
 
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes: ``a`` = the activations
+        ``x``, ``b`` = the weights ``w``; one exact dot product of ``group * groups``
+        pairs per operation (``terms``, no running sum), the products of each group of
+        ``group`` read from a table (``lut=True``, an exact tree of width ``k = group``),
+        as ``simulator.lut_gemm`` with exact tables and K = terms."""
+        from simulator import Datapath
+
+        return Datapath(self.x_format, self.w_format, _exact_tree(self.group), k=self.group,
+                        terms=self.k, lut=True)
+
     def elaborate(self, platform: Any) -> Module:
         m = Module()
         g, G, nb = self.group, self.groups, self.w_format.bits
@@ -281,7 +311,7 @@ class ShiftAddPe(_Pe):
                 or gs % lanes:
             raise ValueError(f"lanes must be an int in 1..256 dividing the group size {gs}, "
                              f"not {lanes!r}")
-        self.lanes = lanes
+        self.lanes, self.group = lanes, gs
         self.rounding = _rounding(rounding)
         self.overflow = _hw.hw_overflow(self.acc_format, overflow, "overflow")
         self.latency = 1
@@ -307,6 +337,19 @@ class ShiftAddPe(_Pe):
     def parameters(self) -> dict[str, Any]:
         return {"lanes": self.lanes, "group": self.w_format.block_size,
                 "rounding": self.rounding.value, "overflow": self.overflow.value}
+
+    @property
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` this PE computes: ``a`` = ``x``, ``b`` = the
+        grouped weights ``w``; each group's products summed exactly (an adder tree as
+        wide as the group), scaled once, one rounding into the accumulator, taken
+        ``lanes`` products per cycle (``k = lanes``), as ``simulator.grouped_gemm``."""
+        from simulator import Accumulator, Datapath
+
+        return Datapath(self.x_format, self.w_format,
+                        Accumulator(self.acc_format, rounding=self.rounding,
+                                    overflow=self.overflow, order="tree",
+                                    tree_width=self.group), k=self.lanes)
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()

@@ -190,6 +190,9 @@ def test_shift_add_clear_mid_group():
      r"^product_format must be a minifloat format for a floating-point accumulator, not int8"),
     (lambda: FloatMac(product_format="e4m3", product_rounding="stochastic"), ValueError,
      r"^product_rounding must be deterministic in hardware"),
+    (lambda: FloatMul(rounding="up"), ValueError, r"^rounding and overflow apply to out: the "
+     r"exact product \(out=None\) is never rounded"),
+    (lambda: FloatMul(overflow="saturate"), ValueError, r"^rounding and overflow apply to out"),
     (lambda: BlockDot("mxfp4", k=1, tree_format="bfloat16"), ValueError,
      r"^tree_format \(bfloat16\) needs k > 1: a tree of one product has no sum to round$"),
 ])
