@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._hw import exact_product_format
 from .pe import (
     PE_KINDS,
     BipolarPe,
@@ -21,11 +22,13 @@ from .pe import (
     LutPe,
     Quantizer,
     ShiftAddPe,
+    product_grid,
 )
 from .verilog import manifest, to_verilog, write
 
 __all__ = ["PE_KINDS", "BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe",
-           "Quantizer", "ShiftAddPe", "build", "manifest", "to_verilog", "write"]
+           "Quantizer", "ShiftAddPe", "build", "exact_product_format", "manifest",
+           "product_grid", "to_verilog", "write"]
 
 #: the options each PE takes from ``build`` / ``numfab rtl`` (option -> constructor arg)
 OPTIONS: dict[str, dict[str, str]] = {

@@ -13,7 +13,7 @@ import torch
 
 from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special
 from simulator import Accumulator, gemm
-from simulator.hardware import bipolar_gemm, grouped_gemm, lut_gemm
+from simulator.hardware import bipolar_gemm, lut_gemm
 
 __all__ = ["TORCH_DTYPES", "decode", "encode", "mul_ref", "quantize_ref", "mac_ref", "int_mac_sim",
            "float_mac_ref", "block_dot_ref", "bipolar_ref", "lut_ref", "shift_add_ref"]
@@ -245,8 +245,16 @@ def lut_ref(fw: Any, fx: Any, w: np.ndarray, x: np.ndarray, group: int) -> tuple
 def shift_add_ref(fx: Any, fw: Any, acc: Accumulator, x: np.ndarray, w: np.ndarray,
                   scale: np.ndarray, last: np.ndarray, clear: np.ndarray,
                   lanes: int) -> np.ndarray:
-    """ShiftAddPe: ``simulator.grouped_gemm`` over the groups so far. x, w: (steps, lanes)
-    codes; scale: (steps,) codes; the accumulator changes on ``last`` steps."""
+    """ShiftAddPe: ``simulator.gemm`` of the groups so far on the same codes (x as
+    :class:`simulator.Codes`, w as the grouped format's encoding with its scale codes;
+    ``acc`` sums each group as one exact tree, as ``simulator.grouped_gemm``). x, w:
+    (steps, lanes) codes; scale: (steps,) codes; the accumulator changes on ``last``
+    steps."""
+    import dataclasses
+
+    from simulator import Codes
+
+    fw = dataclasses.replace(fw, tensor_scale=None)
     gs = fw.block_size
     per = gs // lanes
     out = np.zeros(len(x), np.int64)
@@ -258,11 +266,9 @@ def shift_add_ref(fx: Any, fw: Any, acc: Accumulator, x: np.ndarray, w: np.ndarr
                 out[t] = prev
                 continue
             ng = n // per
-            xv = decode(fx, x[s:t + 1].reshape(-1))[None]
-            wel = decode(fw.element, w[s:t + 1].reshape(ng, gs))
-            sv = decode(fw.scale, scale[s:t + 1:per][:ng]).reshape(ng, 1)
-            wv = (wel * sv).reshape(-1, 1)
-            r = grouped_gemm(xv, wv, x_format=fx, w_format=fw, accumulator=acc,
-                             compare=False).out
+            xs = Codes(x[s:t + 1].reshape(1, ng * gs), fx)
+            ws = _encoded(fw, w[s:t + 1].reshape(ng * gs, 1),
+                          scale[s:t + 1:per][:ng].reshape(1, ng), axis=-2)
+            r = gemm(xs, ws, accumulator=acc)
             prev = out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
     return out

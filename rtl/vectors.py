@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from formats import Integer, Minifloat, Overflow, Rounding
-from simulator import Accumulator
 
 from . import reference as R
 from .outputs import check_output_file, write_text
@@ -420,13 +419,12 @@ def _shift_add_vectors(pe: ShiftAddPe, n: int, rng: np.random.Generator) -> tupl
     while t < steps:
         clear[t] = 1
         t += per * int(rng.integers(1, 4))
-    accm = Accumulator(pe.acc_format, rounding=pe.rounding, overflow=pe.overflow)
+    accm = pe.datapath.accumulator
     x2 = x.reshape(steps, lanes)
     w2 = w.reshape(steps, lanes)
     s2 = np.repeat(scale, per)
     acc = R.shift_add_ref(fx, fw, accm, x2, w2, s2, last, clear, lanes)
     inputs = {"x": _pack(x2, fx.bits), "w": _pack(w2, el.bits), "scale": s2,
               "en": np.ones(steps, np.int64), "clear": clear, "last": last}
-    return inputs, {"acc": acc}, {"reference": "simulator.grouped_gemm",
-                                  "accumulator": str(accm)}
+    return inputs, {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
 

@@ -21,13 +21,13 @@ elements are ``data.ArrayLayout``s, element 0 in the low bits.
 from __future__ import annotations
 
 from ._common import _Pe
-from .block import BlockDot
+from .block import BlockDot, ProductGrid, product_grid
 from .mac import FloatMac, FloatMul, IntMac
 from .quantizer import Quantizer
 from .seed import BipolarPe, LutPe, ShiftAddPe
 
 __all__ = ["BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe", "Quantizer",
-           "ShiftAddPe", "PE_KINDS"]
+           "ShiftAddPe", "PE_KINDS", "ProductGrid", "product_grid"]
 
 PE_KINDS: dict[str, type[_Pe]] = {c.kind: c for c in (IntMac, FloatMul, FloatMac, BlockDot,
                                                      Quantizer, BipolarPe, LutPe, ShiftAddPe)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
@@ -31,7 +32,7 @@ from ._common import (
     _tree_sum,
 )
 
-__all__ = ["BlockDot"]
+__all__ = ["BlockDot", "ProductGrid", "product_grid"]
 
 
 # --- 4. block dot product --------------------------------------------------------------
@@ -54,39 +55,58 @@ def _block(value: Any, parameter: str) -> BlockScaled:
     return f
 
 
-def _fixed_products(m: Module, ta: list[Term], tb: list[Term], name: str,
-                    products: Rounder | None = None) -> tuple[
-        list[Any], int, Any, Any, Any]:
-    """Each product (rounded to ``products.fmt`` first, if given) as a two's-complement
-    integer on the common grid 2**lsb0; the NaN flag and the +Inf / -Inf flags of the
-    products.
+@dataclasses.dataclass(frozen=True)
+class ProductGrid:
+    """Where BlockDot's adder tree holds the element products of ``a`` x ``b``
+    (rounded to ``product_format`` first, if given): each a two's-complement integer
+    of ``width`` bits on the grid 2**lsb0, below 2**(top + 1); a product's significand
+    shifts left by up to ``left`` and right by up to ``right`` bits onto it.
 
-    Exact products are multiples of 2**lsb0 (the smallest product LSB) below
-    2**(top + 1). A rounded product is a multiple of the larger of that and the product
-    format's smallest subnormal (rounding never lowers the lowest set bit; a saturated
-    product is the format's largest value, a multiple of its top ulp), and below
-    2**(min(emax, top) + 1) after a carry. Its LSB may then lie up to ``man`` bits below
-    the grid (trailing zeros): those shift out to the right."""
+    Exact products are multiples of 2**lsb0 (the smallest product LSB). A rounded
+    product is a multiple of the larger of that and the product format's smallest
+    subnormal (rounding never lowers the lowest set bit; a saturated product is the
+    format's largest value, a multiple of its top ulp) and below 2**(min(emax, top) + 1)
+    after a carry; its LSB may lie up to ``man`` bits below the grid (trailing zeros,
+    shifted out to the right)."""
+
+    lsb0: int
+    top: int
+    left: int
+    right: int
+
+    @property
+    def width(self) -> int:
+        return self.top - self.lsb0 + 2
+
+
+def product_grid(a: Any, b: Any, product_format: Minifloat | None = None) -> ProductGrid:
+    """The :class:`ProductGrid` of element formats ``a`` x ``b`` (minifloats, integers or
+    fixed point)."""
+    (alo, ahi), (blo, bhi) = _hw.lsb_range(a), _hw.lsb_range(b)
+    lo, hi = alo + blo, ahi + bhi
+    top = hi + _hw.significand_bits(a) + _hw.significand_bits(b) - 1
+    if product_format is None:
+        return ProductGrid(lo, top, hi - lo, 0)
+    f = product_format
+    f_lo, f_hi = f.emin - f.man_bits, f.emax - f.man_bits
+    lsb0 = max(f_lo, min(lo, f_hi))
+    top = min(f.emax, top + 1)
+    return ProductGrid(lsb0, top, max(0, min(f_hi, max(top - f.man_bits, f_lo)) - lsb0),
+                       lsb0 - max(f_lo, lsb0 - f.man_bits))
+
+
+def _fixed_products(m: Module, ta: list[Term], tb: list[Term], grid: ProductGrid, name: str,
+                    products: Rounder | None = None) -> tuple[list[Any], Any, Any, Any]:
+    """Each product (rounded to ``products.fmt`` first, if given) as a two's-complement
+    integer on ``grid``; the NaN flag and the +Inf / -Inf flags of the products."""
     out = []
-    (lo, hi), pw = ta[0].lsb_range, ta[0].width + tb[0].width
-    lo, hi = lo + tb[0].lsb_range[0], hi + tb[0].lsb_range[1]
-    lsb0, top = lo, hi + pw - 1
-    if products is not None:
-        f = products.fmt
-        f_lo, f_hi = f.emin - f.man_bits, f.emax - f.man_bits
-        lsb0 = max(f_lo, min(lo, f_hi))
-        top = min(f.emax, top + 1)
-        right_max = lsb0 - max(f_lo, lsb0 - f.man_bits)
-        left_max = max(0, min(f_hi, max(top - f.man_bits, f_lo)) - lsb0)
-    else:
-        right_max, left_max = 0, hi - lo
-    width = top - lsb0 + 2
+    lsb0, left_max, right_max = grid.lsb0, grid.left, grid.right
     nan = Const(0, 1)
     pinf = Const(0, 1)
     ninf = Const(0, 1)
     for i, (x, y) in enumerate(zip(ta, tb)):
         p = _hw.multiply(m, x, y, f"{name}{i}")
-        v = Signal(signed(width), name=f"{name}{i}_fx")
+        v = Signal(signed(grid.width), name=f"{name}{i}_fx")
         if products is None:
             shift = Signal(range(left_max + 1), name=f"{name}{i}_sh")
             m.d.comb += shift.eq((p.lsb - lsb0)[: len(shift)] if left_max else 0)
@@ -106,7 +126,7 @@ def _fixed_products(m: Module, ta: list[Term], tb: list[Term], name: str,
         nan = _hw._bit(m, nan | p.nan, f"{name}{i}_anynan")
         pinf = _hw._bit(m, pinf | (p.inf & ~p.sign), f"{name}{i}_anypinf")
         ninf = _hw._bit(m, ninf | (p.inf & p.sign), f"{name}{i}_anyninf")
-    return out, lsb0, nan, pinf, ninf
+    return out, nan, pinf, ninf
 
 
 class BlockDot(_Pe):
@@ -222,7 +242,9 @@ class BlockDot(_Pe):
         ea, eb = self.a_format.element, self.b_format.element
         ta = [_hw.unpack(m, ea, self.a[i].as_value(), f"a{i}") for i in range(self.k)]
         tb = [_hw.unpack(m, eb, self.b[i].as_value(), f"b{i}") for i in range(self.k)]
-        fixed, lsb0, nan, pinf, ninf = _fixed_products(m, ta, tb, "p", self.products)
+        grid = product_grid(ea, eb, self.products.fmt if self.products else None)
+        fixed, nan, pinf, ninf = _fixed_products(m, ta, tb, grid, "p", self.products)
+        lsb0 = grid.lsb0
         total = _tree_sum(m, fixed, "tree")
         neg = total < 0
         mag = Signal(len(total), name="block_mag")
