@@ -141,15 +141,22 @@ def mac_ref(fa: Any, fb: Any, acc_bits: int, policy: Overflow, a: np.ndarray, b:
 
 def int_mac_sim(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarray,
                 clear: np.ndarray) -> np.ndarray:
-    """IntMac from ``simulator.gemm`` on every prefix (codes of the accumulator)."""
+    """IntMac from ``simulator.gemm``: the register after step t is the product of the
+    segment's prefix up to t, all prefixes in one batched call (each padded with zero
+    products, which leave an integer accumulator as it is, wrapping or saturating);
+    codes of the accumulator."""
     av, bv = decode(fa, a), decode(fb, b)
-    out = np.zeros(len(a), np.int64)
+    n = len(a)
+    starts = np.zeros(n, np.int64)
     for s, e in _segments(clear):
-        for t in range(s, e):
-            r = gemm(av[None, s:t + 1], bv[s:t + 1, None], a_format=fa, b_format=fb,
-                     accumulator=acc)
-            out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
-    return out
+        starts[s:e] = s
+    width = int((np.arange(n) - starts).max(initial=0)) + 1
+    x, y = np.zeros((n, 1, width)), np.zeros((n, width, 1))
+    for t in range(n):
+        m = t + 1 - starts[t]
+        x[t, 0, :m], y[t, :m, 0] = av[starts[t]:t + 1], bv[starts[t]:t + 1]
+    r = gemm(x, y, a_format=fa, b_format=fb, accumulator=acc)
+    return _acc_codes(acc, np.asarray(r).reshape(n))
 
 
 def _segments(clear: np.ndarray) -> list[tuple[int, int]]:
