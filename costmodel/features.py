@@ -6,6 +6,13 @@ their width, barrel shifters ``width * stages`` (stages = bits of the shift amou
 leading-zero counters ``width * log2(width)``, 2:1 multiplexing its width, registers
 their bits, table storage its bits. No component is elaborated: :func:`features` takes
 well under a millisecond.
+
+Chunked promotion adds the wide register, the step counter and its compare, and the
+promotion adder (an aligned add and a rounding to the wide format); a product or
+tree-sum rounding adds a rounder (normaliser, shifters, increment) and narrows what
+follows to the rounded format's significand. A :class:`simulator.Datapath` is priced from
+the datapath itself (the options ``rtl.datapath.pe_options`` gives), a built PE from what
+it reports (:func:`features_of`); the two agree for every PE ``rtl.build`` makes.
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ def _sig(f: Any) -> tuple[int, int, int]:
 
 
 def _ew(f: Any) -> int:
-    return f.exp_bits + 2
+    """Bits of an exponent computation on ``f`` (integers: a fixed exponent)."""
+    return f.exp_bits + 2 if isinstance(f, Minifloat) else 4
 
 
 def _round_to(F: _F, out: Minifloat, W: int, ew: int) -> None:
@@ -77,9 +85,34 @@ def _float_out(name: Any, parameter: str) -> Minifloat:
     return f
 
 
+def _promotion(F: _F, acc: Minifloat, p: dict[str, Any], per_step: int, ew: int) -> None:
+    """Chunked promotion (``rtl``'s ``_promote``): the wide register, the step counter and
+    its compare, the promotion adder (wide + narrow, rounded to the wide format) and the
+    restart multiplexing."""
+    if p["chunk"] is None:
+        return
+    wide = _float_out(p["chunk_format"], "chunk_format")
+    pw = wide.man_bits + 1
+    ew = max(ew, _ew(wide) + 1)
+    W = _add_terms(F, pw, acc.man_bits + 1, pw, ew)
+    _round_to(F, wide, W, ew)
+    cb = _clog2(p["chunk"] // per_step + 1)
+    F.add(ff=wide.bits + cb + (not wide.has_nan), add=2 * cb, mux=acc.bits + wide.bits)
+
+
+def _rounder(F: _F, name: Any, parameter: str, W: int, ew: int) -> int:
+    """One rounding of a ``W``-bit exact value to the format ``name`` and the unpacking of
+    its code (``rtl._hw.round_term``); the significand bits that go on."""
+    f = _float_out(name, parameter)
+    _round_to(F, f, W, ew)
+    F.add(mux=f.bits)
+    return f.man_bits + 1
+
+
 def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
     """Component sizes of a PE of ``kind`` (lower case) whose every parameter is in
-    ``p``; only ever called with the parameters of a PE that rtl/ built."""
+    ``p`` (:func:`_inputs`); only ever called with the parameters of a PE that rtl/
+    builds."""
     F = _F()
     if kind == "floatmul":
         a, b = _float_out(p["a"], "a"), _float_out(p["b"], "b")
@@ -87,7 +120,8 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         pb, _, _ = _sig(b)
         out = p["out"]
         if out is None:
-            from rtl._hw import exact_product_format
+            from rtl import exact_product_format
+
             fo = exact_product_format(a, b)
         else:
             fo = _float_out(out, "out")
@@ -101,9 +135,13 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         pa, pb, pc = a.man_bits + 1, b.man_bits + 1, acc.man_bits + 1
         ew = max(_ew(a) + _ew(b), _ew(acc)) + 1
         F.add(mult=pa * pb, add=ew)
-        W = _add_terms(F, pa + pb, pc, pc, ew)
+        wp = pa + pb
+        if p["product_format"] is not None:
+            wp = _rounder(F, p["product_format"], "product_format", wp, ew)
+        W = _add_terms(F, wp, pc, pc, ew)
         _round_to(F, acc, W, ew)
-        F.add(ff=acc.bits + p["stages"] * (pa + pb + ew + 3))
+        F.add(ff=acc.bits + (not acc.has_nan) + p["stages"] * (wp + ew + 3))
+        _promotion(F, acc, p, 1, ew)
     elif kind == "intmac":
         a, b = _parse(p["a"]), _parse(p["b"])
         n = p["acc_bits"]
@@ -116,11 +154,25 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         k = p["k"]
         pa, sa, _ = _sig(fa.element)
         pb, sb, _ = _sig(fb.element)
-        width = pa + pb + sa + sb + 1
-        F.add(mult=k * pa * pb, shift=k * width * _clog2(sa + sb + 1) if sa + sb else 0,
-              add=k * width)
+        pf = None if p["product_format"] is None else _float_out(p["product_format"],
+                                                                  "product_format")
+        from rtl import product_grid
+
+        grid = product_grid(fa.element, fb.element, pf)
+        width = grid.width
+        F.add(mult=k * pa * pb, add=k * width)
+        if pf is None:
+            F.add(shift=k * width * _clog2(sa + sb + 1) if sa + sb else 0)
+        else:
+            ew_p = max(_ew(fa.element), _ew(fb.element)) + 1
+            for _ in range(k):
+                _rounder(F, pf, "product_format", pa + pb, ew_p)
+            F.add(shift=k * width * (_clog2(grid.left + 1) + _clog2(grid.right + 1)),
+                  add=k * ew_p)
         tree = width + _clog2(k)
         F.add(add=(k - 1) * tree + tree)
+        if p["tree_format"] is not None:
+            tree = _rounder(F, p["tree_format"], "tree_format", tree, _ew(acc) + 1)
         psa, _, _ = _sig(fa.scale)
         psb, _, _ = _sig(fb.scale)
         ws = tree + psa + psb
@@ -128,7 +180,8 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         ew = max(_ew(fa.scale) + _ew(fb.scale) + 2, _ew(acc)) + 1
         W = _add_terms(F, ws, acc.man_bits + 1, acc.man_bits + 1, ew)
         _round_to(F, acc, W, ew)
-        F.add(ff=acc.bits + p["stages"] * (ws + ew + 3))
+        F.add(ff=acc.bits + (not acc.has_nan) + p["stages"] * (ws + ew + 3))
+        _promotion(F, acc, p, k, ew)
     elif kind == "quantizer":
         fi, fo = _parse(p["a"]), _parse(p["out"])
         pi, _, _ = _sig(fi)
@@ -201,36 +254,63 @@ def as_pe(pe: Any, options: dict[str, Any]) -> Any:
     return pe
 
 
+#: each kind's feature inputs and their defaults (the PE's own where it has one)
+_INPUTS: dict[str, dict[str, Any]] = {
+    "FloatMul": {"a": None, "b": None, "out": None, "stages": 0},
+    "FloatMac": {"a": None, "b": None, "acc": None, "stages": 0, "chunk": None,
+                 "chunk_format": None, "product_format": None},
+    "IntMac": {"a": None, "b": None, "acc_bits": None, "overflow": None, "stages": 0},
+    "BlockDot": {"a": None, "b": None, "acc": None, "k": None, "stages": 0, "chunk": None,
+                 "chunk_format": None, "product_format": None, "tree_format": None},
+    "Quantizer": {"a": None, "out": None, "stages": 0},
+    "BipolarPe": {"a": None, "b": None, "k": None},
+    "LutPe": {"w": None, "x": None, "group": None, "groups": None},
+    "ShiftAddPe": {"x": None, "w": None, "acc": None, "lanes": None},
+}
+
+
+def _inputs(kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The feature inputs of a ``kind`` PE from ``given`` (format objects or names,
+    enums or their values): formats as canonical names, policies as their values."""
+    out = {}
+    for key, default in _INPUTS[kind].items():
+        v = given.get(key, default)
+        if key in ("a", "b", "acc", "out", "x", "w", "chunk_format", "product_format",
+                   "tree_format") and v is not None:
+            v = str(_parse(v) if isinstance(v, str) else v)
+        out[key] = getattr(v, "value", v)
+    return out
+
+
 def features(pe: Any, **options: Any) -> dict[str, float]:
-    """Component sizes of the PE ``pe``: a kind name with the options of ``rtl.build``
+    """Component sizes of the PE ``pe``: a :class:`simulator.Datapath` (computed from
+    the datapath itself: the kind and options ``rtl.datapath.pe_options`` gives, after
+    ``rtl.build`` has validated them), a kind name with the options of ``rtl.build``
     (built, so exactly what rtl accepts is priced), or a built rtl/ PE."""
+    from simulator import Datapath
+
+    if isinstance(pe, Datapath):
+        from rtl.datapath import pe_options
+
+        as_pe(pe, options)  # rtl's validation and errors
+        kind, opts = pe_options(pe)
+        return _closed_form(kind.lower(), _inputs(kind, opts))
     return features_of(as_pe(pe, options))
 
 
 def features_of(component: Any) -> dict[str, float]:
-    """Features of a constructed rtl/ PE (its kind, formats and parameters)."""
+    """Features of a constructed rtl/ PE, read back from it: its kind, formats and
+    parameters (the chunk and product formats it reports included)."""
     component = as_pe(component, {})
     kind = component.kind
     fm, pr = component.formats, component.parameters
-    opts: dict[str, Any] = {}
+    given: dict[str, Any] = {**pr, **{k: v for k, v in fm.items() if k in _INPUTS[kind]}}
     if kind == "FloatMul":
-        opts = {"a": fm["a"], "b": fm["b"], "out": None if pr["exact"] else fm["p"]}
-    elif kind == "FloatMac":
-        opts = {"a": fm["a"], "b": fm["b"], "acc": fm["acc"]}
-    elif kind == "IntMac":
-        opts = {"a": fm["a"], "b": fm["b"], "acc_bits": pr["acc_bits"],
-                "overflow": pr["overflow"]}
-    elif kind == "BlockDot":
-        opts = {"a": component.a_format, "b": component.b_format, "acc": fm["acc"],
-                "k": pr["k"]}
+        given["out"] = None if pr["exact"] else fm["p"]
+    elif kind in ("BlockDot", "ShiftAddPe"):
+        given.update(a=getattr(component, "a_format", None),
+                     b=getattr(component, "b_format", None),
+                     w=getattr(component, "w_format", None))
     elif kind == "Quantizer":
-        opts = {"a": fm["x"], "out": fm["y"]}
-    elif kind == "BipolarPe":
-        opts = {"a": fm["a"], "b": fm["b"], "k": pr["k"]}
-    elif kind == "LutPe":
-        opts = {"w": fm["w"], "x": fm["x"], "group": pr["group"], "groups": pr["groups"]}
-    elif kind == "ShiftAddPe":
-        opts = {"x": fm["x"], "w": component.w_format, "acc": fm["acc"], "lanes": pr["lanes"]}
-    if "stages" in pr:
-        opts["stages"] = pr["stages"]
-    return _closed_form(kind.lower(), opts)
+        given.update(a=fm["x"], out=fm["y"])
+    return _closed_form(kind.lower(), _inputs(kind, given))

@@ -130,7 +130,10 @@ def _pe_for_datapath(dp: Any) -> tuple[Any, dict[str, Any], int]:
     from rtl.datapath import pe_options
 
     kind, opts = pe_options(dp)
-    return rtl.build(kind, **opts), opts, dp.k if kind == "BlockDot" else 1
+    if dp.terms is not None:
+        raise ValueError(f"gemm_cost runs a GEMM on accumulating PEs; the datapath {dp} is "
+                         f"a {kind} without a running sum (terms={dp.terms})")
+    return rtl.build(kind, **opts), opts, dp.k
 
 
 def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
@@ -152,8 +155,12 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
     Given a :class:`simulator.Datapath` (in place of ``a_format``) or an
     :class:`simulator.Accumulator` (or its text), the PE is the one that computes that
     datapath (``rtl.build(datapath)``: BlockDot summing the accumulator's tree width per
-    cycle, its rounding and overflow), and a datapath no PE builds (chunked promotion,
-    pairwise order, stochastic rounding, ...) is a ValueError naming what is missing.
+    cycle, ShiftAddPe its ``k`` lanes, their rounding and overflow, the promotion adder
+    and wide register of chunked accumulation, product and tree-sum rounders; the output
+    written in the accumulator's format, chunked: the wide one), and a datapath no PE
+    builds (pairwise order, stochastic rounding, ...) or one without a running sum
+    (``terms``: a multiplier, converter or fixed-length dot product) is a ValueError
+    naming what is missing.
     The shorthand (formats and an accumulator format name): block formats run on
     BlockDot PEs taking ``gcd(k, block size)`` element pairs per cycle; int x grouped-int
     on ShiftAddPe with ``gcd(lanes, group size)`` lanes; scalar formats on FloatMac /
@@ -195,8 +202,9 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
         pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
     kind = pe.kind
     est = estimate(pe, target=target)
-    acc_fmt = pe.datapath.accumulator.format if kind in ("BlockDot", "FloatMac", "IntMac") \
-        else _format(accumulator, "accumulator")
+    acc = pe.datapath.accumulator
+    # the output leaves in the accumulator's format (chunked: the wide register's)
+    acc_fmt = acc.chunk_format if acc.chunk is not None else acc.format
     tiles = math.ceil(M / rows) * math.ceil(N / cols)
     cycles = tiles * math.ceil(K / mpc) + rows + cols
     seconds = cycles / freq

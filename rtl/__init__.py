@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._hw import exact_product_format
 from .pe import (
     PE_KINDS,
     BipolarPe,
@@ -21,11 +22,13 @@ from .pe import (
     LutPe,
     Quantizer,
     ShiftAddPe,
+    product_grid,
 )
 from .verilog import manifest, to_verilog, write
 
 __all__ = ["PE_KINDS", "BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe",
-           "Quantizer", "ShiftAddPe", "build", "manifest", "to_verilog", "write"]
+           "Quantizer", "ShiftAddPe", "build", "exact_product_format", "manifest",
+           "product_grid", "to_verilog", "write"]
 
 #: the options each PE takes from ``build`` / ``numfab rtl`` (option -> constructor arg)
 OPTIONS: dict[str, dict[str, str]] = {
@@ -34,9 +37,14 @@ OPTIONS: dict[str, dict[str, str]] = {
     "FloatMul": {"a": "a", "b": "b", "out": "out", "rounding": "rounding",
                  "overflow": "overflow", "stages": "stages"},
     "FloatMac": {"a": "a", "b": "b", "acc": "acc", "rounding": "rounding",
-                 "overflow": "overflow", "stages": "stages"},
+                 "overflow": "overflow", "stages": "stages", "chunk": "chunk",
+                 "chunk_format": "chunk_format", "product_format": "product_format",
+                 "product_rounding": "product_rounding"},
     "BlockDot": {"a": "a", "b": "b", "acc": "acc", "k": "k", "rounding": "rounding",
-                 "overflow": "overflow", "stages": "stages"},
+                 "overflow": "overflow", "stages": "stages", "chunk": "chunk",
+                 "chunk_format": "chunk_format", "product_format": "product_format",
+                 "product_rounding": "product_rounding", "tree_format": "tree_format",
+                 "tree_rounding": "tree_rounding"},
     "Quantizer": {"a": "in_format", "out": "out_format", "rounding": "rounding",
                   "overflow": "overflow", "stages": "stages"},
     "BipolarPe": {"a": "a", "b": "b", "k": "k"},

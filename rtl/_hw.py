@@ -17,8 +17,8 @@ from amaranth.lib import data
 
 from formats import BipolarInt, FixedBase, Minifloat, Overflow, Rounding, Special
 
-__all__ = ["Term", "float_layout", "int_layout", "layout_of", "lzc", "round_to", "unpack",
-           "add_round", "signed_width", "multiply"]
+__all__ = ["Term", "float_layout", "int_layout", "layout_of", "lsb_range", "lzc", "round_to",
+           "round_term", "significand_bits", "unpack", "add_round", "signed_width", "multiply"]
 
 
 # --- layouts derived from the formats --------------------------------------------------
@@ -44,6 +44,28 @@ def layout_of(fmt: Any) -> data.StructLayout:
     if isinstance(fmt, (FixedBase, BipolarInt)):
         return int_layout(fmt)
     raise TypeError(f"no hardware layout for {fmt} ({type(fmt).__name__})")
+
+
+def significand_bits(fmt: Any) -> int:
+    """Bits of the unsigned significand :func:`unpack` gives for ``fmt``: a minifloat's
+    mantissa and hidden bit, an integer's magnitude (its full width: ``|min|`` of a
+    signed format needs all of them)."""
+    if isinstance(fmt, Minifloat):
+        return fmt.man_bits + 1
+    if isinstance(fmt, FixedBase):
+        return fmt.bits
+    raise TypeError(f"no significand for {fmt} ({type(fmt).__name__})")
+
+
+def lsb_range(fmt: Any) -> tuple[int, int]:
+    """(lowest, highest) exponent of the LSB of the significand :func:`unpack` gives for
+    ``fmt`` (a minifloat's top exponent field included: Inf/NaN codes have one too)."""
+    if isinstance(fmt, Minifloat):
+        return ((1 if fmt.subnormals else 0) - fmt.bias - fmt.man_bits,
+                (1 << fmt.exp_bits) - 1 - fmt.bias - fmt.man_bits)
+    if isinstance(fmt, FixedBase):
+        return fmt.ulp_exp, fmt.ulp_exp
+    raise TypeError(f"no significand for {fmt} ({type(fmt).__name__})")
 
 
 def signed_width(lo: int, hi: int) -> int:
@@ -92,8 +114,7 @@ def unpack(m: Module, fmt: Any, code: Value, name: str) -> Term:
         sig = Cat(v.man, hidden) if fmt.man_bits else hidden
         # exponent of the significand's LSB: max(field, 1) - bias - man (no-subnormal
         # formats: field 0 is an ordinary binade)
-        lo = (1 if fmt.subnormals else 0) - fmt.bias - fmt.man_bits
-        hi = (1 << fmt.exp_bits) - 1 - fmt.bias - fmt.man_bits
+        lo, hi = lsb_range(fmt)
         lsb = Signal(_exp_sig(lo, hi), name=f"{name}_lsb")
         field = Mux(sub, 1, v.exp) if fmt.subnormals else v.exp
         m.d.comb += lsb.eq(field - (fmt.bias + fmt.man_bits))
@@ -276,6 +297,18 @@ def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflo
     with m.Else():
         m.d.comb += code.eq(Cat(magcode[: fmt.bits - 1], out_sign))
     return code
+
+
+def round_term(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflow,
+               name: str) -> Term:
+    """``t`` rounded once to ``fmt`` (:func:`round_to`) as the exact Term of the rounded
+    value. A NaN stays NaN where ``fmt`` has no NaN code (its code reads +0 there), as
+    the simulator keeps NaN in float64 between roundings."""
+    code = round_to(m, fmt, t, mode, policy, name)
+    r = unpack(m, fmt, code, f"{name}_v")
+    if fmt.has_nan:
+        return r
+    return dataclasses.replace(r, nan=_bit(m, r.nan | t.nan, f"{name}_isnan"))
 
 
 def normalize(m: Module, t: Term, width: int, name: str) -> tuple[Value, Value, tuple[int, int]]:

@@ -8,37 +8,105 @@ A datapath no PE can compute is a ``ValueError`` naming what is missing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
-from formats import BlockScaled, Integer, Minifloat, Rounding
+from formats import BipolarInt, BlockScaled, Integer, Minifloat, Rounding
 
 __all__ = ["pe_options"]
 
 
 def pe_options(datapath: Any) -> tuple[str, dict[str, Any]]:
-    """(PE kind, ``rtl.build`` options) of the PE that computes ``datapath`` bit for bit:
+    """(PE kind, ``rtl.build`` options) of the PE that computes ``datapath`` bit for bit.
+
+    Accumulating datapaths (``terms=None``):
 
     - block x block formats (MX, NVFP4, BFP): ``BlockDot`` summing ``k`` element pairs per
-      cycle exactly (the accumulator's adder tree of ``tree_width`` = ``k``; sequential
+      cycle exactly (the accumulator's adder tree, ``k`` = ``tree_width``; sequential
       accumulation is ``k = 1``), one rounding into the accumulator;
+    - integer x grouped integers along K (``int4_g128``, symmetric): ``ShiftAddPe``, each
+      group summed exactly (``tree_width`` = the group size) over ``group / k`` cycles of
+      ``k`` lanes, scaled once, one rounding into the accumulator;
     - minifloat x minifloat into a minifloat, sequential: ``FloatMac``;
     - int x int into ``int<n>``, sequential: ``IntMac`` (wrap or saturate).
+
+    FloatMac and BlockDot also take chunked promotion (``chunk``/``chunk_format``: their
+    output is then the wide register) and products rounded to a minifloat
+    (``product_format``/``product_rounding``); BlockDot a tree sum rounded to a minifloat
+    (``tree_format``/``tree_rounding``).
+
+    Fixed-length datapaths (``terms`` set, exact accumulator, no running sum):
+
+    - no ``b``, ``terms=1``: ``Quantizer`` (``out`` with ``out_rounding``/``out_overflow``);
+    - minifloat x minifloat, ``terms=1``: ``FloatMul``, exact (``out=None``) or rounded
+      once to ``out``;
+    - ``lut=True``: ``LutPe`` (``a`` the activations, ``b`` the weights), ``group = k``
+      products per table, ``groups = terms / k``;
+    - int/bipolar x int/bipolar, ``terms = k``: ``BipolarPe`` with ``k`` pairs.
+
+    Settings that change nothing are not options: ``chunk_format`` without ``chunk``,
+    ``product_rounding`` without ``product_format``, ``tree_rounding`` without
+    ``tree_format``, a seed without stochastic rounding; nor is pipelining (``stages``):
+    ``rtl.build(pe.datapath)`` is the PE ``pe`` without pipeline registers.
 
     Raises
     ------
     TypeError
         ``datapath`` is not a :class:`simulator.Datapath` (or its text).
     ValueError
-        What the datapath needs that no PE builds: the exact accumulator, stochastic
-        rounding, pairwise order, chunked promotion, rounded products, a rounded tree
-        sum, an adder tree over scalar operands, or an unsupported format pairing.
+        What the datapath needs that no PE builds (each missing piece named): the exact
+        accumulator with a running sum, stochastic rounding, pairwise order, products
+        rounded to an integer or fixed-point format, a rounded tree sum over one product,
+        an adder tree over scalar minifloats or integers, a tree taken over several
+        cycles by BlockDot, several outputs per PE, an output rounding after a running
+        sum, zero points, or an unsupported format pairing.
     """
-    from simulator import Datapath, Order
+    from simulator import Datapath
 
     dp = Datapath.parse(datapath) if isinstance(datapath, str) else datapath
     if not isinstance(dp, Datapath):
         raise TypeError(f"datapath must be a simulator.Datapath or its text, not "
                         f"{type(datapath).__name__}")
+    if dp.lanes != 1:
+        _refuse(dp, f"{dp.lanes} outputs per PE (lanes={dp.lanes}: every PE computes one "
+                "output; an array of PEs computes many, see costmodel.gemm_cost)")
+    if dp.terms is not None:
+        return _fixed_length(dp)
+    return _accumulating(dp)
+
+
+def _refuse(dp: Any, *missing: str) -> NoReturn:
+    raise ValueError(f"no PE computes the datapath {dp}: it needs {'; '.join(missing)}")
+
+
+def _fixed_length(dp: Any) -> tuple[str, dict[str, Any]]:
+    """The PEs without a running sum: Quantizer, FloatMul, LutPe, BipolarPe."""
+    a, b, k, n = dp.a, dp.b, dp.k, dp.terms
+    out = {} if dp.out is None else {"out": dp.out, "rounding": dp.out_rounding,
+                                     "overflow": dp.out_overflow}
+    if b is None:
+        return "Quantizer", {"a": a, **out}
+    if dp.lut or not isinstance(a, Minifloat):
+        if dp.out is not None:
+            _refuse(dp, f"an exact integer dot product rounded to {dp.out} (LutPe and "
+                    "BipolarPe output the exact sum)")
+        if dp.lut:
+            return "LutPe", {"x": a, "w": b, "group": k, "groups": n // k}
+        if isinstance(a, (Integer, BipolarInt)) and isinstance(b, (Integer, BipolarInt)):
+            if n != k:
+                _refuse(dp, f"{n // k} trees of {k} products per output (BipolarPe sums one "
+                        f"tree: terms = k)")
+            return "BipolarPe", {"a": a, "b": b, "k": k}
+    elif isinstance(b, Minifloat) and n == 1:
+        return "FloatMul", {"a": a, "b": b, **out}
+    _refuse(dp, f"a dot product of exactly {n} products of {a} x {b} without a running sum "
+            "(PEs: FloatMul, one minifloat product; BipolarPe, one exact tree of int/bipolar "
+            "pairs; LutPe, table lookups; Quantizer, no b)")
+
+
+def _accumulating(dp: Any) -> tuple[str, dict[str, Any]]:
+    """The PEs with a running sum: BlockDot, ShiftAddPe, FloatMac, IntMac."""
+    from simulator import Order
+
     acc = dp.accumulator
     missing = []
     if acc.exact:
@@ -48,27 +116,67 @@ def pe_options(datapath: Any) -> tuple[str, dict[str, Any]]:
     if acc.order is Order.PAIRWISE:
         missing.append("pairwise summation (a PE accumulates sequentially or through an "
                        "adder tree)")
-    if acc.chunk is not None:
-        missing.append(f"chunked promotion (chunk={acc.chunk}: no PE has the promotion "
-                       "adder and wide register yet)")
-    if acc.product_format is not None:
-        missing.append(f"rounded products (product_format={acc.product_format})")
-    if acc.tree_format is not None:
-        missing.append(f"a rounded adder-tree sum (tree_format={acc.tree_format})")
+    pf = acc.product_format
+    if pf is not None and not isinstance(pf, Minifloat):
+        missing.append(f"products rounded to {pf} (PEs round products to minifloats)")
+    if acc.tree_format is not None and acc.tree_width == 1:
+        missing.append(f"a rounded adder-tree sum of one product (tree_format="
+                       f"{acc.tree_format} with tree_width 1)")
+    if dp.out is not None:
+        missing.append(f"the running sum rounded to out={dp.out} (no accumulating PE "
+                       "rounds its output: follow it with a Quantizer)")
+    if dp.lut:
+        missing.append("table lookups with a running sum (LutPe computes one dot product "
+                       "of terms products: set terms)")
     a, b, fmt = dp.a, dp.b, acc.format
     if missing:
-        raise ValueError(f"no PE computes the datapath {dp}: it needs {'; '.join(missing)}")
+        _refuse(dp, *missing)
+    extra: dict[str, Any] = {}
+    if acc.chunk is not None:
+        extra.update(chunk=acc.chunk, chunk_format=acc.chunk_format)
+    if pf is not None:
+        extra.update(product_format=pf, product_rounding=acc.product_rounding)
+    tree = acc.tree_width if acc.order is Order.TREE else 1
     if isinstance(a, BlockScaled) and isinstance(b, BlockScaled):
+        if dp.k != tree:
+            _refuse(dp, f"a tree of {tree} products taken over {tree // dp.k} cycles of "
+                    f"k={dp.k} (BlockDot sums its whole tree per cycle: k = tree width)")
+        if acc.tree_format is not None:
+            extra.update(tree_format=acc.tree_format, tree_rounding=acc.tree_rounding)
         return "BlockDot", {"a": a, "b": b, "acc": fmt, "k": dp.k, "rounding": acc.rounding,
-                            "overflow": acc.overflow}
-    if acc.order is Order.TREE:
-        raise ValueError(f"no PE computes the datapath {dp}: an adder tree over scalar "
-                         "operands (only BlockDot sums k products per cycle)")
+                            "overflow": acc.overflow, **extra}
+    if isinstance(a, Integer) and isinstance(b, BlockScaled) \
+            and isinstance(b.element, Integer) and isinstance(fmt, Minifloat):
+        return "ShiftAddPe", _shift_add(dp, extra)
+    if tree != 1:
+        _refuse(dp, "an adder tree over scalar operands (only BlockDot and ShiftAddPe sum "
+                "trees)")
     if isinstance(a, Minifloat) and isinstance(b, Minifloat) and isinstance(fmt, Minifloat):
         return "FloatMac", {"a": a, "b": b, "acc": fmt, "rounding": acc.rounding,
-                            "overflow": acc.overflow}
+                            "overflow": acc.overflow, **extra}
     if isinstance(a, Integer) and isinstance(b, Integer) and isinstance(fmt, Integer):
+        if pf is not None:
+            _refuse(dp, f"products rounded to {pf} before an integer accumulator (IntMac "
+                    "adds exact products)")
         return "IntMac", {"a": a, "b": b, "acc_bits": fmt.bits, "overflow": acc.overflow}
-    raise ValueError(f"no PE computes the datapath {dp}: PEs take block x block formats "
-                     "(BlockDot), minifloat x minifloat into a minifloat (FloatMac) or "
-                     "int x int into int<n> (IntMac)")
+    _refuse(dp, "a PE for these formats: PEs take block x block formats (BlockDot), integer "
+            "x grouped integers (ShiftAddPe), minifloat x minifloat into a minifloat "
+            "(FloatMac) or int x int into int<n> (IntMac)")
+
+
+def _shift_add(dp: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    acc, w = dp.accumulator, dp.b
+    missing = []
+    if w.zero_point:
+        missing.append(f"zero points ({w}: ShiftAddPe takes symmetric groups)")
+    if acc.tree_width != w.block_size:
+        missing.append(f"a group of {w.block_size} summed in trees of {acc.tree_width or 1} "
+                       f"(ShiftAddPe sums each group exactly: order='tree', tree_width="
+                       f"{w.block_size})")
+    if extra or acc.tree_format is not None:
+        missing.append("chunked promotion, rounded products or a rounded tree sum in "
+                       "ShiftAddPe")
+    if missing:
+        _refuse(dp, *missing)
+    return {"x": dp.a, "w": w, "acc": acc.format, "lanes": dp.k, "rounding": acc.rounding,
+            "overflow": acc.overflow}

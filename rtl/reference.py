@@ -13,9 +13,9 @@ import torch
 
 from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special
 from simulator import Accumulator, gemm
-from simulator.hardware import bipolar_gemm, grouped_gemm, lut_gemm
+from simulator.hardware import bipolar_gemm, lut_gemm
 
-__all__ = ["TORCH_DTYPES", "decode", "encode", "mul_ref", "quantize_ref", "mac_ref",
+__all__ = ["TORCH_DTYPES", "decode", "encode", "mul_ref", "quantize_ref", "mac_ref", "int_mac_sim",
            "float_mac_ref", "block_dot_ref", "bipolar_ref", "lut_ref", "shift_add_ref"]
 
 #: formats torch has as dtypes (canonical numfab names)
@@ -139,6 +139,26 @@ def mac_ref(fa: Any, fb: Any, acc_bits: int, policy: Overflow, a: np.ndarray, b:
     return np.array(out, np.int64)
 
 
+def int_mac_sim(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarray,
+                clear: np.ndarray) -> np.ndarray:
+    """IntMac from ``simulator.gemm``: the register after step t is the product of the
+    segment's prefix up to t, all prefixes in one batched call (each padded with zero
+    products, which leave an integer accumulator as it is, wrapping or saturating);
+    codes of the accumulator."""
+    av, bv = decode(fa, a), decode(fb, b)
+    n = len(a)
+    starts = np.zeros(n, np.int64)
+    for s, e in _segments(clear):
+        starts[s:e] = s
+    width = int((np.arange(n) - starts).max(initial=0)) + 1
+    x, y = np.zeros((n, 1, width)), np.zeros((n, width, 1))
+    for t in range(n):
+        m = t + 1 - starts[t]
+        x[t, 0, :m], y[t, :m, 0] = av[starts[t]:t + 1], bv[starts[t]:t + 1]
+    r = gemm(x, y, a_format=fa, b_format=fb, accumulator=acc)
+    return _acc_codes(acc, np.asarray(r).reshape(n))
+
+
 def _segments(clear: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run beginning at a clear."""
     starts = list(np.flatnonzero(clear)) + [len(clear)]
@@ -146,7 +166,9 @@ def _segments(clear: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _acc_codes(acc: Accumulator, values: np.ndarray) -> np.ndarray:
-    return encode(acc.format, values)
+    """Codes of the accumulator's result: in its format, or with chunked promotion in
+    the wide chunk format the result ends in."""
+    return encode(acc.chunk_format if acc.chunk is not None else acc.format, values)
 
 
 def float_mac_ref(fa: Minifloat, fb: Minifloat, acc: Accumulator, a: np.ndarray,
@@ -230,8 +252,16 @@ def lut_ref(fw: Any, fx: Any, w: np.ndarray, x: np.ndarray, group: int) -> tuple
 def shift_add_ref(fx: Any, fw: Any, acc: Accumulator, x: np.ndarray, w: np.ndarray,
                   scale: np.ndarray, last: np.ndarray, clear: np.ndarray,
                   lanes: int) -> np.ndarray:
-    """ShiftAddPe: ``simulator.grouped_gemm`` over the groups so far. x, w: (steps, lanes)
-    codes; scale: (steps,) codes; the accumulator changes on ``last`` steps."""
+    """ShiftAddPe: ``simulator.gemm`` of the groups so far on the same codes (x as
+    :class:`simulator.Codes`, w as the grouped format's encoding with its scale codes;
+    ``acc`` sums each group as one exact tree, as ``simulator.grouped_gemm``). x, w:
+    (steps, lanes) codes; scale: (steps,) codes; the accumulator changes on ``last``
+    steps."""
+    import dataclasses
+
+    from simulator import Codes
+
+    fw = dataclasses.replace(fw, tensor_scale=None)
     gs = fw.block_size
     per = gs // lanes
     out = np.zeros(len(x), np.int64)
@@ -243,11 +273,9 @@ def shift_add_ref(fx: Any, fw: Any, acc: Accumulator, x: np.ndarray, w: np.ndarr
                 out[t] = prev
                 continue
             ng = n // per
-            xv = decode(fx, x[s:t + 1].reshape(-1))[None]
-            wel = decode(fw.element, w[s:t + 1].reshape(ng, gs))
-            sv = decode(fw.scale, scale[s:t + 1:per][:ng]).reshape(ng, 1)
-            wv = (wel * sv).reshape(-1, 1)
-            r = grouped_gemm(xv, wv, x_format=fx, w_format=fw, accumulator=acc,
-                             compare=False).out
+            xs = Codes(x[s:t + 1].reshape(1, ng * gs), fx)
+            ws = _encoded(fw, w[s:t + 1].reshape(ng * gs, 1),
+                          scale[s:t + 1:per][:ng].reshape(1, ng), axis=-2)
+            r = gemm(xs, ws, accumulator=acc)
             prev = out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
     return out

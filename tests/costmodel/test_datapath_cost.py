@@ -14,7 +14,15 @@ DATAPATHS = ["a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32",
              "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8",
              "a=nvfp4 b=nvfp4 acc=bfloat16,toward_zero",
              "a=e4m3 b=e5m2 acc=float16,up",
-             "a=int8 b=int8 acc=int32,overflow=saturate"]
+             "a=int8 b=int8 acc=int32,overflow=saturate",
+             "a=e4m3 b=e4m3 acc=e3m2,nearest_even,chunk16->bfloat16,products@e5m2",
+             "a=mxint8 b=mxint8 acc=float16,nearest_even,tree8@bfloat16,chunk64->e5m2,"
+             "products@bfloat16",
+             "a=int8 b=int4_g128 acc=float32,nearest_even,tree128 k=8",
+             "a=e4m3 b=e5m2 acc=exact terms=1 out=bfloat16,toward_zero",
+             "a=float32 b=none acc=exact terms=1 out=int8",
+             "a=int4 b=bipolar2 acc=exact,tree16 terms=16",
+             "a=int8 b=int2 acc=exact,tree4 terms=16 lut=true"]
 
 
 @pytest.mark.parametrize("text", DATAPATHS)
@@ -45,8 +53,8 @@ def test_gemm_cost_reads_the_datapath() -> None:
 
 
 @pytest.mark.parametrize(("acc", "match"), [
-    (Accumulator("float32", order="tree", tree_width=32, chunk=128),
-     r"no PE computes the datapath .*chunked promotion \(chunk=128"),
+    (Accumulator("float32", order="tree", tree_width=32, product_format="int8"),
+     r"no PE computes the datapath .*products rounded to int8"),
     ("float32,nearest_even,pairwise", r"pairwise summation"),
     (Accumulator("float16", rounding="stochastic", seed=0), r"stochastic rounding"),
 ])
@@ -55,6 +63,51 @@ def test_unbuildable_datapaths_are_not_priced(acc: object, match: str) -> None:
         costmodel.gemm_cost(64, 64, 64, "mxfp4", "mxfp4", acc)
     with pytest.raises(ValueError, match=match):
         costmodel.estimate(Datapath("mxfp4", "mxfp4", acc))
+
+
+#: (plain, with the option) pairs: chunked promotion adds a promotion adder, a wide
+#: register and a counter; rounded products add a rounder per product; a rounded tree
+#: sum a rounder
+PAIRS = [
+    ("a=e4m3 b=e4m3 acc=float16", "a=e4m3 b=e4m3 acc=float16,nearest_even,chunk32->float32"),
+    ("a=e4m3 b=e4m3 acc=float16", "a=e4m3 b=e4m3 acc=float16,nearest_even,products@bfloat16"),
+    ("a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8",
+     "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8,chunk64->float32"),
+    ("a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8",
+     "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8,products@e3m2"),
+    ("a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8",
+     "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8@bfloat16"),
+]
+
+
+@pytest.mark.parametrize(("plain", "more"), PAIRS)
+def test_promotion_and_rounders_cost_more(plain: str, more: str) -> None:
+    """Synthesis (Yosys, xilinx LUTs) grows with each of these: 529 -> 1481 (chunk),
+    529 -> 692 (products), 1406 -> 2505 (chunk), 1406 -> 1936 (products); the model
+    prices each of them in the same direction, per PE and per GEMM."""
+    p, q = Datapath.parse(plain), Datapath.parse(more)
+    for target in ("xilinx", "cmos"):
+        assert costmodel.estimate(q, target=target).primary > \
+            costmodel.estimate(p, target=target).primary
+    assert costmodel.estimate(q).ffs >= costmodel.estimate(p).ffs
+    assert costmodel.energy_per_op(q) > costmodel.energy_per_op(p)
+    gp, gq = costmodel.gemm_cost(256, 256, 256, p), costmodel.gemm_cost(256, 256, 256, q)
+    assert gq.area > gp.area and gq.energy_pj["compute"] > gp.energy_pj["compute"]
+    assert gq.cycles == gp.cycles
+
+
+def test_chunked_gemm_writes_the_wide_format() -> None:
+    dp = Datapath.parse("a=e4m3 b=e4m3 acc=float16,nearest_even,chunk32->float32")
+    assert costmodel.gemm_cost(64, 32, 128, dp).bits["c"] == 64 * 32 * 32
+    shift_add = costmodel.gemm_cost(64, 32, 256, Datapath.parse(DATAPATHS[7]))
+    assert shift_add.pe == "ShiftAddPe" and shift_add.macs_per_cycle == 8
+
+
+@pytest.mark.parametrize("text", DATAPATHS[8:])
+def test_gemm_cost_refuses_pes_without_a_running_sum(text: str) -> None:
+    with pytest.raises(ValueError, match=r"gemm_cost runs a GEMM on accumulating PEs; the "
+                       r"datapath .* is a \w+ without a running sum \(terms=\d+\)"):
+        costmodel.gemm_cost(8, 8, 8, Datapath.parse(text))
 
 
 def test_gemm_cost_datapath_argument_errors() -> None:

@@ -37,7 +37,8 @@ def run(argv: list[str]) -> int:
 #: (PE kind, options, error, message): rtl's own refusal, shared by every pricing path
 UNBUILDABLE: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("FloatMac", {"aa": "e5m2"}, ValueError,
-     r"FloatMac takes no option 'aa'; it takes a, acc, b, overflow, rounding, stages$"),
+     r"FloatMac takes no option 'aa'; it takes a, acc, b, chunk, chunk_format, overflow, "
+     r"product_format, product_rounding, rounding, stages$"),
     ("IntMac", {"acc": "int32"}, ValueError, r"IntMac takes no option 'acc'; it takes a, "
      r"acc_bits, b, overflow, stages$"),
     ("IntMac", {"a": "e4m3"}, TypeError,

@@ -61,7 +61,8 @@ BAD_PES: list[tuple[Any, type[Exception], str]] = [
     (lambda: rtl.build(("IntMac",)), TypeError, r"^pe must be a PE kind name \(str\)"),
     (lambda: rtl.build(""), ValueError, rf"^unknown PE ''; choose one of {PES}$"),
     (lambda: rtl.build("FloatMac", bogus=1), ValueError,
-     r"^FloatMac takes no option 'bogus'; it takes a, acc, b, overflow, rounding, stages$"),
+     r"^FloatMac takes no option 'bogus'; it takes a, acc, b, chunk, chunk_format, overflow, "
+     r"product_format, product_rounding, rounding, stages$"),
     (lambda: rtl.build("IntMac", a=["int8"]), TypeError, r"^a: format name must be a str, "
      r"not list$"),
     (lambda: FloatMac(a=None), TypeError, r"^a: format name must be a str, not NoneType$"),

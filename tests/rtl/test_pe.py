@@ -132,7 +132,7 @@ def test_block_dot_mixed_operands():
     ("uint4", "int8", 12, {"stages": 1}),
 ])
 def test_int_mac(a, b, bits, kw):
-    check(IntMac(a, b, bits, **kw), n=300, want_ref="torch")
+    check(IntMac(a, b, bits, **kw), n=300, want_ref="torch + simulator.gemm (agree)")
 
 
 @pytest.mark.parametrize("a,b,k", [("bipolar1", "bipolar1", 32), ("bipolar4", "bipolar4", 16),
@@ -172,6 +172,33 @@ def test_shift_add_clear_mid_group():
                  "clear": [c for c, _ in steps], "last": [ls for _, ls in steps]},
                 {"acc": [None, None, 0x42000000]}, {})  # 32.0
     assert run_amaranth(pe, v) == 1
+
+
+@pytest.mark.parametrize(("make", "exc", "match"), [
+    (lambda: FloatMac(chunk=0), ValueError,
+     r"^chunk must be an int in 1\.\.1048576 \(products per promotion into the wide "
+     r"register\), not 0$"),
+    (lambda: BlockDot("mxfp4", k=8, chunk=12), ValueError,
+     r"^chunk must be an int in 1\.\.1048576 a multiple of k=8 \(products per promotion"),
+    (lambda: FloatMac(chunk_format="float32"), ValueError,
+     r"^chunk_format \(float32\) needs chunk"),
+    (lambda: FloatMac(chunk=8, chunk_format="int16"), TypeError,
+     r"^chunk_format must be a minifloat format"),
+    (lambda: FloatMac(chunk=8, chunk_format="e8m0"), TypeError,
+     r"^chunk_format must be a signed minifloat with subnormals"),
+    (lambda: FloatMac(product_format="int8"), TypeError,
+     r"^product_format must be a minifloat format for a floating-point accumulator, not int8"),
+    (lambda: FloatMac(product_format="e4m3", product_rounding="stochastic"), ValueError,
+     r"^product_rounding must be deterministic in hardware"),
+    (lambda: FloatMul(rounding="up"), ValueError, r"^rounding and overflow apply to out: the "
+     r"exact product \(out=None\) is never rounded"),
+    (lambda: FloatMul(overflow="saturate"), ValueError, r"^rounding and overflow apply to out"),
+    (lambda: BlockDot("mxfp4", k=1, tree_format="bfloat16"), ValueError,
+     r"^tree_format \(bfloat16\) needs k > 1: a tree of one product has no sum to round$"),
+])
+def test_promotion_and_rounding_options_are_checked(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
 
 
 def test_wide_formats_have_no_vectors():
