@@ -2,9 +2,11 @@
 
 Formats are frozen dataclasses (:class:`Minifloat`, :class:`Integer`, :class:`FixedPoint`,
 :class:`BipolarInt`, :class:`Lut`); :func:`parse` turns names into formats and
-``str(fmt)`` gives the canonical name back.
+``str(fmt)`` gives the canonical name back. :mod:`formats.odd` holds rounding to odd,
+the double-rounding primitive the block formats and the simulator's accumulators share.
 """
 
+from . import odd
 from ._base import Format, InputArray
 from ._enums import Choice, Overflow, Rounding, Special
 from ._runtime import setup_runtime
@@ -48,6 +50,7 @@ __all__ = [
     "Special",
     "canonical_name",
     "named_formats",
+    "odd",
     "pack",
     "setup_runtime",
     "parse",

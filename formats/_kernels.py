@@ -17,11 +17,10 @@ import numpy as np
 from numba import prange
 
 from ._enums import Overflow, Rounding
-
-# JIT options live here, in one place. Bit-exact kernels never use fastmath.
-_JIT = {"cache": True, "nogil": True}
-_PJIT = {**_JIT, "parallel": True}
-_INLINE = {"cache": True, "inline": "always"}
+from ._jit import INLINE as _INLINE
+from ._jit import PJIT as _PJIT
+from ._jit import bitcast as _bitcast
+from .odd import odd_bits32, to_float32_odd
 
 # Rounding-mode codes (Rounding.code); overflow-policy codes (Overflow.code): ERROR runs
 # as SATURATE and counts.
@@ -395,18 +394,6 @@ def unpack_bits(data, out, bits):  # pragma: no cover - jitted
         out[k] = acc & ((np.int64(1) << bits) - 1)
 
 
-@numba.extending.intrinsic
-def _bitcast(typingctx, x, like):  # pragma: no cover - compile-time
-    """Reinterpret the bits of scalar ``x`` as the scalar type of ``like`` (same width)."""
-    target = like.dtype if isinstance(like, numba.types.Array) else like
-    sig = target(x, like)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(target))
-
-    return sig, codegen
-
-
 # --- fast float32 fake-quantization --------------------------------------------------
 # The general kernels above round through int64 and run at ~0.2-0.5 G elem/s. For the
 # common case (float32 in and out, a minifloat whose values are float32 numbers) the
@@ -712,23 +699,14 @@ def block_amax(rows, amax, bad):  # pragma: no cover - jitted
 
 @numba.njit(**_PJIT)
 def block_divide_odd(rows, scale, out):  # pragma: no cover - jitted
-    """out = rows / scale (per row) rounded to float32 *to odd*: truncate toward zero and
-    set the last bit if inexact, so that one later nearest rounding to a format with at
-    least two fewer significand bits equals rounding the exact quotient once (Boldo and
-    Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms using
-    rounding to odd", 2008). A zero scale gives 0; a NaN scale NaN."""
+    """out = rows / scale (per row) rounded to float32 *to odd* (:mod:`formats.odd`), so
+    that one later rounding to a format of at most 22 significand bits equals rounding
+    the exact quotient once. A zero scale gives 0; a NaN scale NaN."""
     for b in prange(rows.shape[0]):
         s = scale[b]
         for j in range(rows.shape[1]):
             q = np.float64(rows[b, j]) / s if s != 0.0 else 0.0
-            t = np.float32(q)
-            tb = _bitcast(t, np.uint32(0))
-            back = np.float64(t)
-            if back != q and q == q and abs(q) < np.inf:
-                if abs(back) > abs(q):
-                    tb = np.uint32(tb - np.uint32(1))
-                tb = np.uint32(tb | np.uint32(1))
-            out[b, j] = _bitcast(tb, np.float32(0.0))
+            out[b, j] = _bitcast(to_float32_odd(q), np.float32(0.0))
 
 
 @numba.njit(**_PJIT)
@@ -840,12 +818,7 @@ def _block_entry(ek, src, div):
                 if div == 0:
                     yb = _bitcast(f32(_bitcast(u(rows[b, j]), f32(0.0)) * inv32), u(0))
                 elif div == 1:
-                    q = np.float64(_bitcast(u(rows[b, j]), f32(0.0))) / s
-                    t = f32(q)
-                    back = np.float64(t)
-                    inexact = u((back != q) & (abs(q) < np.inf))
-                    down = u(inexact & u(abs(back) > abs(q)))
-                    yb = u(u(_bitcast(t, u(0)) - down) | inexact)
+                    yb = to_float32_odd(np.float64(_bitcast(u(rows[b, j]), f32(0.0))) / s)
                 else:  # div 2 or 3
                     # no division: t = x * (1/s) rounded to float32 is the exact quotient's
                     # float32 neighbour toward zero or away; t * s is exact (s has at most
@@ -856,8 +829,7 @@ def _block_entry(ek, src, div):
                     ts_ = np.float64(t) * s
                     r = xv - ts_
                     inexact = u((r != 0.0) & (r == r))
-                    down = u(inexact & u(abs(ts_) > abs(xv)))
-                    yb = u(u(_bitcast(t, u(0)) - down) | inexact)
+                    yb = odd_bits32(t, inexact, u(inexact & u(abs(ts_) > abs(xv))))
                 if ek == 3:
                     z = np.float64(_bitcast(yb, f32(0.0))) * escale
                     r = min(max(np.rint(z), elo), ehi)
@@ -886,18 +858,12 @@ def block_quantize_f32(rows, out, scale, ek, src, div, elem_consts, fixed_consts
 
 @numba.njit(**_PJIT)
 def scale_targets_odd(amax, ts, elem_max, out):  # pragma: no cover - jitted
-    """``amax / ts / elem_max`` (float64) rounded to odd in float32 (see
-    :func:`block_divide_odd`): one later rounding to a format with at least two fewer
+    """``amax / ts / elem_max`` (float64) rounded to odd in float32 (bits, see
+    :func:`formats.odd.to_float32_odd`): one later rounding to a format of at most 22
     significand bits equals rounding the float64 value once; values beyond float32's
     range become its largest finite value, odd."""
-    u = np.uint32
     for i in prange(amax.size):
-        q = amax[i] / ts / elem_max
-        t = np.float32(q)
-        back = np.float64(t)
-        inexact = u((back != q) & (abs(q) < np.inf))
-        down = u(inexact & u(abs(back) > abs(q)))
-        out[i] = u(u(_bitcast(t, u(0)) - down) | inexact)
+        out[i] = to_float32_odd(amax[i] / ts / elem_max)
 
 
 @numba.njit(**_PJIT)

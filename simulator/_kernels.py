@@ -1,8 +1,8 @@
 """numba kernels of the GEMM simulator. Private: :mod:`simulator.gemm` validates and calls.
 
 Every value lives in a float64 (or, for integer accumulators, an int64 on the
-accumulator's grid). A sum ``acc + x`` of two float64 numbers is made exact as the pair
-``(s, e)`` of TwoSum (Knuth), then rounded to odd in float64 and from there to the target
+accumulator's grid). A sum ``acc + x`` of two float64 numbers is rounded to odd in float64
+(:func:`formats.odd.add_odd`: TwoSum, then the odd fix-up) and from there to the target
 format: for a target of at most 51 significant bits (two fewer than float64) this double
 rounding equals one rounding of the exact sum, in every mode (Boldo & Melquiond, "Emulation
 of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 2008).
@@ -17,6 +17,7 @@ import numpy as np
 from numba import prange
 
 from formats import Overflow, Rounding
+from formats.odd import add_odd
 
 # the kernels' integer codes of the modes and policies (Rounding.code, Overflow.code)
 RNE, RNA, RTZ, UP, DOWN, _STOCH = (m.code for m in Rounding)
@@ -127,18 +128,6 @@ def round_fixed(y, fbits, lo, hi, mode, policy):  # pragma: no cover - jitted
     return q, over
 
 
-@numba.njit(**_INLINE)
-def two_sum_odd(a, x):  # pragma: no cover - jitted
-    """a + x rounded to odd in float64 (exact when representable)."""
-    s = a + x
-    bb = s - a
-    e = (a - (s - bb)) + (x - bb)
-    sb = np.float64(s).view(np.int64)
-    fix = (e != 0.0) & ((sb & 1) == 0) & (((sb >> 52) & 2047) != 2047)
-    step = np.int64(1) if (e > 0.0) == (s > 0.0) else np.int64(-1)
-    return np.int64(sb + (step if fix else np.int64(0))).view(np.float64)
-
-
 def make_rounder(kind, consts):
     """A jitted ``f(y, r) -> (value, overflowed)`` rounding exact/odd float64 values.
 
@@ -188,7 +177,7 @@ def make_adder(kind, rounder):
 
     @numba.njit(**_INLINE)
     def addf(a, x, r):  # pragma: no cover - jitted
-        return rounder(two_sum_odd(a, x), r)
+        return rounder(add_odd(a, x), r)
     return addf
 
 

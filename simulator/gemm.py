@@ -21,6 +21,7 @@ from formats import (
     Rounding,
     parse,
 )
+from formats.odd import add_odd_array, pair_odd_array
 
 from . import _kernels as K
 from .accumulator import Accumulator, Order
@@ -607,15 +608,6 @@ def _fits(fmt: Minifloat, span: float, bound: float, q: float) -> bool:
     return span <= fmt.precision and bound <= fmt.max and q >= fmt.smallest_subnormal
 
 
-def _odd(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """hi + lo rounded to odd in float64, where hi = RNE(hi + lo)."""
-    bits = hi.view(np.int64).copy()
-    fix = (lo != 0) & ((bits & 1) == 0) & np.isfinite(hi)
-    step = np.where((lo > 0) == (hi > 0), 1, -1)
-    bits[fix] += step[fix]
-    return bits.view(np.float64)
-
-
 def _two_prod(x: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
     """Dekker's TwoProduct: p + e == x * y exactly (no overflow/underflow)."""
     p = x * y
@@ -630,12 +622,6 @@ def _two_prod(x: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
     return p, e
 
 
-def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
 def _epilogue(vals: tuple[np.ndarray, np.ndarray | None, int], ts: float,
               out_fmt: Any) -> np.ndarray:
     """Apply the tensor scales and round once: to float64 (nearest-even) or to
@@ -648,18 +634,16 @@ def _epilogue(vals: tuple[np.ndarray, np.ndarray | None, int], ts: float,
             return hi * ts  # the one nearest-even rounding to float64
     with np.errstate(all="ignore"):
         if lo is None:
-            if ts == 1.0:
-                s, e = hi, np.zeros_like(hi)
-            else:
-                s, e = _two_prod(hi, ts)
+            # hi * ts exactly as a TwoProduct pair, rounded to odd
+            exact = hi if ts == 1.0 else pair_odd_array(*_two_prod(hi, ts))
         else:
             h2, l2 = hi * 2.0 ** -grid, lo * 2.0 ** -grid
             if ts == 1.0:
-                s, e = _two_sum(h2, l2)
+                a, b = h2, l2
             else:
                 p1, e1 = _two_prod(h2, ts)
-                s, e = _two_sum(p1, e1 + l2 * ts)
-        e = np.where(np.isfinite(s), e, 0.0)
-        if out_fmt is None:
-            return s
-        return np.asarray(out_fmt.quantize(_odd(s, e)), np.float64)
+                a, b = p1, e1 + l2 * ts
+            if out_fmt is None:
+                return a + b
+            exact = add_odd_array(a, b)
+        return np.asarray(out_fmt.quantize(exact), np.float64)

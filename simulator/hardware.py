@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from formats import BipolarInt, BlockScaled, InputArray, Integer, Minifloat, parse
+from formats.odd import add_odd_array
 
 from . import _kernels as K_
-from .gemm import _coerce_acc, _odd, _two_sum, gemm, quantize_operand
+from .gemm import _coerce_acc, gemm, quantize_operand
 
 __all__ = ["HwResult", "bipolar_gemm", "grouped_gemm", "llm_int8_gemm", "lut_gemm"]
 
@@ -336,8 +337,8 @@ def grouped_gemm(x: Any, w: Any, *, x_format: Any = "int8", w_format: Any = "int
             if fmt is None or str(fmt) == "float64":
                 tot = tot + add
             else:
-                s, e = _two_sum(tot, add)
-                tot = np.asarray(fmt.quantize(_odd(s, e), rounding=acc.rounding), np.float64)
+                tot = np.asarray(fmt.quantize(add_odd_array(tot, add), rounding=acc.rounding),
+                                 np.float64)
         total[r0 : r0 + rows] = tot
     ops = {"int_macs": M * N * K, "group_partial_sums": M * N * G,
            "dequant_shifts" if pow2 else "dequant_multiplies": M * N * G,
