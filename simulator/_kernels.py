@@ -109,7 +109,7 @@ def round_fixed(y, fbits, lo, hi, mode, policy):  # pragma: no cover - jitted
     fl = np.floor(v)
     rem = v - fl
     if mode == RNE:
-        inc = (rem > 0.5) | ((rem == 0.5) & (math.fmod(fl, 2.0) != 0.0))
+        inc = (rem > 0.5) | ((rem == 0.5) & (fl - 2.0 * np.floor(0.5 * fl) != 0.0))
     elif mode == RNA:
         inc = (rem > 0.5) | ((rem == 0.5) & (v > 0))
     elif mode == RTZ:

@@ -359,6 +359,9 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
         operands of fewer than 2 dimensions, K or batch dimensions that disagree, products
         beyond 53 significant bits, NaN / Inf with an integer or exact accumulator
     """
+    dp = None
+    out_rounding: Any = Rounding.NEAREST_EVEN
+    out_overflow: Any = None
     if datapath is not None:
         from .datapath import Datapath
 
@@ -369,6 +372,15 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
         if a_format is not None or b_format is not None or not (
                 isinstance(accumulator, str) and accumulator == "float32"):
             raise ValueError("give either datapath= or a_format/b_format/accumulator, not both")
+        if dp.b is None:
+            raise ValueError(f"datapath {dp} is a conversion (b=none): it multiplies "
+                             f"nothing; its arithmetic is {dp.out}.quantize(values, "
+                             f"rounding={dp.out_rounding.value!r})")
+        if dp.out is not None:
+            if out_format is not None:
+                raise ValueError(f"give either out_format or a datapath with out=, not both "
+                                 f"(the datapath rounds its outputs to {dp.out})")
+            out_format, out_rounding, out_overflow = dp.out, dp.out_rounding, dp.out_overflow
         a_format, b_format, accumulator = dp.a, dp.b, dp.accumulator
     acc = _coerce_acc(accumulator)
     torch_out = any(type(t).__module__.startswith("torch") for t in (a, b))
@@ -379,6 +391,10 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
         sb = opb.elements.shape[:-2] + opb.elements.shape[:-3:-1]
         raise ValueError(f"a of shape {opa.elements.shape} is (..., M, K={ka}) and b of shape "
                          f"{sb} is (..., K={kb}, N): the K dimensions must agree")
+    if dp is not None and dp.terms is not None and ka > dp.terms:
+        raise ValueError(f"K={ka} is more than the datapath's terms={dp.terms}: its PE keeps "
+                         f"no running sum and adds exactly {dp.terms} products per output "
+                         f"({dp})")
     # products are exact in float64 when the operands' significant bits add to <= 53
     if opa.fmt.precision + opb.fmt.precision > 53:
         # the formats allow wider products than float64 holds: the values decide
@@ -401,9 +417,16 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
             raise type(exc)(f"out_format: {exc}") from None
         if not isinstance(out_fmt, Format):
             raise ValueError(f"out_format must be a scalar format, not {out_fmt}")
+        if str(out_fmt) == "float64" and out_rounding is Rounding.NEAREST_EVEN \
+                and out_overflow is None:
+            out_fmt = None  # float64 nearest-even: the default result itself
+        elif out_fmt.precision > 51:
+            raise ValueError(f"out_format must have at most 51 significant bits (the one "
+                             f"rounding goes through float64 rounded to odd), not "
+                             f"{out_fmt.precision} ({out_fmt})")
     vals = _run(opa, opb, acc, batch)
     ts = opa.tensor_scale * opb.tensor_scale
-    res = _epilogue(vals, ts, out_fmt)
+    res = _epilogue(vals, ts, out_fmt, out_rounding, out_overflow)
     if torch_out:
         import torch
         return torch.from_numpy(res)
@@ -623,9 +646,12 @@ def _two_prod(x: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _epilogue(vals: tuple[np.ndarray, np.ndarray | None, int], ts: float,
-              out_fmt: Any) -> np.ndarray:
+              out_fmt: Any, rounding: Any = Rounding.NEAREST_EVEN,
+              overflow: Any = None) -> np.ndarray:
     """Apply the tensor scales and round once: to float64 (nearest-even) or to
-    ``out_fmt`` (through round-to-odd, so the single rounding is of the exact value)."""
+    ``out_fmt`` with ``rounding`` and ``overflow`` (through round-to-odd, which keeps at
+    least two more bits than any ``out_fmt`` the epilogue takes, so the single rounding
+    in every deterministic mode is of the exact value)."""
     hi, lo, grid = vals
     if lo is None and out_fmt is None:
         if ts == 1.0:
@@ -646,4 +672,4 @@ def _epilogue(vals: tuple[np.ndarray, np.ndarray | None, int], ts: float,
             if out_fmt is None:
                 return a + b
             exact = add_odd_array(a, b)
-        return np.asarray(out_fmt.quantize(exact), np.float64)
+        return np.asarray(out_fmt.quantize(exact, rounding, overflow), np.float64)
