@@ -44,6 +44,24 @@ def _worker(lib: str, n: int, repeat: int) -> dict[str, float]:
         res["float8_e4m3fn encode"] = n / best_time(lambda: e4.encode(x, out=codes), repeat)
         res["float8_e4m3fn decode"] = n / best_time(lambda: e4.decode(codes, dtype=np.float32),
                                                 repeat)
+        # the general integer kernels: float64 input, stochastic rounding, wide formats
+        x64 = x.astype(np.float64)
+        o64 = np.empty_like(x64)
+        res["float8_e4m3fn f64"] = n / best_time(lambda: e4.quantize(x64, out=o64), repeat)
+        res["float8_e4m3fn f64 encode"] = n / best_time(lambda: e4.encode(x64, out=codes),
+                                                    repeat)
+        res["float8_e4m3fn stochastic"] = n / best_time(
+            lambda: e4.quantize(x, "stochastic", seed=0, out=out), repeat)
+        i8 = formats.parse("int8")
+        xi = (x * np.float32(30)).astype(np.float32)
+        res["int8 stochastic"] = n / best_time(
+            lambda: i8.quantize(xi, "stochastic", seed=0, out=out), repeat)
+        xw = x64 * 300
+        res["int8 f64 wrap"] = n / best_time(
+            lambda: i8.quantize(xw, overflow="wrap", out=o64), repeat)
+        e8m15 = formats.parse("e8m15")  # 24 bits: no code table, the decode kernel
+        c24 = e8m15.encode(x)
+        res["e8m15 decode"] = n / best_time(lambda: e8m15.decode(c24, out=o64), repeat)
     elif lib == "ml_dtypes":
         import ml_dtypes
 

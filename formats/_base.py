@@ -17,11 +17,11 @@ from ._enums import Overflow, Rounding
 
 __all__ = ["Format"]
 
-# (stored mantissa bits, bias, all-ones exponent field, sign-bit position) per input dtype.
-_FLOAT_INPUTS: dict[np.dtype, tuple[np.dtype, tuple[int, int, int, int]]] = {
-    np.dtype(np.float16): (np.dtype(np.uint16), (10, 15, 31, 15)),
-    np.dtype(np.float32): (np.dtype(np.uint32), (23, 127, 255, 31)),
-    np.dtype(np.float64): (np.dtype(np.uint64), (52, 1023, 2047, 63)),
+# The bit view and IEEE layout of each input dtype.
+_FLOAT_INPUTS: dict[np.dtype, tuple[np.dtype, K.FloatInput]] = {
+    np.dtype(np.float16): (np.dtype(np.uint16), K.FloatInput(10, 15, 31, 15)),
+    np.dtype(np.float32): (np.dtype(np.uint32), K.FloatInput(23, 127, 255, 31)),
+    np.dtype(np.float64): (np.dtype(np.uint64), K.FloatInput(52, 1023, 2047, 63)),
 }
 _MODE_CODE = {m: i for i, m in enumerate(Rounding)}
 _POLICY_CODE = {
@@ -174,7 +174,7 @@ class InputArray:
     def flat(self) -> np.ndarray:
         return self.array.reshape(-1)
 
-    def bits(self) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    def bits(self) -> tuple[np.ndarray, K.FloatInput]:
         view_dtype, fin = _FLOAT_INPUTS[self.array.dtype]
         return self.flat.view(view_dtype), fin
 

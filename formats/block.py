@@ -295,14 +295,9 @@ class BlockScaled:
             return self._mse_scales(target, ts, rows)
         if self.pow2_scale:
             assert isinstance(sc, Minifloat)
-            rule_code = {ScaleRule.FLOOR: 0, ScaleRule.CEIL: 1, ScaleRule.EVEN: 2,
-                         ScaleRule.RCEIL: 3, ScaleRule.MSE: 0}[rule]
-            man = self.element.man_bits if isinstance(self.element, Minifloat) else 0
             out = np.empty(target.size, np.float64)
-            K.pow2_scales(
-                np.ascontiguousarray(target, np.float64).reshape(-1), rule_code,
-                self.emax_elem, self.elem_max, man, sc.emin, sc.emax, out,
-            )
+            K.pow2_scales(np.ascontiguousarray(target, np.float64).reshape(-1),
+                          _POW2_RULES[rule], self._pow2, out)
             return out.reshape(target.shape)
         mode = Rounding.UP if rule is ScaleRule.RCEIL else self.scale_rounding
         return np.asarray(sc.quantize(target / self.elem_max, mode, "saturate"), np.float64)
@@ -473,20 +468,24 @@ class BlockScaled:
         return BlockEncoded(self, codes, scales, ts, zeros, zeros, zeros=zp)
 
     @functools.cached_property
-    def _fused(self) -> tuple[int, tuple[Any, ...], tuple[Any, ...]] | None:
+    def _pow2(self) -> K.Pow2Params:
+        """The power-of-two scale rules' constants (pow2_scale formats)."""
+        sc = self.scale
+        assert isinstance(sc, Minifloat)
+        man = self.element.man_bits if isinstance(self.element, Minifloat) else 0
+        return K.Pow2Params(self.emax_elem, self.elem_max, man, sc.emin, sc.emax,
+                            np.nan if sc.has_nan else float(sc.max))
+
+    @functools.cached_property
+    def _fused(self) -> tuple[int, K.F32Consts, K.GridConsts] | None:
         """Element kind and constants for the fused float32 kernel, or None where the
         element format has no fused form (lookup tables, wide minifloats)."""
         e = self.element
-        f0, u0 = np.float32(0.0), np.uint32(0)
-        dummy_elem = (u0, u0, f0, f0, f0, u0, u0, u0, u0, u0)
         if isinstance(e, Minifloat) and e._fast_f32:
             ek = 2 if not e.signed else (1 if e.special is Special.FNUZ else 0)
-            consts = K._consts(e.man_bits, e.emin, e.signed, e.special is Special.FNUZ,
-                               *e._f32_bits, K.SAT)
-            return ek, consts, (1.0, 1.0, 0.0, 0.0)
+            return ek, e._f32_consts[K.SAT], K.NO_GRID
         if isinstance(e, FixedBase) and -120 <= e.ulp_exp <= 120:
-            return 3, dummy_elem, (math.ldexp(1.0, -e.ulp_exp), math.ldexp(1.0, e.ulp_exp),
-                                   float(-e.max_neg_int), float(e.max_int))
+            return 3, K.NO_F32, e._grid
         return None
 
     @property
@@ -515,26 +514,20 @@ class BlockScaled:
         nblocks = rows.shape[0]
         fused = self._fused
         if fused is not None:
-            ek, econsts, fconsts = fused
-            sc = self.scale
-            man = self.element.man_bits if isinstance(self.element, Minifloat) else 0
+            ek, econsts, grid = fused
             scale = np.empty(nblocks, np.float64)
             rb = rows.view(np.uint32)
             ob = out.view(np.uint32)
             if self.pow2_scale and self.tensor_scale is None and self.scale_rule in _POW2_RULES:
-                assert isinstance(sc, Minifloat)
-                nan_scale = np.nan if sc.has_nan else float(sc.max)
-                pconsts = (self.emax_elem, self.elem_max, man, sc.emin, sc.emax, nan_scale)
                 K.block_quantize_f32(rb, ob, scale, ek, 1 + _POW2_RULES[self.scale_rule], 0,
-                                     econsts, fconsts, pconsts)
+                                     econsts, grid, self._pow2)
                 return
             amax = np.empty(nblocks, np.float64)
             bad = np.empty(nblocks, np.bool_)
             K.block_amax_bits(rb, amax, bad)
             _, ts = self._block_scales(amax, bad, rows, s_all=scale)
             div = 0 if self.pow2_scale and self.tensor_scale is None else self._div_kind
-            pconsts = (0, 1.0, 0, 0, 0, 0.0)
-            K.block_quantize_f32(rb, ob, scale, ek, 0, div, econsts, fconsts, pconsts, ts)
+            K.block_quantize_f32(rb, ob, scale, ek, 0, div, econsts, grid, K.NO_POW2, ts)
             return
         amax = np.empty(nblocks, np.float64)
         bad = np.empty(nblocks, np.bool_)

@@ -112,12 +112,7 @@ class FixedBase(Format):
     ) -> int:
         self._check_wrap(inp, policy)
         xb, fin = inp.bits()
-        return int(
-            K.int_encode(
-                xb, out, rnd, fin, self.ulp_exp, self.bits, self.max_int, self.max_neg_int,
-                policy, mode, rbits,
-            )
-        )
+        return int(K.int_encode(xb, out, rnd, fin, self._params, policy, mode, rbits))
 
     def _quantize_flat(
         self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
@@ -127,17 +122,19 @@ class FixedBase(Format):
         exact_scaling = (0 <= f <= 900) if inp.flat.dtype == np.float64 else (-800 <= f <= 900)
         if mode != K.STOCH and policy in (K.SAT, K.OERR) and exact_scaling \
                 and inp.flat.dtype != np.float16:
-            return int(K.fixed_quantize_fast(
-                inp.flat, out, pow2(-self.ulp_exp), pow2(self.ulp_exp),
-                float(-self.max_neg_int), float(self.max_int), mode,
-            ))
+            return int(K.fixed_quantize_fast(inp.flat, out, self._grid, mode))
         xb, fin = inp.bits()
-        return int(
-            K.int_quantize(
-                xb, out, rnd, fin, self.ulp_exp, self.bits, self.max_int, self.max_neg_int,
-                policy, mode, rbits,
-            )
-        )
+        return int(K.int_quantize(xb, out, rnd, fin, self._params, policy, mode, rbits))
+
+    @property
+    def _params(self) -> K.FixedParams:
+        return K.FixedParams(self.ulp_exp, self.bits, self.max_int, self.max_neg_int)
+
+    @property
+    def _grid(self) -> K.GridConsts:
+        """The grid as float64 constants (exact where -1074 <= ulp_exp <= 1023)."""
+        return K.GridConsts(pow2(-self.ulp_exp), pow2(self.ulp_exp),
+                            float(-self.max_neg_int), float(self.max_int))
 
     def _encode_exact(self, x: Fraction, mode: int, policy: int) -> tuple[int, bool]:
         """Exact rational ``x`` rounded with Python integers (wrap keeps its exact low

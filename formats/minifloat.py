@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import math
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
@@ -285,13 +284,26 @@ class Minifloat(Format):
         )
 
     @functools.cached_property
-    def _params(self) -> tuple[Any, ...]:
+    def _params(self) -> K.MinifloatParams:
         nan = self.nan_code
-        return (
-            self.man_bits, self.emin, self.subnormals is False, self.signed,
+        return K.MinifloatParams(
+            self.man_bits, self.bias, self.emin, not self.subnormals, self.signed,
             self.special is Special.FNUZ, self._maxmag, self._infmag,
             -1 if nan is None else nan, self.bits,
         )
+
+    @functools.cached_property
+    def _f32_consts(self) -> dict[int, K.F32Consts]:
+        """The float32 fast path's constants per overflow-policy code."""
+        return {pol.code: K.fast_consts(self.man_bits, self.emin, *self._f32_bits, pol.code)
+                for pol in Overflow}
+
+    @functools.cached_property
+    def _code_consts(self) -> K.CodeConsts:
+        nan = self.nan_code  # positive; FNUZ's NaN is sign | 0, handled in the kernel
+        nan_mag = 0 if nan is None or self.special is Special.FNUZ else nan
+        return K.code_consts(self.man_bits, self.emin, max(self._infmag, 0), nan_mag,
+                             self.bits)
 
     @functools.cached_property
     def _table64(self) -> np.ndarray:
@@ -306,22 +318,17 @@ class Minifloat(Format):
             return self._table64.astype(np.float32)
 
     def _decode_kernel(self, codes: np.ndarray, out: np.ndarray) -> None:
-        p = self._params
-        K.mf_decode(codes, out, p[0], self.bias, p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8])
+        K.mf_decode(codes, out, self._params)
 
     def _encode_flat(
         self, inp: InputArray, out: np.ndarray, mode: int, policy: int, rnd: np.ndarray, rbits: int
     ) -> int:
         if self._fast_f32 and inp.flat.dtype == np.float32 and mode != K.STOCH:
-            nan = self.nan_code  # positive; FNUZ's NaN is sign | 0, handled in the kernel
-            nan_mag = 0 if nan is None or self.special is Special.FNUZ else nan
-            return int(K.encode_f32(
-                inp.flat.view(np.uint32), out, self.man_bits, self.emin, self.signed,
-                self.special is Special.FNUZ, *self._f32_bits, policy, mode,
-                max(self._infmag, 0), nan_mag, self.bits,
-            ))
+            return K.encode_f32(inp.flat.view(np.uint32), out, self._f32_consts[policy],
+                                self._code_consts, self.signed,
+                                self.special is Special.FNUZ, mode)
         xb, fin = inp.bits()
-        return int(K.mf_encode(xb, out, _NO_TABLE, rnd, fin, *self._params, policy, mode, rbits))
+        return int(K.mf_encode(xb, out, _NO_TABLE, rnd, fin, self._params, policy, mode, rbits))
 
     def _decode_flat(self, codes: np.ndarray, out: np.ndarray) -> None:
         if self.bits <= 16:
@@ -342,12 +349,11 @@ class Minifloat(Format):
     ) -> int:
         if self._fast_f32 and out.dtype == np.float32 and mode != K.STOCH:
             x32 = inp.flat if inp.flat.dtype == np.float32 else inp.flat.astype(np.float32)
-            return int(K.quantize_f32(
-                x32.view(np.uint32), out.view(np.uint32), self.man_bits, self.emin,
-                self.signed, self.special is Special.FNUZ, *self._f32_bits, policy, mode,
-            ))
+            return K.quantize_f32(x32.view(np.uint32), out.view(np.uint32),
+                                  self._f32_consts[policy], self.signed,
+                                  self.special is Special.FNUZ, mode)
         if self.bits > 16:
             return super()._quantize_flat(inp, out, mode, policy, rnd, rbits)
         xb, fin = inp.bits()
         table = self._table32 if out.dtype == np.float32 else self._table64
-        return int(K.mf_encode(xb, out, table, rnd, fin, *self._params, policy, mode, rbits))
+        return int(K.mf_encode(xb, out, table, rnd, fin, self._params, policy, mode, rbits))

@@ -19,7 +19,8 @@ from .integer import FixedPoint, Integer
 from .lut import BipolarInt, Lut
 from .minifloat import Minifloat
 
-__all__ = ["ref_block_encode", "ref_decode", "ref_encode", "ref_grid"]
+__all__ = ["ref_block_encode", "ref_decode", "ref_encode", "ref_grid", "ref_round", "ref_ulp",
+           "ref_up_probability"]
 
 Value = Fraction | float  # float only for NaN and +-Inf
 
@@ -232,6 +233,77 @@ def _overflow(
     return None
 
 
+def ref_ulp(fmt: Format, x: Fraction) -> Fraction:
+    """The weight of ``fmt``'s significand LSB at ``x``: the spacing of its values
+    around ``x``, ``2**clamp(floor(log2 |x|) - precision + 1, lsb_exp_min,
+    lsb_exp_max)`` (``2**lsb_exp_min`` at 0), continued past the largest value with the
+    top binade's LSB (a minifloat, integer or fixed-point format)."""
+    e = fmt.lsb_exp_min if x == 0 else _floor_log2(abs(x)) - fmt.precision + 1
+    return Fraction(2) ** min(max(e, fmt.lsb_exp_min), fmt.lsb_exp_max)
+
+
+def ref_round(x: Fraction | float, fmt: Format, mode: Rounding | str = Rounding.NEAREST_EVEN,
+              overflow: Overflow | str | None = None) -> Fraction | float:
+    """The exact ``x`` (a Fraction, or a float: +-Inf and NaN too) rounded to a value of
+    ``fmt`` by arithmetic on its LSB (:func:`ref_ulp`), the value-level counterpart of
+    :func:`ref_encode`'s search of the value grid; for a signed :class:`Minifloat` with
+    subnormals, an :class:`Integer` or a :class:`FixedPoint` (wide formats too: no grid is
+    listed), deterministic modes. Returns a Fraction, or a float for +-Inf and NaN.
+
+    Beyond the range the policy decides (default the format's): saturate and error give
+    the largest magnitude, inf +-Inf, nan NaN, wrap keeps the low ``bits`` of a fixed-point
+    integer; directed rounding toward the range gives the largest magnitude under any
+    policy (IEEE 754 section 7.4). NaN gives NaN; +-Inf is an overflow (ValueError under
+    wrap, as :meth:`Format.encode`).
+    """
+    mode = Rounding.coerce(mode, "mode")
+    if mode is Rounding.STOCHASTIC:
+        raise ValueError("ref_round takes deterministic modes; see ref_up_probability")
+    if not (isinstance(fmt, (Integer, FixedPoint)) or (
+            isinstance(fmt, Minifloat) and fmt.signed and fmt.subnormals)):
+        raise ValueError(f"ref_round takes a signed minifloat with subnormals, an integer or "
+                         f"a fixed-point format, not {fmt}")
+    policy = fmt._policy(overflow)
+    if isinstance(x, float) and math.isnan(x):
+        return math.nan
+    neg = x < 0
+    if isinstance(x, float) and math.isinf(x):
+        if policy is Overflow.WRAP:
+            raise ValueError(f"x is {x}, which cannot wrap into {fmt}")
+        val: Fraction | None = None  # beyond every finite value
+    else:
+        x = Fraction(x)
+        ulp = ref_ulp(fmt, x)
+        v = x / ulp
+        q = math.floor(v)
+        rem = v - q
+        if mode is Rounding.NEAREST_EVEN:
+            inc = rem > Fraction(1, 2) or (rem == Fraction(1, 2) and q % 2 == 1)
+        elif mode is Rounding.NEAREST_AWAY:
+            inc = rem > Fraction(1, 2) or (rem == Fraction(1, 2) and not neg)
+        elif mode is Rounding.TOWARD_ZERO:
+            inc = rem != 0 and neg
+        elif mode is Rounding.UP:
+            inc = rem != 0
+        else:
+            inc = False
+        val = (q + int(inc)) * ulp
+        lo, hi = Fraction(fmt.min), Fraction(fmt.max)
+        if lo <= val <= hi:
+            return val
+        if policy is Overflow.WRAP:
+            span = Fraction(2) ** fmt.bits * ulp
+            return (val - lo) % span + lo
+    mx = Fraction(fmt.max)
+    to_max = val is not None and (mode is Rounding.TOWARD_ZERO or (
+        mode is Rounding.DOWN and not neg) or (mode is Rounding.UP and neg))
+    if policy in (Overflow.SATURATE, Overflow.ERROR) or to_max:
+        return Fraction(fmt.min) if neg else mx
+    if policy is Overflow.INF:
+        return -math.inf if neg else math.inf
+    return math.nan
+
+
 def ref_up_probability(fmt: Format, x: float) -> tuple[int, int, Fraction]:
     """For stochastic rounding of an in-range ``x``: (lower code, upper code, P(upper))."""
     grid = ref_grid(fmt)
@@ -314,13 +386,11 @@ def ref_block_encode(
     if f.tensor_scale is not None:
         tmax = max((abs(v) for b in blocks for v in b), default=Fraction(0))
         ideal = tmax / (Fraction(f.element.max) * Fraction(f.scale.max))
-        tsf = f.tensor_scale
-        if not isinstance(tsf, Minifloat):
-            raise ValueError("the reference handles minifloat tensor scales")
         if ideal > 0:
-            # nearest-even onto the (wide) minifloat grid, saturating, without its code table
-            unit = Fraction(2) ** (max(_floor_log2(ideal), tsf.emin) - tsf.man_bits)
-            ts = min(round(ideal / unit) * unit, Fraction(tsf.max)) or Fraction(1)
+            # nearest-even onto the (wide) format, saturating, without its code table
+            r = ref_round(ideal, f.tensor_scale, Rounding.NEAREST_EVEN, Overflow.SATURATE)
+            assert isinstance(r, Fraction)
+            ts = r or Fraction(1)
         ts_out = float(ts)
     codes: list[int] = []
     scodes: list[int] = []

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+import formats.reference as fr
 from formats import FixedBase, Overflow, Rounding
 
 from .accumulator import Accumulator, Order
@@ -32,80 +33,29 @@ def rand62(seed: int, idx: int) -> int:
     return z >> 2
 
 
-def _floor_log2(x: Fraction) -> int:
-    """floor(log2(x)) for x > 0, exactly."""
-    e = x.numerator.bit_length() - x.denominator.bit_length()
-    if Fraction(2) ** e > x:
-        e -= 1
-    return e
-
-
 def ref_round(x: Fraction | float, fmt: Any, mode: Rounding, overflow: Overflow | None = None,
               r: int = 0, rbits: int = 0) -> Fraction | float:
     """Round the exact ``x`` to ``fmt`` (a signed Minifloat with subnormals, or a
-    fixed-point format), returning the value (float ``inf``/``nan`` where it is one)."""
-    if isinstance(x, float):
-        if math.isnan(x):
-            return math.nan
-        if math.isinf(x):
-            return _inf_to(x, fmt, overflow)
+    fixed-point format), returning the value (float ``inf``/``nan`` where it is one):
+    :func:`formats.reference.ref_round`, with the accumulator's default overflow (wrap
+    for fixed point) and its stochastic rounding: the magnitude rounds up iff the top
+    ``rbits`` of its discarded fraction exceed those of the random ``r`` (as the kernel)."""
+    if overflow is None and isinstance(fmt, FixedBase):
+        overflow = Overflow.WRAP
+    if mode is not Rounding.STOCHASTIC:
+        return fr.ref_round(x, fmt, mode, overflow)
+    if isinstance(x, float) and not math.isfinite(x):
+        return fr.ref_round(x, fmt, Rounding.NEAREST_EVEN, overflow)  # the policy decides
     x = Fraction(x)
-    policy = overflow or (Overflow.WRAP if isinstance(fmt, FixedBase) else fmt.default_overflow)
-    neg = x < 0
-    ax = -x if neg else x
-    if isinstance(fmt, FixedBase):
-        ulp = Fraction(2) ** fmt.ulp_exp
-    elif ax == 0:
-        return Fraction(0)
-    else:
-        # the LSB of ax's binade (leading one at floor(log2 ax)), not below the format's
-        ulp = Fraction(2) ** max(_floor_log2(ax) - fmt.precision + 1, fmt.lsb_exp_min)
-    v = x / ulp
-    q = math.floor(v)
-    rem = v - q
-    if mode is Rounding.NEAREST_EVEN:
-        inc = rem > Fraction(1, 2) or (rem == Fraction(1, 2) and q % 2 == 1)
-    elif mode is Rounding.NEAREST_AWAY:
-        inc = rem > Fraction(1, 2) or (rem == Fraction(1, 2) and not neg)
-    elif mode is Rounding.TOWARD_ZERO:
-        inc = rem != 0 and neg
-    elif mode is Rounding.UP:
-        inc = rem != 0
-    elif mode is Rounding.DOWN:
-        inc = False
-    else:
-        # the kernel rounds the magnitude: round up |x| iff the top rbits of its
-        # discarded fraction exceed the random number's top rbits
-        mag_rem = rem if not neg or rem == 0 else 1 - rem
-        top = math.floor(mag_rem * 2**rbits)
-        up = (r >> (62 - rbits)) < top
-        inc = (up if not neg else not up) if rem != 0 else False
-    val = (q + int(inc)) * ulp
-    if isinstance(fmt, FixedBase):
-        lo, hi = -fmt.max_neg_int * ulp, fmt.max_int * ulp
-        if lo <= val <= hi:
-            return val
-        if policy is Overflow.WRAP:
-            span = Fraction(2) ** fmt.bits * ulp
-            return (val - lo) % span + lo
-        return min(max(val, lo), hi)
-    mx = Fraction(fmt.max)
-    if abs(val) <= mx:
-        return val
-    to_max = policy in (Overflow.SATURATE, Overflow.ERROR) or mode is Rounding.TOWARD_ZERO or (
-        mode is Rounding.DOWN and not neg) or (mode is Rounding.UP and neg)
-    if to_max:
-        return -mx if neg else mx
-    if policy is Overflow.INF:
-        return -math.inf if neg else math.inf
-    return math.nan
-
-
-def _inf_to(x: float, fmt: Any, overflow: Overflow | None) -> float | Fraction:
-    policy = overflow or fmt.default_overflow
-    if policy in (Overflow.SATURATE, Overflow.ERROR):
-        return Fraction(fmt.max) * (-1 if x < 0 else 1)
-    return x if policy is Overflow.INF else math.nan
+    ax = abs(x)
+    ulp = fr.ref_ulp(fmt, ax)
+    q = math.floor(ax / ulp)
+    rem = ax / ulp - q
+    up = rem != 0 and (r >> (62 - rbits)) < math.floor(rem * 2**rbits)
+    val = (q + int(up)) * ulp * (-1 if x < 0 else 1)
+    # on the grid now: rounding it changes nothing in range, and beyond the range the
+    # policy decides (no directed mode carries it to the largest value)
+    return fr.ref_round(val, fmt, Rounding.NEAREST_EVEN, overflow)
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -179,10 +129,13 @@ def ref_gemm_operands(opa: Operand, opb: Operand, acc: Accumulator) -> list[list
                 for k in range(k0, k1):
                     p = _mul(A[m, k], B[n, k])
                     if acc.product_format is not None:
-                        p = ref_round(p, acc.product_format, acc.product_rounding)
+                        # the product format's own overflow, as the kernel's rounder
+                        pf = acc.product_format
+                        p = ref_round(p, pf, acc.product_rounding, pf.default_overflow)
                     g = _add(g, p)
                 if W > 1 and acc.tree_format is not None:
-                    g = ref_round(g, acc.tree_format, acc.tree_rounding)
+                    tf = acc.tree_format
+                    g = ref_round(g, tf, acc.tree_rounding, tf.default_overflow)
                 sa = opa.scales[m, k0 // opa.block] if opa.scales is not None else 1.0
                 sb = opb.scales[n, k0 // opb.block] if opb.scales is not None else 1.0
                 adds.append(_mul(_mul(g, sa), sb))

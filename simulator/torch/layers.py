@@ -1,0 +1,294 @@
+"""The modules simulate() puts in: :class:`QuantLayer` (Linear / Conv) and the KV-cache
+quantizer around attention projections; which modules can take them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from formats import BlockScaled, ScaleRule
+
+from .. import techniques
+from ..gemm import gemm
+from .quantize import fake_quant, quantize, rows, scaled
+from .spec import LayerSpec
+
+__all__ = ["KVQuant", "QuantLayer", "kv_children", "layer_names"]
+
+LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+KV_PAIRS = (("k_proj", "v_proj"), ("key", "value"))
+
+
+class QuantLayer(nn.Module):
+    """A Linear / Conv layer computing in the formats of its :class:`LayerSpec`.
+
+    ``inner`` is the original module, unchanged. Fake quantization: the input (K last:
+    features, or channels of a convolution), after the spec's input transforms, and the
+    weight (K = its fan-in; transformed to match, then rounded by RTN, MSE-clipped
+    scales or GPTQ) are quantized, the float op runs, the output is quantized. The
+    quantized weight is cached while the weight neither changes nor needs gradients."""
+
+    inner: Any
+
+    def __init__(self, inner: nn.Module, spec: LayerSpec, name: str = "",
+                 register: bool = True) -> None:
+        super().__init__()
+        if register:
+            self.inner = inner
+        else:  # the model itself: held, not registered (the module tree must not loop)
+            object.__setattr__(self, "inner", inner)
+        self.spec = spec
+        self.name = name
+        kind = type(inner).__name__
+        if spec.accumulator is not None and not isinstance(inner, nn.Linear):
+            raise ValueError(f"layer {name!r} ({kind}): bit-true routing "
+                             "through simulator.gemm takes nn.Linear layers only")
+        if spec.techniques and not isinstance(inner, nn.Linear):
+            raise ValueError(f"layer {name!r} ({kind}) cannot take "
+                             f"{', '.join(spec.techniques)}: the techniques transform a "
+                             "Linear layer's input features")
+        # settings that only refine another one: after rules merge, the one must be there
+        if spec.hadamard_block is not None and spec.hadamard != "block":
+            raise ValueError(f"layer {name!r}: hadamard_block={spec.hadamard_block} needs "
+                             "hadamard='block'")
+        if spec.act_order and not spec.gptq:
+            raise ValueError(f"layer {name!r}: act_order needs gptq=True")
+        self._wcache: tuple[Any, torch.Tensor] | None = None
+        self.calibrating = False
+        self.capture = False
+        self.recording = True
+        self._first_input: torch.Tensor | None = None
+        self.stats: dict[str, Any] | None = None
+        self.perm: torch.Tensor | None = None
+        self.smooth: torch.Tensor | None = None
+        self.hblock: int | None = None
+        if spec.hadamard is not None:
+            k = int(inner.weight.shape[1])  # type: ignore[index]
+            if spec.hadamard == "full":
+                if k < 1 or k & (k - 1):
+                    raise ValueError(f"layer {name!r}: hadamard='full' needs K a power of "
+                                     f"two, not {k}; use hadamard='block'")
+                self.hblock = k
+            else:
+                wf = spec.weight
+                bs = spec.hadamard_block or (wf.block_size if isinstance(wf, BlockScaled)
+                                             and isinstance(wf.block_size, int) else None)
+                if bs is None:
+                    raise ValueError(f"layer {name!r}: hadamard='block' needs "
+                                     "hadamard_block= (the weight format has no 1-D blocks)")
+                if k % bs or bs & (bs - 1):
+                    raise ValueError(f"layer {name!r}: Hadamard block {bs} must be a power "
+                                     f"of two dividing K={k}")
+                self.hblock = bs
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return (f"weight={s.weight}, act={s.act}, output={s.output}, "
+                f"bit_true={s.accumulator is not None}, techniques={s.techniques}")
+
+    # --- calibration --------------------------------------------------------------------
+    def _record(self, x: torch.Tensor) -> None:
+        if not self.recording:
+            return
+        if self.capture and getattr(self, "_first_input", None) is None:
+            self._first_input = x  # which module produced it: SmoothQuant folding
+        x2 = rows(x.detach()).to(torch.float64)
+        st = self.stats
+        if st is None:
+            st = self.stats = {"amax": torch.zeros(x2.shape[1], dtype=torch.float64),
+                               "n": 0, "H": None}
+        st["amax"] = torch.maximum(st["amax"], techniques.column_amax(x2))
+        st["n"] += x2.shape[0]
+        if self.spec.gptq:
+            h = x2.T @ x2
+            st["H"] = h if st["H"] is None else st["H"] + h
+
+    def finish_calibration(self) -> None:
+        """Derive the calibrated transforms (channel order, SmoothQuant scales)."""
+        if self.stats is None:
+            raise ValueError(f"layer {self.name!r} saw no calibration data")
+        amax = self.stats["amax"]
+        w = self.inner.weight.detach().to(torch.float64)
+        if self.spec.rearrange:
+            self.perm = techniques.rearrange(amax)
+            amax, w = amax[self.perm], w[:, self.perm]
+        if self.spec.smoothquant is not None:
+            self.smooth = techniques.smooth_scales(amax, w, float(self.spec.smoothquant))
+        self._wcache = None
+
+    def _check_calibrated(self) -> None:
+        if self.spec.needs_calibration and self.stats is None:
+            raise ValueError(f"layer {self.name!r} needs calibration for "
+                             f"{', '.join(self.spec.techniques)}: call "
+                             "Simulation.calibrate(batches) first")
+
+    # --- transforms ---------------------------------------------------------------------
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        """The input as the quantizer sees it (channel order, smoothing, rotation)."""
+        if self.perm is not None:
+            x = x[..., self.perm]
+        if self.smooth is not None:
+            x = x / self.smooth.to(x.dtype)
+        if self.hblock is not None:
+            x = techniques.rotate(x, self.hblock)
+        return x
+
+    def weight_transformed(self) -> torch.Tensor:
+        """The weight (out, K) matching :meth:`transform`: x' @ W'.T == x @ W.T."""
+        w = self.inner.weight
+        w = w.reshape(w.shape[0], math.prod(w.shape[1:]))
+        if self.perm is not None:
+            w = w[:, self.perm]
+        if self.smooth is not None:
+            w = w * self.smooth.to(w.dtype)
+        if self.hblock is not None:
+            w = techniques.rotate(w, self.hblock)
+        return w
+
+    def _weight_format(self, k: int, numel: int) -> Any:
+        f = scaled(self.spec.weight, self.spec.granularity, k, numel)
+        if self.spec.clip == "mse":
+            if not isinstance(f, BlockScaled) or f.zero_point:
+                raise ValueError(f"layer {self.name!r}: clip='mse' needs scaled symmetric "
+                                 f"weights (a block format or a scaled granularity), not {f}")
+            f = dataclasses.replace(f, scale_rule=ScaleRule.MSE)
+        return f
+
+    def qweight(self) -> torch.Tensor:
+        w0 = self.inner.weight
+        if self.spec.weight is None and not self.spec.techniques:
+            return w0
+        key = (w0._version, id(w0), id(self.perm), id(self.smooth))
+        if not w0.requires_grad and self._wcache is not None and self._wcache[0] == key:
+            return self._wcache[1]
+        w = self.weight_transformed()
+        if self.spec.weight is not None:
+            f = self._weight_format(w.shape[1], w.numel())
+            if self.spec.gptq:
+                assert self.stats is not None and self.stats["H"] is not None
+                t = self.transform(torch.eye(w.shape[1], dtype=torch.float64))
+                h = t.T @ self.stats["H"] @ t
+                if self.spec.granularity == "tensor":
+                    raise ValueError(f"layer {self.name!r}: gptq takes channel or group "
+                                     "scales, not granularity 'tensor'")
+                q = techniques.gptq(w, h, f, damp=self.spec.gptq_damp,
+                                    act_order=self.spec.act_order).to(w.dtype)
+                w = w + (q - w).detach() if w.requires_grad else q
+            else:
+                w = quantize(w, f, whole=self.spec.granularity == "tensor")
+        w = w.reshape(w0.shape)
+        if not w0.requires_grad:
+            self._wcache = (key, w)
+        return w
+
+    def _qact(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spec.act is None:
+            return x
+        if isinstance(self.inner, nn.Linear):
+            return fake_quant(x, self.spec.act, self.spec.act_granularity)
+        xc = x.movedim(1, -1)  # convolutions: channels are K
+        return fake_quant(xc, self.spec.act, self.spec.act_granularity).movedim(-1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inner = self.inner
+        if self.calibrating:
+            self._record(x)
+            return type(inner).forward(inner, x)  # the class's (a root layer's is ours)
+        self._check_calibrated()
+        if self.spec.accumulator is not None:
+            y = self._bit_true(x)
+        elif isinstance(inner, nn.Linear):
+            xt = self.transform(x)
+            if self.spec.outliers is not None:
+                y = self._with_outliers(xt)
+            else:
+                y = nn.functional.linear(self._qact(xt), self.qweight(), inner.bias)
+        else:
+            y = inner._conv_forward(self._qact(x), self.qweight(), inner.bias)
+        if self.spec.output is not None:
+            y = fake_quant(y, self.spec.output)
+        return y
+
+    def _with_outliers(self, xt: torch.Tensor) -> torch.Tensor:
+        """LLM.int8(): outlier input channels (any |x| >= threshold in this batch) run in
+        the outlier format, the rest in the layer's formats."""
+        thr = float(self.spec.outliers)  # type: ignore[arg-type]
+        cols = techniques.column_amax(rows(xt.detach())) >= thr
+        w = self.weight_transformed()
+        of = self.spec.outlier_format
+        y = nn.functional.linear(fake_quant(xt[..., cols], of), fake_quant(w[:, cols], of))
+        keep = ~cols
+        if bool(keep.any()):
+            wr = w[:, keep]
+            if self.spec.weight is not None:
+                wr = quantize(wr, self._weight_format(wr.shape[1], wr.numel()),
+                               whole=self.spec.granularity == "tensor")
+            y = y + nn.functional.linear(self._qact(xt[..., keep]), wr)
+        if self.inner.bias is not None:
+            y = y + self.inner.bias
+        return y
+
+    def _bit_true(self, x: torch.Tensor) -> torch.Tensor:
+        inner = self.inner
+        lead = x.shape[:-1]
+        xt = self.transform(x.detach().to(torch.float64))
+        a = rows(xt).numpy()
+        w = self.weight_transformed().detach().to(torch.float64).numpy()
+        af = scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.size)
+        wf = self._weight_format(w.shape[-1], w.size) if self.spec.weight is not None \
+            else None
+        if isinstance(wf, BlockScaled) and self.spec.granularity == "tensor":
+            raise ValueError(f"layer {self.name!r}: bit-true routing takes per-channel or "
+                             "group weight scales, not 'tensor'")
+        if af is None:
+            af = "float32"
+            a = a.astype(np.float32).astype(np.float64)
+        if wf is None:
+            wf = "float32"
+            w = w.astype(np.float32).astype(np.float64)
+        # the weight's blocks lie along K: pass W.T (K, out), blocked along its K
+        y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=self.spec.accumulator)
+        if inner.bias is not None:
+            y = y + inner.bias.detach().to(torch.float64).numpy()
+        return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, w.shape[0])
+
+
+class KVQuant(nn.Module):
+    """Wraps an attention module's key or value projection: its output (what the KV
+    cache stores) is quantized along the last (head) dimension."""
+
+    inner: Any
+
+    def __init__(self, inner: nn.Module, fmt: Any, name: str, head_dim: int | None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.fmt = fmt
+        self.name = name
+        self.head_dim = head_dim
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        y = self.inner(*args, **kwargs)
+        if self.head_dim and y.shape[-1] % self.head_dim == 0:
+            shp = y.shape
+            y2 = y.reshape(*shp[:-1], shp[-1] // self.head_dim, self.head_dim)
+            return fake_quant(y2, self.fmt).reshape(shp)
+        return fake_quant(y, self.fmt)
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Names of the modules ``simulate`` can quantize (Linear/Conv layers and attention
+    modules with key/value projections)."""
+    return [n for n, m in model.named_modules() if isinstance(m, LAYERS) or kv_children(m)]
+
+
+def kv_children(m: nn.Module) -> tuple[str, str] | None:
+    for k, v in KV_PAIRS:
+        if isinstance(getattr(m, k, None), nn.Linear) and isinstance(getattr(m, v, None),
+                                                                     nn.Linear):
+            return k, v
+    return None
