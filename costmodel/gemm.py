@@ -72,17 +72,15 @@ def _count(value: Any, parameter: str) -> int:
 
 
 def operand_bits(fmt: Any, rows: int, k: int) -> int:
-    """Exact stored bits of a ``rows x k`` operand with blocks along K: elements, one
-    scale (and zero point) per block (a partial block at the end of a row still has
-    one), and a tensor scale once."""
+    """Exact stored bits of a ``rows x k`` operand with blocks along K:
+    ``fmt.storage_bits((rows, k))`` blocked along its last axis (elements, one scale
+    and zero point per block, a partial block at the end of a row included, and a
+    tensor scale once at its own format's width)."""
     f = _format(fmt, "fmt")
     rows, k = _count(rows, "rows"), _count(k, "k")
     if isinstance(f, BlockScaled):
-        blocks = rows * math.ceil(k / cast(int, f.block_size))
-        zp = f.element.bits if f.zero_point else 0
-        ts = f.tensor_scale.bits if f.tensor_scale is not None else 0
-        return rows * k * f.element.bits + blocks * (f.scale.bits + zp) + ts
-    return rows * k * f.bits
+        f = dataclasses.replace(f, axis=-1)  # K is the last axis of (rows, k)
+    return int(f.storage_bits((rows, k)))
 
 
 def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,

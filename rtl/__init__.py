@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._hw import exact_product_format
+from ._hw import exact_product_format, significand_bits
 from .pe import (
     PE_KINDS,
     BipolarPe,
@@ -28,7 +28,7 @@ from .verilog import manifest, to_verilog, write
 
 __all__ = ["PE_KINDS", "BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe",
            "Quantizer", "ShiftAddPe", "build", "exact_product_format", "manifest",
-           "product_grid", "to_verilog", "write"]
+           "product_grid", "significand_bits", "to_verilog", "write"]
 
 #: the options each PE takes from ``build`` / ``numfab rtl`` (option -> constructor arg)
 OPTIONS: dict[str, dict[str, str]] = {

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special
+from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special, parse
 from simulator import Accumulator, gemm
 from simulator.hardware import bipolar_gemm, lut_gemm
 
@@ -80,10 +80,12 @@ def _torch_cast_ok(fmt: Minifloat, mode: Rounding, policy: Overflow) -> bool:
 
 
 def _fits_f32(fa: Minifloat, fb: Minifloat) -> bool:
-    """Every product of fa and fb is a float32 number."""
-    return (fa.man_bits + fb.man_bits + 2 <= 24
-            and (fa.emin - fa.man_bits) + (fb.emin - fb.man_bits) >= -149
-            and fa.emax + fb.emax + 1 <= 127)
+    """Every product of fa and fb is a float32 number: its significand fits float32's
+    precision, its quantum lies on float32's grid and its top binade is a float32 one."""
+    f32 = parse("float32")
+    return (fa.precision + fb.precision <= f32.precision
+            and fa.lsb_exp_min + fb.lsb_exp_min >= f32.lsb_exp_min
+            and fa.emax + fb.emax + 1 <= f32.emax)
 
 
 def mul_ref(fa: Minifloat, fb: Minifloat, fo: Minifloat, a: np.ndarray, b: np.ndarray,

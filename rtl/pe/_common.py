@@ -246,7 +246,7 @@ def _promote(m: Module, fmt: Minifloat, acc: Any, term: Term, en: Any, clear: An
         narrow = _with_nan(m, narrow, invalid, "narrow_isnan")
     if wide_invalid is not None:
         held = _with_nan(m, held, wide_invalid, "wide_isnan")
-    total = _hw.add_terms(m, held, narrow, Rounding.NEAREST_EVEN, pr.fmt.man_bits + 1,
+    total = _hw.add_terms(m, held, narrow, Rounding.NEAREST_EVEN, pr.fmt.precision,
                           "promote")
     promoted = _hw.round_to(m, pr.fmt, total, Rounding.NEAREST_EVEN, pr.policy,
                             "promote_rnd")
