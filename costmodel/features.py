@@ -120,7 +120,7 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         _round_to(F, fo, pa + pb, ew)
         F.add(ff=p["stages"] * fo.bits)
     elif kind == "floatmac":
-        a, b = _float_out(p["a"], "a"), _float_out(p["b"], "b")
+        a, b = _parse(p["a"]), _parse(p["b"])  # minifloats, integers or fixed point
         acc = _float_out(p["acc"], "acc")
         pa, pb, pc = sig(a), sig(b), acc.precision
         ew = max(_ew(a) + _ew(b), _ew(acc)) + 1

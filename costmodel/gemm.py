@@ -7,7 +7,7 @@ import math
 import numbers
 from typing import Any, cast
 
-from formats import BlockScaled, Integer, Minifloat, parse
+from formats import BlockScaled, FixedBase, Integer, Minifloat, parse
 
 from .energy import DRAM_PJ_PER_BYTE, SRAM_PJ_PER_BYTE, energy_per_op
 from .estimate import estimate
@@ -103,15 +103,16 @@ def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
             and isinstance(fb.element, Integer):
         ln = math.gcd(lanes, cast(int, fb.block_size))
         kind, opts, mpc = "ShiftAddPe", {"x": fa, "w": fb, "acc": facc, "lanes": ln}, ln
-    elif isinstance(fa, Minifloat) and isinstance(fb, Minifloat) \
+    elif isinstance(fa, (Minifloat, FixedBase)) and isinstance(fb, (Minifloat, FixedBase)) \
             and isinstance(facc, Minifloat):
         kind, opts, mpc = "FloatMac", {"a": fa, "b": fb, "acc": facc}, 1
     elif isinstance(fa, Integer) and isinstance(fb, Integer) and isinstance(facc, Integer):
         kind, opts, mpc = "IntMac", {"a": fa, "b": fb, "acc_bits": facc.bits}, 1
     else:
-        raise ValueError(f"no PE model for {fa} x {fb} into {facc}: minifloat x minifloat -> "
-                         "float (FloatMac), int x int -> int<n> (IntMac), MX/NVFP4/BFP blocks "
-                         "(BlockDot) or int x grouped int (ShiftAddPe)")
+        raise ValueError(f"no PE model for {fa} x {fb} into {facc}: minifloat, integer or "
+                         "fixed-point operands -> float (FloatMac), int x int -> int<n> "
+                         "(IntMac), MX/NVFP4/BFP blocks (BlockDot) or int x grouped int "
+                         "(ShiftAddPe)")
     try:
         pe = rtl.build(kind, **opts)
     except (TypeError, ValueError) as exc:

@@ -46,9 +46,10 @@ def format_cost(a_format: Any, b_format: Any = None, accumulator: Any = "float32
     ``b_format`` and ``accumulator`` out), else ``Datapath(a_format, b_format,
     accumulator)``: ``accumulator`` is an :class:`simulator.Accumulator`, its text or a
     format name (``"float32"``: a sequential nearest-even float32 accumulator, one
-    product per cycle). Exactly that datapath is priced; a datapath no PE computes (an
-    integer product sum into a float accumulator, chunked promotion, ...) is rtl's
-    ValueError naming what is missing, never another PE's price.
+    product per cycle; integer operands run on a FloatMac, their exact products summed in
+    that format). Exactly that datapath is priced; a datapath no PE computes (scalar x
+    block operands, pairwise order, stochastic rounding, ...) is rtl's ValueError
+    naming what is missing, never another PE's price.
 
     Returns a dict: ``pe`` (kind), ``datapath`` (its text), ``macs_per_cycle``,
     ``cost_per_mac`` (in ``unit``), ``unit``, ``pj_per_mac`` and ``target``.

@@ -9,7 +9,7 @@ from typing import Any
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
-from formats import BipolarInt, Integer, Minifloat, Overflow, Rounding, parse
+from formats import BipolarInt, FixedBase, Integer, Minifloat, Overflow, Rounding, parse
 
 from .. import _hw
 from .._hw import Term
@@ -20,6 +20,16 @@ def _minifloat(value: Any, parameter: str) -> Minifloat:
     if not isinstance(f, Minifloat):
         raise TypeError(f"{parameter} must be a minifloat format (e.g. e4m3fn, float16), not "
                         f"{f} ({type(f).__name__})")
+    return f
+
+
+def _scalar(value: Any, parameter: str) -> Minifloat | FixedBase:
+    """A scalar operand the exact multiplier takes: a minifloat, or an integer or
+    fixed-point format (its code a significand with the fixed exponent ``ulp_exp``)."""
+    f = parse(value, parameter=parameter)
+    if not isinstance(f, (Minifloat, FixedBase)):
+        raise TypeError(f"{parameter} must be a minifloat, integer or fixed-point format (e.g. "
+                        f"e4m3fn, int8, fixed<4,4>), not {f} ({type(f).__name__})")
     return f
 
 

@@ -152,6 +152,9 @@ def test_gemm_cost():
     assert c.area > 0 and c.area_unit.startswith("LUTs")
     i8 = gemm_cost(64, 64, 64, "int8", "int8", "int32")
     assert i8.pe == "IntMac" and i8.macs_per_cycle == 1
+    # int products into a float accumulator: FloatMac, as for the datapath
+    f8 = gemm_cost(64, 64, 64, "int8", "int8", "float32")
+    assert f8.pe == "FloatMac" and f8.pe_options == {"a": "int8", "b": "int8", "acc": "float32"}
     w4 = gemm_cost(64, 64, 256, "int8", "int4_g128", "float32")
     assert w4.pe == "ShiftAddPe"
     with pytest.raises(ValueError, match="no PE model"):

@@ -73,8 +73,10 @@ BAD_PES: list[tuple[Any, type[Exception], str]] = [
     (lambda: FloatMul(rounding=None), ValueError, r"^rounding must be one of .*not None$"),
     (lambda: FloatMac(acc="e8m0"), TypeError, r"^acc must be a signed minifloat with "
      r"subnormals"),
-    (lambda: FloatMac(a="mxfp4"), TypeError, r"^a must be a minifloat format \(e\.g\. e4m3fn, "
-     r"float16\), not mxfp4 \(BlockScaled\)$"),
+    (lambda: FloatMac(a="mxfp4"), TypeError, r"^a must be a minifloat, integer or fixed-point "
+     r"format \(e\.g\. e4m3fn, int8, fixed<4,4>\), not mxfp4 \(BlockScaled\)$"),
+    (lambda: FloatMac(b="bipolar2"), TypeError, r"^b must be a minifloat, integer or "
+     r"fixed-point format .*, not bipolar2 \(BipolarInt\)$"),
     (lambda: IntMac(acc_bits=None), ValueError, r"^acc_bits must be an int in 2\.\.64, not "
      r"None$"),
     (lambda: IntMac(acc_bits=2.0), ValueError, r"^acc_bits must be an int in 2\.\.64, not "
