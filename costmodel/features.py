@@ -17,13 +17,14 @@ it reports (:func:`features_of`); the two agree for every PE ``rtl.build`` makes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any
 
 from formats import Integer, Minifloat, parse
 
-__all__ = ["FEATURES", "as_pe", "features", "features_of"]
+__all__ = ["FEATURES", "Described", "as_pe", "describe", "features", "features_of"]
 
 #: the features, in the model's column order
 FEATURES = ("mult", "add", "shift", "lzc", "mux", "ff", "table", "const")
@@ -224,15 +225,16 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
 
 
 def as_pe(pe: Any, options: dict[str, Any]) -> Any:
-    """The rtl/ PE that ``pe`` names: a kind name built by ``rtl.build(pe, **options)``
-    (rtl's own validation: unknown kinds and options, impossible parameters), a
-    :class:`simulator.Datapath` (the PE that computes it, ``rtl.build(datapath)``), or an
-    already built PE taken as it is (no options)."""
+    """The rtl/ PE that ``pe`` names: a kind name described by ``rtl.describe(pe,
+    **options)`` (what ``rtl.build`` makes, with rtl's validation: unknown kinds and
+    options, impossible parameters; never elaborated, so it prints no Amaranth warning),
+    a :class:`simulator.Datapath` (the PE that computes it), or an already built PE taken
+    as it is (no options)."""
     import rtl
     from simulator import Datapath
 
     if isinstance(pe, (str, Datapath)):
-        return rtl.build(pe, **options)
+        return rtl.describe(pe, **options)
     if not isinstance(pe, tuple(rtl.PE_KINDS.values())):
         raise TypeError(f"pe must be a PE kind name ({', '.join(rtl.PE_KINDS)}), a "
                         f"simulator.Datapath or a PE built by rtl, not {type(pe).__name__}")
@@ -240,6 +242,69 @@ def as_pe(pe: Any, options: dict[str, Any]) -> Any:
         raise TypeError("options go with a PE kind name, not with a built component "
                         f"(got {', '.join(sorted(options))})")
     return pe
+
+
+@dataclasses.dataclass(frozen=True)
+class Described:
+    """What the cost model reads of a PE named by a kind and options or a datapath: its
+    ``kind``, its :data:`FEATURES` (``features``, in that order) and the
+    :class:`simulator.Datapath` it computes."""
+
+    kind: str
+    features: tuple[float, ...]
+    datapath: Any
+
+    def feature_dict(self) -> dict[str, float]:
+        return dict(zip(FEATURES, self.features))
+
+
+def describe(pe: Any, **options: Any) -> Described:
+    """The :class:`Described` PE ``pe`` (a kind name with ``rtl.build`` options, or a
+    :class:`simulator.Datapath`), validated by rtl once: the result is kept per kind and
+    options (their types included, so ``stages=True`` is never taken for ``stages=1``)
+    or per datapath, and a repeated call costs a dictionary lookup. A built PE is read
+    afresh each time (it is not a value: it could be elaborated or changed).
+
+    Raises
+    ------
+    TypeError, ValueError
+        rtl's errors for what it cannot build (:func:`rtl.build`).
+    """
+    from simulator import Datapath
+
+    if isinstance(pe, Datapath) and not options:
+        return _described(pe)
+    if isinstance(pe, str):
+        key = (pe, tuple(sorted((k, type(v), v) for k, v in options.items())))
+        try:
+            hash(key)
+        except TypeError:  # an unhashable option value: rtl gives its error or builds it
+            return _describe(pe, options)
+        return _described(key)
+    return _describe(pe, options)
+
+
+@functools.lru_cache(maxsize=4096)
+def _described(key: Any) -> Described:
+    """:func:`_describe` of a datapath or a hashable (kind, options) key."""
+    if isinstance(key, tuple):
+        kind, items = key
+        return _describe(kind, {k: v for k, _, v in items})
+    return _describe(key, {})
+
+
+def _describe(pe: Any, options: dict[str, Any]) -> Described:
+    from simulator import Datapath
+
+    component = as_pe(pe, options)  # rtl's validation and errors
+    if isinstance(pe, Datapath):
+        from rtl.datapath import pe_options
+
+        kind, opts = pe_options(pe)
+        f = _closed_form(kind.lower(), _inputs(kind, opts))
+    else:
+        f = features_of(component)
+    return Described(component.kind, tuple(f[k] for k in FEATURES), component.datapath)
 
 
 #: each kind's feature inputs and their defaults (the PE's own where it has one)
@@ -273,16 +338,13 @@ def _inputs(kind: str, given: dict[str, Any]) -> dict[str, Any]:
 def features(pe: Any, **options: Any) -> dict[str, float]:
     """Component sizes of the PE ``pe``: a :class:`simulator.Datapath` (computed from
     the datapath itself: the kind and options ``rtl.datapath.pe_options`` gives, after
-    ``rtl.build`` has validated them), a kind name with the options of ``rtl.build``
-    (built, so exactly what rtl accepts is priced), or a built rtl/ PE."""
+    rtl has validated them), a kind name with the options of ``rtl.build`` (described
+    by rtl, so exactly what rtl accepts is priced), or a built rtl/ PE (read back from
+    it, :func:`features_of`). Kept per datapath / kind and options (:func:`describe`)."""
     from simulator import Datapath
 
-    if isinstance(pe, Datapath):
-        from rtl.datapath import pe_options
-
-        as_pe(pe, options)  # rtl's validation and errors
-        kind, opts = pe_options(pe)
-        return _closed_form(kind.lower(), _inputs(kind, opts))
+    if isinstance(pe, (str, Datapath)):
+        return describe(pe, **options).feature_dict()
     return features_of(as_pe(pe, options))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from typing import Any, cast
@@ -11,6 +12,7 @@ from formats import BlockScaled, FixedBase, Integer, Minifloat, parse
 
 from .energy import DRAM_PJ_PER_BYTE, SRAM_PJ_PER_BYTE, energy_per_op
 from .estimate import estimate
+from .features import Described, describe
 
 __all__ = ["GemmCost", "gemm_cost", "operand_bits", "pe_for"]
 
@@ -78,15 +80,15 @@ def operand_bits(fmt: Any, rows: int, k: int) -> int:
     tensor scale once at its own format's width)."""
     f = _format(fmt, "fmt")
     rows, k = _count(rows, "rows"), _count(k, "k")
-    if isinstance(f, BlockScaled):
+    if isinstance(f, BlockScaled) and f.axis != -1:
         f = dataclasses.replace(f, axis=-1)  # K is the last axis of (rows, k)
     return int(f.storage_bits((rows, k)))
 
 
 def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
-            lanes: int) -> tuple[Any, dict[str, Any], int]:
-    """(the built PE, its rtl.build options, MACs per cycle)."""
-    import rtl
+            lanes: int) -> tuple[Any, dict[str, Any], Described, int]:
+    """(what names the PE to :func:`costmodel.estimate`: its kind or its datapath; its
+    rtl.build options; the PE described by rtl; MACs per cycle)."""
     from simulator import Accumulator, Datapath
 
     if isinstance(a_format, Datapath) or isinstance(accumulator, Accumulator) or (
@@ -114,25 +116,31 @@ def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
                          "(IntMac), MX/NVFP4/BFP blocks (BlockDot) or int x grouped int "
                          "(ShiftAddPe)")
     try:
-        pe = rtl.build(kind, **opts)
+        pe = describe(kind, **opts)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={facc} run on {kind}, "
                         f"which rtl cannot build for them: {exc}") from None
-    return pe, opts, mpc
+    return kind, opts, pe, mpc
 
 
-def _pe_for_datapath(dp: Any) -> tuple[Any, dict[str, Any], int]:
+@functools.lru_cache(maxsize=1024)
+def _pe_for_datapath(dp: Any) -> tuple[Any, dict[str, Any], Described, int]:
     """The PE of a :class:`simulator.Datapath`: exactly its arithmetic (k products per
     cycle for BlockDot, the accumulator's rounding and overflow), or rtl's error naming
     what no PE builds."""
-    import rtl
     from rtl.datapath import pe_options
 
     kind, opts = pe_options(dp)
     if dp.terms is not None:
         raise ValueError(f"gemm_cost runs a GEMM on accumulating PEs; the datapath {dp} is "
                          f"a {kind} without a running sum (terms={dp.terms})")
-    return rtl.build(kind, **opts), opts, dp.k
+    return dp, opts, describe(dp), dp.k
+
+
+@functools.lru_cache(maxsize=1024)
+def _options_text(options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, str], ...]:
+    """rtl.build options as text (format names, enum values): GemmCost.pe_options."""
+    return tuple((k, str(getattr(v, "value", v))) for k, v in options)
 
 
 def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
@@ -140,8 +148,8 @@ def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
     """The PE that computes ``a x b`` into ``accumulator``: (kind, rtl.build options,
     MACs/cycle). Block formats: a BlockDot taking ``gcd(k, block size)`` element pairs
     per cycle; int x grouped int: a ShiftAddPe with ``gcd(lanes, group size)`` lanes.
-    The PE is built (rtl's validation), so every returned choice can be built."""
-    pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
+    rtl validates the PE (:func:`rtl.describe`), so every returned choice can be built."""
+    _, opts, pe, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
     return pe.kind, opts, mpc
 
 
@@ -192,15 +200,16 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
     if isinstance(a_format, Datapath):
         if b_format is not None:
             raise ValueError("give either a datapath or a_format and b_format, not both")
-        pe, opts, mpc = _pe_for_datapath(a_format)
+        name, opts, pe, mpc = _pe_for_datapath(a_format)
         a_format, b_format = a_format.a, a_format.b
     elif b_format is None:
         raise TypeError("gemm_cost needs b_format (or a simulator.Datapath in place of "
                         "a_format)")
     else:
-        pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
+        name, opts, pe, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
     kind = pe.kind
-    est = estimate(pe, target=target)
+    # the PE as named (a datapath, or a kind with options): priced from what describe kept
+    est = estimate(name, target=target, **(opts if isinstance(name, str) else {}))
     acc = pe.datapath.accumulator
     # the output leaves in the accumulator's format (chunked: the wide register's)
     acc_fmt = acc.chunk_format if acc.chunk is not None else acc.format
@@ -213,12 +222,12 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
     offchip = (bits["a"] + bits["b"] + bits["c"]) / 8
     onchip = (bits["a"] * math.ceil(N / cols) + bits["b"] * math.ceil(M / rows)) / 8
     steps = M * N * math.ceil(K / mpc)
-    e_op = energy_per_op(pe)
+    e_op = energy_per_op(name, **(opts if isinstance(name, str) else {}))
     energy = {"compute": e_op * steps, "onchip": onchip * SRAM_PJ_PER_BYTE,
               "offchip": offchip * DRAM_PJ_PER_BYTE}
     energy["total"] = sum(energy.values())
     return GemmCost(
-        pe=kind, pe_options={k_: str(getattr(v, "value", v)) for k_, v in opts.items()},
+        pe=kind, pe_options=dict(_options_text(tuple(opts.items()))),
         target=target,
         pes=rows * cols, macs_per_cycle=mpc, cycles=cycles, seconds=seconds,
         macs_per_second=macs / seconds, area=est.primary * rows * cols, area_unit=est.unit,

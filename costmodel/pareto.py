@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -81,15 +80,11 @@ def format_cost(a_format: Any, b_format: Any = None, accumulator: Any = "float32
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={accumulator!r} form "
                             f"no datapath: {exc}") from None
-    return dict(_datapath_cost(dp, target))
+    return _datapath_cost(dp, target)
 
 
-@functools.lru_cache(maxsize=256)
 def _datapath_cost(dp: Any, target: str) -> dict[str, Any]:
-    import rtl
-
-    pe = rtl.build(dp)  # once, for both the area and the energy estimate
-    est = estimate(pe, target=target)
+    est = estimate(dp, target=target)  # rtl describes the datapath's PE once per process
     return {"pe": est.pe, "datapath": str(dp), "macs_per_cycle": dp.k,
             "cost_per_mac": est.primary / dp.k, "unit": est.unit,
-            "pj_per_mac": energy_per_op(pe) / dp.k, "target": target}
+            "pj_per_mac": energy_per_op(dp) / dp.k, "target": target}

@@ -42,7 +42,7 @@ def frequency(text: str) -> float:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from costmodel.calibrate import CALIBRATION_CSV, GRID, MODEL_TARGETS, calibrate
-    from costmodel.estimate import _designs, fit, fit_quality
+    from costmodel.estimate import fit_quality, refit
     from costmodel.synth import YosysMissing
     from rtl.outputs import check_output_file
 
@@ -62,8 +62,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     except (TypeError, ValueError, OSError, YosysMissing) as exc:
         return _err(exc)
     print(f"wrote {out} ({n} syntheses in {time.perf_counter() - t0:.0f} s)")
-    fit.cache_clear()
-    _designs.cache_clear()
+    refit(out)  # the fit this process kept came from the file as it was
     for t, q in fit_quality(out).items():
         print(f"{t}: {q['points']} points, fit median {q['fit_median']:.1%} max "
               f"{q['fit_max']:.1%}, leave-one-out median {q['loo_median']:.1%} max "
@@ -99,9 +98,6 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
     try:
         pe = _pe(args)
-        # the estimate first: fitting the model builds the calibration grid's PEs without
-        # elaborating them, which Amaranth reports (UnusedElaboratable, one warning per PE)
-        # once anything in the process has been elaborated, as synthesis does
         est_target = "xilinx" if args.target == "xilinx-dsp" else args.target
         try:
             est = estimate(pe, target=est_target)
