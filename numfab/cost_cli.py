@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ._args import positive_int
-from .rtl_cli import _pe, add_pe_options
+from .rtl_cli import _OPTS, _pe, add_pe_options, datapath_of
 
 
 def _err(exc: BaseException) -> int:
@@ -74,10 +74,16 @@ def _gemm(args: argparse.Namespace) -> int:
     from costmodel import gemm_cost
 
     try:
-        a = args.a or "mxfp4"
-        c = gemm_cost(args.m, args.n, 1024 if args.k is None else args.k, a, args.b or a,
-                      args.acc or "float32", array=args.array, target=args.target,
-                      freq=args.freq)
+        K = 1024 if args.k is None else args.k
+        # --k is the GEMM's K here, not a PE option
+        dp = datapath_of(args, tuple(o for o in _OPTS if o != "k"))
+        if dp is not None:
+            c = gemm_cost(args.m, args.n, K, dp, array=args.array, target=args.target,
+                          freq=args.freq)
+        else:
+            a = args.a or "mxfp4"
+            c = gemm_cost(args.m, args.n, K, a, args.b or a, args.acc or "float32",
+                          array=args.array, target=args.target, freq=args.freq)
     except (TypeError, ValueError) as exc:
         return _err(exc)
     print(json.dumps({"pe": c.pe, "pe_options": c.pe_options, "pes": c.pes,
@@ -89,9 +95,9 @@ def _gemm(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    if args.pe.lower() == "calibrate":
+    if args.pe is not None and args.pe.lower() == "calibrate":
         return _calibrate(args)
-    if args.pe.lower() == "gemm":
+    if args.pe is not None and args.pe.lower() == "gemm":
         return _gemm(args)
     from costmodel import estimate, synthesize
     from costmodel.synth import YosysMissing
@@ -131,11 +137,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "cost", help="hardware cost of a PE: Yosys synthesis next to the fitted estimate",
-        description="numfab cost PE [format options] --target T synthesizes the PE with "
-        "Debian's yosys (xilinx = LUTs without DSPs, xilinx-dsp, ice40, ecp5, cmos "
-        "transistors) and prints it next to costmodel.estimate. 'numfab cost calibrate' "
-        "regenerates the calibration CSV; 'numfab cost gemm --m --n --k --a --b --acc "
-        "--array 16x16' prints a GEMM's cycles, area, bytes and energy.")
+        description="numfab cost PE [format options] --target T (or numfab cost --datapath "
+        "TEXT --target T) synthesizes the PE with Debian's yosys (xilinx = LUTs without "
+        "DSPs, xilinx-dsp, ice40, ecp5, cmos transistors) and prints it next to "
+        "costmodel.estimate. 'numfab cost calibrate' regenerates the calibration CSV; "
+        "'numfab cost gemm --m --n --k --a --b --acc --array 16x16' (or --datapath TEXT in "
+        "place of --a/--b/--acc) prints a GEMM's cycles, area, bytes and energy.")
     add_pe_options(p, "IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, "
                    "ShiftAddPe; or 'calibrate' / 'gemm'")
     p.add_argument("--target", default="xilinx")

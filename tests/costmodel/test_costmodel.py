@@ -25,6 +25,7 @@ from costmodel.synth import YosysMissing, yosys_version
 from formats import parse
 from numfab.cli import main
 from rtl import IntMac, build
+from simulator import Datapath
 
 PINNED = "Yosys 0.23 (git sha1 7ce5011c24b)"
 #: IntMac(int4, int4, acc_bits=12) on the pinned yosys: exact counts
@@ -191,6 +192,17 @@ def test_cost_cli(capsys):
     assert "choose one of" in capsys.readouterr().err
     assert main(["cost", "gemm", "--m", "64", "--n", "64", "--k", "256", "--a", "mxfp4"]) == 0
     assert '"pe": "BlockDot"' in capsys.readouterr().out
+    # the same PEs as datapaths: synthesis from the cache the first call filled
+    assert main(["cost", "--datapath", "a=int4 b=int4 acc=int12", "--target", "xilinx"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("IntMac {'a': 'int4', 'b': 'int4', 'acc': 'int12'} on xilinx")
+    text = "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32,chunk128->float32"
+    assert main(["cost", "gemm", "--m", "64", "--n", "64", "--k", "256", "--datapath",
+                 text]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = gemm_cost(64, 64, 256, Datapath.parse(text))
+    assert got["pe"] == want.pe == "BlockDot" and got["pe_options"]["chunk"] == "128"
+    assert got["cycles"] == want.cycles and got["area"] == want.area
 
 
 def test_estimates_are_kept_but_validated_by_type():
@@ -218,7 +230,6 @@ def test_pricing_prints_no_amaranth_warning():
     from amaranth.hdl import UnusedElaboratable
 
     from rtl import FloatMul, to_verilog
-    from simulator import Datapath
 
     to_verilog(FloatMul(), "x")  # once anything is elaborated, Amaranth's warning is live
     gc.collect()  # PEs other tests built and dropped are reported before, not below
