@@ -47,7 +47,7 @@ _COMPONENTS = ("mult", "add", "shift", "lzc", "mux")
 def _float_add(name: str) -> dict[str, float]:
     f = parse(name)
     F = _F()
-    p = f.man_bits + 1
+    p = f.precision
     ew = f.exp_bits + 3
     W = _add_terms(F, p, p, p, ew)
     _round_to(F, f, W, ew)

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from .calibrate import CALIBRATION_CSV, MODEL_TARGETS, load
-from .features import FEATURES, as_pe, features, features_of
+from .features import FEATURES, as_pe, describe, features, features_of
 
-__all__ = ["DOCUMENTED_ERROR", "Estimate", "estimate", "fit", "fit_quality", "MODEL_TARGETS"]
+__all__ = ["DOCUMENTED_ERROR", "Estimate", "estimate", "fit", "fit_quality", "MODEL_TARGETS",
+           "refit"]
 
 #: the fit's quality as documented (README): median and maximum leave-one-out relative
 #: error on the calibration grid, and the signed relative error range on the held-out
@@ -84,6 +85,16 @@ def fit(path: str = str(CALIBRATION_CSV)) -> dict[str, dict[str, float]]:
             for t, (_, X, y) in _designs(path).items()}
 
 
+def refit(path: str = str(CALIBRATION_CSV)) -> dict[str, dict[str, float]]:
+    """Forget every fit and design matrix this process has computed (for any calibration
+    file) and fit again from ``path`` as it is now: call it after rewriting a
+    calibration CSV (``numfab cost calibrate`` does). :func:`fit` keeps one fit per
+    path for the life of the process otherwise."""
+    _designs.cache_clear()
+    fit.cache_clear()
+    return fit(path)
+
+
 def fit_quality(path: str = str(CALIBRATION_CSV), *,
                 per_point: bool = False) -> dict[str, dict[str, Any]]:
     """Median and max relative error per target, in-sample and leave-one-out (each point
@@ -106,10 +117,12 @@ def fit_quality(path: str = str(CALIBRATION_CSV), *,
 
 def estimate(pe: Any, *, target: str = "xilinx", **options: Any) -> Estimate:
     """Estimated cost on ``target`` (``xilinx``: LUTs without DSPs, ``cmos``:
-    transistors) of PE ``pe``: a kind name with the options of ``rtl.build`` (built
-    first, so what rtl refuses to build is refused here with rtl's error), a
+    transistors) of PE ``pe``: a kind name with the options of ``rtl.build`` (validated
+    by rtl first, so what rtl refuses to build is refused here with rtl's error), a
     :class:`simulator.Datapath` (the PE that computes it), or a built rtl/ component
-    (its own formats and parameters; no options).
+    (its own formats and parameters; no options). A kind and options or a datapath is
+    described once per process (:func:`costmodel.features.describe`): a repeated call
+    costs microseconds.
 
     Raises
     ------
@@ -127,8 +140,14 @@ def estimate(pe: Any, *, target: str = "xilinx", **options: Any) -> Estimate:
         raise ValueError(f"no cost model for target {target!r}; modelled targets: "
                          f"{', '.join(model)} (synthesize() also takes ice40, ecp5, "
                          "xilinx-dsp)")
-    component = as_pe(pe, options)
-    f = features_of(component)
+    from simulator import Datapath
+
+    if isinstance(pe, (str, Datapath)):
+        d = describe(pe, **options)  # validated by rtl once, then kept
+        kind, f = d.kind, d.feature_dict()
+    else:
+        component = as_pe(pe, options)
+        kind, f = component.kind, features_of(component)
     coef = model[target]
     primary = float(sum(coef[k] * f[k] for k in FEATURES))
-    return Estimate(component.kind, target, primary, _UNITS[target], int(round(f["ff"])), f)
+    return Estimate(kind, target, primary, _UNITS[target], int(round(f["ff"])), f)

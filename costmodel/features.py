@@ -17,13 +17,14 @@ it reports (:func:`features_of`); the two agree for every PE ``rtl.build`` makes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any
 
-from formats import BipolarInt, FixedBase, Integer, Minifloat, parse
+from formats import Integer, Minifloat, parse
 
-__all__ = ["FEATURES", "as_pe", "features", "features_of"]
+__all__ = ["FEATURES", "Described", "as_pe", "describe", "features", "features_of"]
 
 #: the features, in the model's column order
 FEATURES = ("mult", "add", "shift", "lzc", "mux", "ff", "table", "const")
@@ -48,17 +49,6 @@ def _parse(name: Any) -> Any:
     return parse(name)
 
 
-def _sig(f: Any) -> tuple[int, int, int]:
-    """(significand bits, exponent-of-LSB range width, total code bits)."""
-    if isinstance(f, Minifloat):
-        lo = (1 if f.subnormals else 0) - f.bias - f.man_bits
-        hi = (1 << f.exp_bits) - 1 - f.bias - f.man_bits
-        return f.man_bits + 1, hi - lo, f.bits
-    if isinstance(f, (FixedBase, BipolarInt)):
-        return f.bits, 0, f.bits
-    raise ValueError(f"no component model for {f} ({type(f).__name__})")
-
-
 def _ew(f: Any) -> int:
     """Bits of an exponent computation on ``f`` (integers: a fixed exponent)."""
     return f.exp_bits + 2 if isinstance(f, Minifloat) else 4
@@ -66,7 +56,7 @@ def _ew(f: Any) -> int:
 
 def _round_to(F: _F, out: Minifloat, W: int, ew: int) -> None:
     man = out.man_bits
-    XW = W + man + 1
+    XW = W + out.precision
     F.add(lzc=W * _clog2(W), shift=2 * XW * _clog2(XW + 2),
           add=3 * ew + 2 * (ew + man + 2), mux=4 * out.bits + ew)
 
@@ -92,9 +82,9 @@ def _promotion(F: _F, acc: Minifloat, p: dict[str, Any], per_step: int, ew: int)
     if p["chunk"] is None:
         return
     wide = _float_out(p["chunk_format"], "chunk_format")
-    pw = wide.man_bits + 1
+    pw = wide.precision
     ew = max(ew, _ew(wide) + 1)
-    W = _add_terms(F, pw, acc.man_bits + 1, pw, ew)
+    W = _add_terms(F, pw, acc.precision, pw, ew)
     _round_to(F, wide, W, ew)
     cb = _clog2(p["chunk"] // per_step + 1)
     F.add(ff=wide.bits + cb + (not wide.has_nan), add=2 * cb, mux=acc.bits + wide.bits)
@@ -106,18 +96,19 @@ def _rounder(F: _F, name: Any, parameter: str, W: int, ew: int) -> int:
     f = _float_out(name, parameter)
     _round_to(F, f, W, ew)
     F.add(mux=f.bits)
-    return f.man_bits + 1
+    return f.precision
 
 
 def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
     """Component sizes of a PE of ``kind`` (lower case) whose every parameter is in
     ``p`` (:func:`_inputs`); only ever called with the parameters of a PE that rtl/
     builds."""
+    from rtl import significand_bits as sig  # the width rtl's unpacker gives an operand
+
     F = _F()
     if kind == "floatmul":
         a, b = _float_out(p["a"], "a"), _float_out(p["b"], "b")
-        pa, _, _ = _sig(a)
-        pb, _, _ = _sig(b)
+        pa, pb = sig(a), sig(b)
         out = p["out"]
         if out is None:
             from rtl import exact_product_format
@@ -130,9 +121,9 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         _round_to(F, fo, pa + pb, ew)
         F.add(ff=p["stages"] * fo.bits)
     elif kind == "floatmac":
-        a, b = _float_out(p["a"], "a"), _float_out(p["b"], "b")
+        a, b = _parse(p["a"]), _parse(p["b"])  # minifloats, integers or fixed point
         acc = _float_out(p["acc"], "acc")
-        pa, pb, pc = a.man_bits + 1, b.man_bits + 1, acc.man_bits + 1
+        pa, pb, pc = sig(a), sig(b), acc.precision
         ew = max(_ew(a) + _ew(b), _ew(acc)) + 1
         F.add(mult=pa * pb, add=ew)
         wp = pa + pb
@@ -152,8 +143,7 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         fa, fb = _parse(p["a"]), _parse(p["b"])
         acc = _float_out(p["acc"], "acc")
         k = p["k"]
-        pa, sa, _ = _sig(fa.element)
-        pb, sb, _ = _sig(fb.element)
+        pa, pb = sig(fa.element), sig(fb.element)
         pf = None if p["product_format"] is None else _float_out(p["product_format"],
                                                                   "product_format")
         from rtl import product_grid
@@ -162,7 +152,8 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         width = grid.width
         F.add(mult=k * pa * pb, add=k * width)
         if pf is None:
-            F.add(shift=k * width * _clog2(sa + sb + 1) if sa + sb else 0)
+            # each exact product shifts onto the grid by up to grid.left bits
+            F.add(shift=k * width * _clog2(grid.left + 1) if grid.left else 0)
         else:
             ew_p = max(_ew(fa.element), _ew(fb.element)) + 1
             for _ in range(k):
@@ -173,19 +164,17 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         F.add(add=(k - 1) * tree + tree)
         if p["tree_format"] is not None:
             tree = _rounder(F, p["tree_format"], "tree_format", tree, _ew(acc) + 1)
-        psa, _, _ = _sig(fa.scale)
-        psb, _, _ = _sig(fb.scale)
+        psa, psb = sig(fa.scale), sig(fb.scale)
         ws = tree + psa + psb
         F.add(mult=tree * psa + (tree + psa) * psb)
         ew = max(_ew(fa.scale) + _ew(fb.scale) + 2, _ew(acc)) + 1
-        W = _add_terms(F, ws, acc.man_bits + 1, acc.man_bits + 1, ew)
+        W = _add_terms(F, ws, acc.precision, acc.precision, ew)
         _round_to(F, acc, W, ew)
         F.add(ff=acc.bits + (not acc.has_nan) + p["stages"] * (ws + ew + 3))
         _promotion(F, acc, p, k, ew)
     elif kind == "quantizer":
         fi, fo = _parse(p["a"]), _parse(p["out"])
-        pi, _, _ = _sig(fi)
-        ew = (fi.exp_bits + 2) if isinstance(fi, Minifloat) else 4
+        pi, ew = sig(fi), _ew(fi)
         if isinstance(fo, Minifloat):
             _round_to(F, fo, pi, ew)
         else:
@@ -225,26 +214,27 @@ def _closed_form(kind: str, p: dict[str, Any]) -> dict[str, float]:
         gs = int(w.block_size)  # type: ignore[arg-type]
         pw = xb + nb + 1
         psum = xb + nb + _clog2(gs) + 1
-        ps, _, _ = _sig(w.scale)
+        ps = sig(w.scale)
         F.add(add=lanes * (nb - 1) * pw + (lanes - 1) * (pw + _clog2(lanes)) + psum + psum,
               mux=lanes * nb * pw, mult=psum * ps)
         ew = max(_ew(w.scale) + 2, _ew(acc)) + 1
-        W = _add_terms(F, psum + ps, acc.man_bits + 1, acc.man_bits + 1, ew)
+        W = _add_terms(F, psum + ps, acc.precision, acc.precision, ew)
         _round_to(F, acc, W, ew)
         F.add(ff=psum + acc.bits)
     return dict(F)
 
 
 def as_pe(pe: Any, options: dict[str, Any]) -> Any:
-    """The rtl/ PE that ``pe`` names: a kind name built by ``rtl.build(pe, **options)``
-    (rtl's own validation: unknown kinds and options, impossible parameters), a
-    :class:`simulator.Datapath` (the PE that computes it, ``rtl.build(datapath)``), or an
-    already built PE taken as it is (no options)."""
+    """The rtl/ PE that ``pe`` names: a kind name described by ``rtl.describe(pe,
+    **options)`` (what ``rtl.build`` makes, with rtl's validation: unknown kinds and
+    options, impossible parameters; never elaborated, so it prints no Amaranth warning),
+    a :class:`simulator.Datapath` (the PE that computes it), or an already built PE taken
+    as it is (no options)."""
     import rtl
     from simulator import Datapath
 
     if isinstance(pe, (str, Datapath)):
-        return rtl.build(pe, **options)
+        return rtl.describe(pe, **options)
     if not isinstance(pe, tuple(rtl.PE_KINDS.values())):
         raise TypeError(f"pe must be a PE kind name ({', '.join(rtl.PE_KINDS)}), a "
                         f"simulator.Datapath or a PE built by rtl, not {type(pe).__name__}")
@@ -252,6 +242,69 @@ def as_pe(pe: Any, options: dict[str, Any]) -> Any:
         raise TypeError("options go with a PE kind name, not with a built component "
                         f"(got {', '.join(sorted(options))})")
     return pe
+
+
+@dataclasses.dataclass(frozen=True)
+class Described:
+    """What the cost model reads of a PE named by a kind and options or a datapath: its
+    ``kind``, its :data:`FEATURES` (``features``, in that order) and the
+    :class:`simulator.Datapath` it computes."""
+
+    kind: str
+    features: tuple[float, ...]
+    datapath: Any
+
+    def feature_dict(self) -> dict[str, float]:
+        return dict(zip(FEATURES, self.features))
+
+
+def describe(pe: Any, **options: Any) -> Described:
+    """The :class:`Described` PE ``pe`` (a kind name with ``rtl.build`` options, or a
+    :class:`simulator.Datapath`), validated by rtl once: the result is kept per kind and
+    options (their types included, so ``stages=True`` is never taken for ``stages=1``)
+    or per datapath, and a repeated call costs a dictionary lookup. A built PE is read
+    afresh each time (it is not a value: it could be elaborated or changed).
+
+    Raises
+    ------
+    TypeError, ValueError
+        rtl's errors for what it cannot build (:func:`rtl.build`).
+    """
+    from simulator import Datapath
+
+    if isinstance(pe, Datapath) and not options:
+        return _described(pe)
+    if isinstance(pe, str):
+        key = (pe, tuple(sorted((k, type(v), v) for k, v in options.items())))
+        try:
+            hash(key)
+        except TypeError:  # an unhashable option value: rtl gives its error or builds it
+            return _describe(pe, options)
+        return _described(key)
+    return _describe(pe, options)
+
+
+@functools.lru_cache(maxsize=4096)
+def _described(key: Any) -> Described:
+    """:func:`_describe` of a datapath or a hashable (kind, options) key."""
+    if isinstance(key, tuple):
+        kind, items = key
+        return _describe(kind, {k: v for k, _, v in items})
+    return _describe(key, {})
+
+
+def _describe(pe: Any, options: dict[str, Any]) -> Described:
+    from simulator import Datapath
+
+    component = as_pe(pe, options)  # rtl's validation and errors
+    if isinstance(pe, Datapath):
+        from rtl.datapath import pe_options
+
+        kind, opts = pe_options(pe)
+        f = _closed_form(kind.lower(), _inputs(kind, opts))
+    else:
+        f = features_of(component)
+    return Described(component.kind, tuple(f[k] for k in FEATURES), component.datapath)
 
 
 #: each kind's feature inputs and their defaults (the PE's own where it has one)
@@ -285,16 +338,13 @@ def _inputs(kind: str, given: dict[str, Any]) -> dict[str, Any]:
 def features(pe: Any, **options: Any) -> dict[str, float]:
     """Component sizes of the PE ``pe``: a :class:`simulator.Datapath` (computed from
     the datapath itself: the kind and options ``rtl.datapath.pe_options`` gives, after
-    ``rtl.build`` has validated them), a kind name with the options of ``rtl.build``
-    (built, so exactly what rtl accepts is priced), or a built rtl/ PE."""
+    rtl has validated them), a kind name with the options of ``rtl.build`` (described
+    by rtl, so exactly what rtl accepts is priced), or a built rtl/ PE (read back from
+    it, :func:`features_of`). Kept per datapath / kind and options (:func:`describe`)."""
     from simulator import Datapath
 
-    if isinstance(pe, Datapath):
-        from rtl.datapath import pe_options
-
-        as_pe(pe, options)  # rtl's validation and errors
-        kind, opts = pe_options(pe)
-        return _closed_form(kind.lower(), _inputs(kind, opts))
+    if isinstance(pe, (str, Datapath)):
+        return describe(pe, **options).feature_dict()
     return features_of(as_pe(pe, options))
 
 

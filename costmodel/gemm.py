@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from typing import Any, cast
 
-from formats import BlockScaled, Integer, Minifloat, parse
+from formats import BlockScaled, FixedBase, Integer, Minifloat, parse
 
 from .energy import DRAM_PJ_PER_BYTE, SRAM_PJ_PER_BYTE, energy_per_op
 from .estimate import estimate
+from .features import Described, describe
 
 __all__ = ["GemmCost", "gemm_cost", "operand_bits", "pe_for"]
 
@@ -72,23 +74,21 @@ def _count(value: Any, parameter: str) -> int:
 
 
 def operand_bits(fmt: Any, rows: int, k: int) -> int:
-    """Exact stored bits of a ``rows x k`` operand with blocks along K: elements, one
-    scale (and zero point) per block (a partial block at the end of a row still has
-    one), and a tensor scale once."""
+    """Exact stored bits of a ``rows x k`` operand with blocks along K:
+    ``fmt.storage_bits((rows, k))`` blocked along its last axis (elements, one scale
+    and zero point per block, a partial block at the end of a row included, and a
+    tensor scale once at its own format's width)."""
     f = _format(fmt, "fmt")
     rows, k = _count(rows, "rows"), _count(k, "k")
-    if isinstance(f, BlockScaled):
-        blocks = rows * math.ceil(k / cast(int, f.block_size))
-        zp = f.element.bits if f.zero_point else 0
-        ts = f.tensor_scale.bits if f.tensor_scale is not None else 0
-        return rows * k * f.element.bits + blocks * (f.scale.bits + zp) + ts
-    return rows * k * f.bits
+    if isinstance(f, BlockScaled) and f.axis != -1:
+        f = dataclasses.replace(f, axis=-1)  # K is the last axis of (rows, k)
+    return int(f.storage_bits((rows, k)))
 
 
 def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
-            lanes: int) -> tuple[Any, dict[str, Any], int]:
-    """(the built PE, its rtl.build options, MACs per cycle)."""
-    import rtl
+            lanes: int) -> tuple[Any, dict[str, Any], Described, int]:
+    """(what names the PE to :func:`costmodel.estimate`: its kind or its datapath; its
+    rtl.build options; the PE described by rtl; MACs per cycle)."""
     from simulator import Accumulator, Datapath
 
     if isinstance(a_format, Datapath) or isinstance(accumulator, Accumulator) or (
@@ -105,35 +105,42 @@ def _pe_for(a_format: Any, b_format: Any, accumulator: Any, k: int,
             and isinstance(fb.element, Integer):
         ln = math.gcd(lanes, cast(int, fb.block_size))
         kind, opts, mpc = "ShiftAddPe", {"x": fa, "w": fb, "acc": facc, "lanes": ln}, ln
-    elif isinstance(fa, Minifloat) and isinstance(fb, Minifloat) \
+    elif isinstance(fa, (Minifloat, FixedBase)) and isinstance(fb, (Minifloat, FixedBase)) \
             and isinstance(facc, Minifloat):
         kind, opts, mpc = "FloatMac", {"a": fa, "b": fb, "acc": facc}, 1
     elif isinstance(fa, Integer) and isinstance(fb, Integer) and isinstance(facc, Integer):
         kind, opts, mpc = "IntMac", {"a": fa, "b": fb, "acc_bits": facc.bits}, 1
     else:
-        raise ValueError(f"no PE model for {fa} x {fb} into {facc}: minifloat x minifloat -> "
-                         "float (FloatMac), int x int -> int<n> (IntMac), MX/NVFP4/BFP blocks "
-                         "(BlockDot) or int x grouped int (ShiftAddPe)")
+        raise ValueError(f"no PE model for {fa} x {fb} into {facc}: minifloat, integer or "
+                         "fixed-point operands -> float (FloatMac), int x int -> int<n> "
+                         "(IntMac), MX/NVFP4/BFP blocks (BlockDot) or int x grouped int "
+                         "(ShiftAddPe)")
     try:
-        pe = rtl.build(kind, **opts)
+        pe = describe(kind, **opts)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={facc} run on {kind}, "
                         f"which rtl cannot build for them: {exc}") from None
-    return pe, opts, mpc
+    return kind, opts, pe, mpc
 
 
-def _pe_for_datapath(dp: Any) -> tuple[Any, dict[str, Any], int]:
+@functools.lru_cache(maxsize=1024)
+def _pe_for_datapath(dp: Any) -> tuple[Any, dict[str, Any], Described, int]:
     """The PE of a :class:`simulator.Datapath`: exactly its arithmetic (k products per
     cycle for BlockDot, the accumulator's rounding and overflow), or rtl's error naming
     what no PE builds."""
-    import rtl
     from rtl.datapath import pe_options
 
     kind, opts = pe_options(dp)
     if dp.terms is not None:
         raise ValueError(f"gemm_cost runs a GEMM on accumulating PEs; the datapath {dp} is "
                          f"a {kind} without a running sum (terms={dp.terms})")
-    return rtl.build(kind, **opts), opts, dp.k
+    return dp, opts, describe(dp), dp.k
+
+
+@functools.lru_cache(maxsize=1024)
+def _options_text(options: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, str], ...]:
+    """rtl.build options as text (format names, enum values): GemmCost.pe_options."""
+    return tuple((k, str(getattr(v, "value", v))) for k, v in options)
 
 
 def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
@@ -141,8 +148,8 @@ def pe_for(a_format: Any, b_format: Any, accumulator: Any, *, k: int = 8,
     """The PE that computes ``a x b`` into ``accumulator``: (kind, rtl.build options,
     MACs/cycle). Block formats: a BlockDot taking ``gcd(k, block size)`` element pairs
     per cycle; int x grouped int: a ShiftAddPe with ``gcd(lanes, group size)`` lanes.
-    The PE is built (rtl's validation), so every returned choice can be built."""
-    pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
+    rtl validates the PE (:func:`rtl.describe`), so every returned choice can be built."""
+    _, opts, pe, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
     return pe.kind, opts, mpc
 
 
@@ -193,15 +200,16 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
     if isinstance(a_format, Datapath):
         if b_format is not None:
             raise ValueError("give either a datapath or a_format and b_format, not both")
-        pe, opts, mpc = _pe_for_datapath(a_format)
+        name, opts, pe, mpc = _pe_for_datapath(a_format)
         a_format, b_format = a_format.a, a_format.b
     elif b_format is None:
         raise TypeError("gemm_cost needs b_format (or a simulator.Datapath in place of "
                         "a_format)")
     else:
-        pe, opts, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
+        name, opts, pe, mpc = _pe_for(a_format, b_format, accumulator, k, lanes)
     kind = pe.kind
-    est = estimate(pe, target=target)
+    # the PE as named (a datapath, or a kind with options): priced from what describe kept
+    est = estimate(name, target=target, **(opts if isinstance(name, str) else {}))
     acc = pe.datapath.accumulator
     # the output leaves in the accumulator's format (chunked: the wide register's)
     acc_fmt = acc.chunk_format if acc.chunk is not None else acc.format
@@ -214,12 +222,12 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
     offchip = (bits["a"] + bits["b"] + bits["c"]) / 8
     onchip = (bits["a"] * math.ceil(N / cols) + bits["b"] * math.ceil(M / rows)) / 8
     steps = M * N * math.ceil(K / mpc)
-    e_op = energy_per_op(pe)
+    e_op = energy_per_op(name, **(opts if isinstance(name, str) else {}))
     energy = {"compute": e_op * steps, "onchip": onchip * SRAM_PJ_PER_BYTE,
               "offchip": offchip * DRAM_PJ_PER_BYTE}
     energy["total"] = sum(energy.values())
     return GemmCost(
-        pe=kind, pe_options={k_: str(getattr(v, "value", v)) for k_, v in opts.items()},
+        pe=kind, pe_options=dict(_options_text(tuple(opts.items()))),
         target=target,
         pes=rows * cols, macs_per_cycle=mpc, cycles=cycles, seconds=seconds,
         macs_per_second=macs / seconds, area=est.primary * rows * cols, area_unit=est.unit,

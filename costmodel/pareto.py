@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -46,9 +45,10 @@ def format_cost(a_format: Any, b_format: Any = None, accumulator: Any = "float32
     ``b_format`` and ``accumulator`` out), else ``Datapath(a_format, b_format,
     accumulator)``: ``accumulator`` is an :class:`simulator.Accumulator`, its text or a
     format name (``"float32"``: a sequential nearest-even float32 accumulator, one
-    product per cycle). Exactly that datapath is priced; a datapath no PE computes (an
-    integer product sum into a float accumulator, chunked promotion, ...) is rtl's
-    ValueError naming what is missing, never another PE's price.
+    product per cycle; integer operands run on a FloatMac, their exact products summed in
+    that format). Exactly that datapath is priced; a datapath no PE computes (scalar x
+    block operands, pairwise order, stochastic rounding, ...) is rtl's ValueError
+    naming what is missing, never another PE's price.
 
     Returns a dict: ``pe`` (kind), ``datapath`` (its text), ``macs_per_cycle``,
     ``cost_per_mac`` (in ``unit``), ``unit``, ``pj_per_mac`` and ``target``.
@@ -80,15 +80,11 @@ def format_cost(a_format: Any, b_format: Any = None, accumulator: Any = "float32
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"a_format={fa}, b_format={fb}, accumulator={accumulator!r} form "
                             f"no datapath: {exc}") from None
-    return dict(_datapath_cost(dp, target))
+    return _datapath_cost(dp, target)
 
 
-@functools.lru_cache(maxsize=256)
 def _datapath_cost(dp: Any, target: str) -> dict[str, Any]:
-    import rtl
-
-    pe = rtl.build(dp)  # once, for both the area and the energy estimate
-    est = estimate(pe, target=target)
+    est = estimate(dp, target=target)  # rtl describes the datapath's PE once per process
     return {"pe": est.pe, "datapath": str(dp), "macs_per_cycle": dp.k,
             "cost_per_mac": est.primary / dp.k, "unit": est.unit,
-            "pj_per_mac": energy_per_op(pe) / dp.k, "target": target}
+            "pj_per_mac": energy_per_op(dp) / dp.k, "target": target}

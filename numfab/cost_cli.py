@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ._args import positive_int
-from .rtl_cli import _pe, add_pe_options
+from .rtl_cli import _OPTS, _pe, add_pe_options, datapath_of
 
 
 def _err(exc: BaseException) -> int:
@@ -42,7 +42,7 @@ def frequency(text: str) -> float:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from costmodel.calibrate import CALIBRATION_CSV, GRID, MODEL_TARGETS, calibrate
-    from costmodel.estimate import _designs, fit, fit_quality
+    from costmodel.estimate import fit_quality, refit
     from costmodel.synth import YosysMissing
     from rtl.outputs import check_output_file
 
@@ -62,8 +62,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     except (TypeError, ValueError, OSError, YosysMissing) as exc:
         return _err(exc)
     print(f"wrote {out} ({n} syntheses in {time.perf_counter() - t0:.0f} s)")
-    fit.cache_clear()
-    _designs.cache_clear()
+    refit(out)  # the fit this process kept came from the file as it was
     for t, q in fit_quality(out).items():
         print(f"{t}: {q['points']} points, fit median {q['fit_median']:.1%} max "
               f"{q['fit_max']:.1%}, leave-one-out median {q['loo_median']:.1%} max "
@@ -75,10 +74,16 @@ def _gemm(args: argparse.Namespace) -> int:
     from costmodel import gemm_cost
 
     try:
-        a = args.a or "mxfp4"
-        c = gemm_cost(args.m, args.n, 1024 if args.k is None else args.k, a, args.b or a,
-                      args.acc or "float32", array=args.array, target=args.target,
-                      freq=args.freq)
+        K = 1024 if args.k is None else args.k
+        # --k is the GEMM's K here, not a PE option
+        dp = datapath_of(args, tuple(o for o in _OPTS if o != "k"))
+        if dp is not None:
+            c = gemm_cost(args.m, args.n, K, dp, array=args.array, target=args.target,
+                          freq=args.freq)
+        else:
+            a = args.a or "mxfp4"
+            c = gemm_cost(args.m, args.n, K, a, args.b or a, args.acc or "float32",
+                          array=args.array, target=args.target, freq=args.freq)
     except (TypeError, ValueError) as exc:
         return _err(exc)
     print(json.dumps({"pe": c.pe, "pe_options": c.pe_options, "pes": c.pes,
@@ -90,18 +95,15 @@ def _gemm(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    if args.pe.lower() == "calibrate":
+    if args.pe is not None and args.pe.lower() == "calibrate":
         return _calibrate(args)
-    if args.pe.lower() == "gemm":
+    if args.pe is not None and args.pe.lower() == "gemm":
         return _gemm(args)
     from costmodel import estimate, synthesize
     from costmodel.synth import YosysMissing
 
     try:
         pe = _pe(args)
-        # the estimate first: fitting the model builds the calibration grid's PEs without
-        # elaborating them, which Amaranth reports (UnusedElaboratable, one warning per PE)
-        # once anything in the process has been elaborated, as synthesis does
         est_target = "xilinx" if args.target == "xilinx-dsp" else args.target
         try:
             est = estimate(pe, target=est_target)
@@ -135,11 +137,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "cost", help="hardware cost of a PE: Yosys synthesis next to the fitted estimate",
-        description="numfab cost PE [format options] --target T synthesizes the PE with "
-        "Debian's yosys (xilinx = LUTs without DSPs, xilinx-dsp, ice40, ecp5, cmos "
-        "transistors) and prints it next to costmodel.estimate. 'numfab cost calibrate' "
-        "regenerates the calibration CSV; 'numfab cost gemm --m --n --k --a --b --acc "
-        "--array 16x16' prints a GEMM's cycles, area, bytes and energy.")
+        description="numfab cost PE [format options] --target T (or numfab cost --datapath "
+        "TEXT --target T) synthesizes the PE with Debian's yosys (xilinx = LUTs without "
+        "DSPs, xilinx-dsp, ice40, ecp5, cmos transistors) and prints it next to "
+        "costmodel.estimate. 'numfab cost calibrate' regenerates the calibration CSV; "
+        "'numfab cost gemm --m --n --k --a --b --acc --array 16x16' (or --datapath TEXT in "
+        "place of --a/--b/--acc) prints a GEMM's cycles, area, bytes and energy.")
     add_pe_options(p, "IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, "
                    "ShiftAddPe; or 'calibrate' / 'gemm'")
     p.add_argument("--target", default="xilinx")

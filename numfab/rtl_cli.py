@@ -16,9 +16,41 @@ _OPTS = ("a", "b", "acc", "out", "x", "w", "rounding", "overflow", "stages", "k"
 _INTS = ("stages", "k", "group", "groups", "lanes")
 
 
+def datapath_of(args: argparse.Namespace, flags: tuple[str, ...] = _OPTS) -> Any:
+    """The ``--datapath`` text as a :class:`simulator.Datapath` (None without it); its
+    errors name ``--datapath``. It holds the whole arithmetic, so the per-option
+    ``flags`` (``--a``, ``--acc``, ...) do not go with it."""
+    if args.datapath is None:
+        return None
+    given = [f"--{o}" for o in flags if getattr(args, o, None) is not None]
+    if given:
+        raise ValueError(f"--datapath holds the formats and options; give it without "
+                         f"{', '.join(given)}")
+    from simulator import Datapath
+
+    try:
+        return Datapath.parse(args.datapath)
+    except (TypeError, ValueError) as exc:
+        # name the text once: Datapath.parse quotes it in some messages already
+        text = "" if str(exc).startswith("datapath ") else f" {args.datapath!r}"
+        raise type(exc)(f"--datapath{text}: {exc}") from None
+
+
 def _pe(args: argparse.Namespace) -> Any:
     import rtl
 
+    dp = datapath_of(args)
+    if dp is not None:
+        if args.pe is not None:
+            raise ValueError(f"--datapath names its PE (rtl.build(datapath)); give it without "
+                             f"the PE kind {args.pe!r}")
+        try:
+            return rtl.build(dp)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"--datapath: {exc}") from None
+    if args.pe is None:
+        raise ValueError("give a PE kind (IntMac, FloatMul, FloatMac, BlockDot, Quantizer, "
+                         "BipolarPe, LutPe, ShiftAddPe) or --datapath")
     opts: dict[str, Any] = {o: getattr(args, o.replace("-", "_"), None) for o in _OPTS}
     if str(args.pe).lower() == "intmac" and opts.get("acc") is not None:
         mt = re.fullmatch(r"int(\d+)", str(opts.pop("acc")).strip().lower())
@@ -106,8 +138,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def add_pe_options(p: argparse.ArgumentParser, pe_help: str = "IntMac, FloatMul, FloatMac, "
                    "BlockDot, Quantizer, BipolarPe, LutPe or ShiftAddPe") -> None:
-    """The PE positional and its format / parameter options (shared with numfab cost)."""
-    p.add_argument("pe", help=pe_help)
+    """The PE positional and its format / parameter options, or ``--datapath`` (shared
+    with numfab cost)."""
+    p.add_argument("pe", nargs="?", help=pe_help + " (leave out with --datapath)")
+    p.add_argument("--datapath", metavar="TEXT",
+                   help="the PE that computes this simulator.Datapath (its str() form, e.g. "
+                   "\"a=e4m3 b=e4m3 acc=float16,chunk32->float32\" or "
+                   "\"a=int8 b=int8 acc=float32,nearest_even,products@bfloat16\"), in place "
+                   "of a PE kind and --a/--b/--acc/... options")
     p.add_argument("--a", help="operand a format (Quantizer: the input format)")
     p.add_argument("--b", help="operand b format")
     p.add_argument("--acc", help="accumulator format (IntMac: int<n>)")
@@ -125,9 +163,10 @@ def add_parser(sub: Any) -> None:
     pr = sub.add_parser(
         "rtl", help="generate, verify or export test vectors for a processing element",
         description="Processing elements (IntMac, FloatMul, FloatMac, BlockDot, Quantizer, "
-        "BipolarPe, LutPe, ShiftAddPe) built from formats: write Verilog + a JSON manifest, "
-        "verify against the PyTorch/simulator reference (Amaranth's simulator and/or "
-        "cocotb on Icarus), or export golden vectors as CSV.")
+        "BipolarPe, LutPe, ShiftAddPe) built from formats, or the PE that computes a "
+        "datapath (--datapath, e.g. with chunked promotion or rounded products): write "
+        "Verilog + a JSON manifest, verify against the PyTorch/simulator reference "
+        "(Amaranth's simulator and/or cocotb on Icarus), or export golden vectors as CSV.")
     rsub = pr.add_subparsers(dest="rtl_command", required=True)
 
     pg = rsub.add_parser("generate", help="write <name>.v and <name>.json")

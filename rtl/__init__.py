@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._hw import exact_product_format
+from ._hw import exact_product_format, significand_bits
 from .pe import (
     PE_KINDS,
     BipolarPe,
@@ -27,8 +27,8 @@ from .pe import (
 from .verilog import manifest, to_verilog, write
 
 __all__ = ["PE_KINDS", "BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe",
-           "Quantizer", "ShiftAddPe", "build", "exact_product_format", "manifest",
-           "product_grid", "to_verilog", "write"]
+           "Quantizer", "ShiftAddPe", "build", "describe", "exact_product_format", "manifest",
+           "product_grid", "significand_bits", "to_verilog", "write"]
 
 #: the options each PE takes from ``build`` / ``numfab rtl`` (option -> constructor arg)
 OPTIONS: dict[str, dict[str, str]] = {
@@ -62,7 +62,7 @@ def build(pe: Any, **options: Any) -> Any:
     it (:func:`rtl.datapath.pe_options`), whose ``.datapath`` equals it.
 
     This is the one validation of PE options: ``costmodel`` prices a kind name by
-    building it here, so whatever can be priced can be built.
+    describing it here (:func:`describe`), so whatever can be priced can be built.
 
     Raises
     ------
@@ -71,16 +71,33 @@ def build(pe: Any, **options: Any) -> Any:
     ValueError
         Unknown kind or option (listing the valid ones), or an impossible parameter.
     """
+    cls, args = _constructor(pe, options, "build")
+    return cls(**args)
+
+
+def describe(pe: Any, **options: Any) -> Any:
+    """The PE :func:`build` makes, validated the same way (the same errors), for reading
+    what it is -- ``kind``, ``formats``, ``parameters``, ``datapath`` -- rather than for
+    generating hardware: Amaranth is told it is meant to stay unelaborated, so dropping
+    it prints no ``UnusedElaboratable`` warning (``costmodel`` prices PEs this way)."""
+    from ._unelaborated import construct
+
+    cls, args = _constructor(pe, options, "describe")
+    return construct(cls, args)
+
+
+def _constructor(pe: Any, options: dict[str, Any], caller: str) -> tuple[type, dict[str, Any]]:
+    """The PE class and its constructor arguments for ``build``/``describe``."""
     from simulator import Datapath
 
     if isinstance(pe, Datapath):
         if options:
-            raise ValueError(f"build(datapath) takes no options; the datapath holds them, "
+            raise ValueError(f"{caller}(datapath) takes no options; the datapath holds them, "
                              f"not {', '.join(sorted(options))}")
         from .datapath import pe_options
 
         dp_kind, opts = pe_options(pe)
-        return build(dp_kind, **opts)
+        return _constructor(dp_kind, opts, caller)
     if not isinstance(pe, str):
         raise TypeError(f"pe must be a PE kind name (str): one of {', '.join(PE_KINDS)}, or "
                         f"a simulator.Datapath; not {type(pe).__name__}")
@@ -97,4 +114,4 @@ def build(pe: Any, **options: Any) -> Any:
             raise ValueError(f"{kind} takes no option {key!r}; it takes "
                              f"{', '.join(sorted(allowed))}")
         args[allowed[key]] = value
-    return PE_KINDS[kind](**args)
+    return PE_KINDS[kind], args

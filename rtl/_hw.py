@@ -48,10 +48,11 @@ def layout_of(fmt: Any) -> data.StructLayout:
 
 def significand_bits(fmt: Any) -> int:
     """Bits of the unsigned significand :func:`unpack` gives for ``fmt``: a minifloat's
-    mantissa and hidden bit, an integer's magnitude (its full width: ``|min|`` of a
-    signed format needs all of them)."""
+    ``precision``; an integer's or fixed-point format's full code width, the magnitude of
+    any ``n``-bit two's-complement code (``|-2**(n-1)|`` needs all ``n``, also in narrow
+    formats, where that code is unused and ``precision`` is ``n - 1``)."""
     if isinstance(fmt, Minifloat):
-        return fmt.man_bits + 1
+        return fmt.precision
     if isinstance(fmt, FixedBase):
         return fmt.bits
     raise TypeError(f"no significand for {fmt} ({type(fmt).__name__})")
@@ -59,13 +60,20 @@ def significand_bits(fmt: Any) -> int:
 
 def lsb_range(fmt: Any) -> tuple[int, int]:
     """(lowest, highest) exponent of the LSB of the significand :func:`unpack` gives for
-    ``fmt`` (a minifloat's top exponent field included: Inf/NaN codes have one too)."""
+    ``fmt``: the format's ``lsb_exp_min``, and for a minifloat the LSB of its top
+    exponent field, which Inf/NaN codes decode with too (one binade above
+    ``lsb_exp_max`` where that field holds no finite value)."""
     if isinstance(fmt, Minifloat):
-        return ((1 if fmt.subnormals else 0) - fmt.bias - fmt.man_bits,
-                (1 << fmt.exp_bits) - 1 - fmt.bias - fmt.man_bits)
+        return fmt.lsb_exp_min, _lsb_of_field(fmt, (1 << fmt.exp_bits) - 1)
     if isinstance(fmt, FixedBase):
-        return fmt.ulp_exp, fmt.ulp_exp
+        return fmt.lsb_exp_min, fmt.lsb_exp_max
     raise TypeError(f"no significand for {fmt} ({type(fmt).__name__})")
+
+
+def _lsb_of_field(fmt: Minifloat, field: Any) -> Any:
+    """Exponent of the significand LSB of a minifloat code whose exponent field is
+    ``field`` (``max(field, 1)`` for subnormals is the caller's)."""
+    return field - (fmt.bias + fmt.man_bits)
 
 
 def signed_width(lo: int, hi: int) -> int:
@@ -117,7 +125,7 @@ def unpack(m: Module, fmt: Any, code: Value, name: str) -> Term:
         lo, hi = lsb_range(fmt)
         lsb = Signal(_exp_sig(lo, hi), name=f"{name}_lsb")
         field = Mux(sub, 1, v.exp) if fmt.subnormals else v.exp
-        m.d.comb += lsb.eq(field - (fmt.bias + fmt.man_bits))
+        m.d.comb += lsb.eq(_lsb_of_field(fmt, field))
         sign = v.sign if fmt.signed else Const(0, 1)
         top = (1 << fmt.exp_bits) - 1
         mag_bits = code[: fmt.exp_bits + fmt.man_bits]
@@ -135,15 +143,15 @@ def unpack(m: Module, fmt: Any, code: Value, name: str) -> Term:
         return Term(sign, sig, lsb, (lo, hi), _bit(m, nan, f"{name}_nan"),
                     _bit(m, inf, f"{name}_inf"))
     if isinstance(fmt, FixedBase):
-        ulp = fmt.ulp_exp
+        lo, hi = lsb_range(fmt)
         if fmt.signed:
             val = code.as_signed()
             sign = code[-1]
-            mag = Mux(sign, -val, val)[: fmt.bits]  # |-2**(n-1)| = 2**(n-1) fits n bits
+            mag = Mux(sign, -val, val)[: significand_bits(fmt)]
         else:
             sign = Const(0, 1)
             mag = code.as_unsigned()
-        return Term(sign, mag, Const(ulp, signed(signed_width(ulp, ulp))), (ulp, ulp),
+        return Term(sign, mag, Const(lo, signed(signed_width(lo, hi))), (lo, hi),
                     Const(0, 1), Const(0, 1))
     raise TypeError(f"{name}: no exact decoder for {fmt} ({type(fmt).__name__}); "
                     "minifloats, integers and fixed point are supported")
@@ -225,7 +233,7 @@ def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflo
     """Round the exact Term ``t`` once to ``fmt`` (signed, with subnormals); the code.
 
     ``q = round(|t| / 2**qe)`` with ``qe = max(E, emin) - man`` (E: exponent of the
-    leading one) has at most man + 1 bits, and the magnitude code is
+    leading one) has at most ``precision`` bits, and the magnitude code is
     ``((max(E, emin) - emin) << man) + q``: a rounding carry walks into the exponent field
     by itself, subnormals included. Overflow follows ``policy`` except that rounding toward
     zero keeps the largest finite value (IEEE 754 section 7.4).
@@ -240,9 +248,9 @@ def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflo
     m.d.comb += E.eq(t.lsb + (W - 1) - lz)
     Eq = Signal(_exp_sig(min(e_lo, emin), max(e_hi, emin)), name=f"{name}_Eq")
     m.d.comb += Eq.eq(Mux(E < emin, emin, E))
-    # right shift of X = mag << (man + 1) by s = Eq - man - lsb + man + 1 >= 1
-    XW = W + man + 1
-    X = Cat(Const(0, man + 1), t.mag)
+    # right shift of X = mag << precision by s = Eq - man - lsb + precision >= 1
+    XW = W + fmt.precision
+    X = Cat(Const(0, fmt.precision), t.mag)
     s_full = Signal(_exp_sig(min(emin - hi, 1) - 2, max(e_hi, emin) - lo + 2),
                     name=f"{name}_sraw")
     m.d.comb += s_full.eq(Eq + 1 - t.lsb)
@@ -251,7 +259,7 @@ def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflo
     m.d.comb += s.eq(Mux(s_full > smax, smax, s_full[: len(s)]))
     s1 = Signal(range(smax + 1), name=f"{name}_s1")
     m.d.comb += s1.eq(Mux(s == 0, 0, s - 1))
-    q = Signal(man + 1, name=f"{name}_q")
+    q = Signal(fmt.precision, name=f"{name}_q")
     m.d.comb += q.eq(X >> s)
     guard = (X >> s1)[0]
     ones = Const((1 << XW) - 1, XW)
@@ -387,7 +395,7 @@ def add_round(m: Module, fmt: Minifloat, acc_code: Value, t: Term, mode: Roundin
               policy: Overflow, name: str) -> Value:
     """``round(acc + t)`` into ``fmt`` with one rounding: the code."""
     acc = unpack(m, fmt, acc_code, f"{name}_acc")
-    s = add_terms(m, acc, t, mode, fmt.man_bits + 1, name)
+    s = add_terms(m, acc, t, mode, fmt.precision, name)
     return round_to(m, fmt, s, mode, policy, f"{name}_rnd")
 
 
@@ -396,12 +404,11 @@ def exact_product_format(a: Minifloat | Any, b: Minifloat | Any) -> Minifloat:
     (products of finite values; Inf where either format has Inf, NaN where either has
     NaN)."""
     def facts(f: Any) -> tuple[int, int, int, bool, bool]:
-        if isinstance(f, Minifloat):
-            return f.man_bits + 1, f.emin - f.man_bits, f.emax, f.has_inf, f.has_nan
-        if isinstance(f, FixedBase):
-            ulp, n = f.ulp_exp, f.bits  # |min| = 2**(n-1) needs n bits
-            return n, ulp, ulp + n - 1, False, False
-        raise TypeError(f"no exact product for {f} ({type(f).__name__})")
+        if not isinstance(f, (Minifloat, FixedBase)):
+            raise TypeError(f"no exact product for {f} ({type(f).__name__})")
+        # precision, quantum, exponent of the largest value's leading one, specials
+        return (f.precision, f.lsb_exp_min, f.lsb_exp_max + f.precision - 1, f.has_inf,
+                f.has_nan)
     pa, qa, ea, ia, na = facts(a)
     pb, qb, eb, ib, nb = facts(b)
     man = pa + pb - 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from formats import BipolarInt, BlockScaled, Integer, Minifloat, Rounding
+from formats import BipolarInt, BlockScaled, FixedBase, Integer, Minifloat, Rounding
 
 __all__ = ["pe_options"]
 
@@ -26,7 +26,9 @@ def pe_options(datapath: Any) -> tuple[str, dict[str, Any]]:
     - integer x grouped integers along K (``int4_g128``, symmetric): ``ShiftAddPe``, each
       group summed exactly (``tree_width`` = the group size) over ``group / k`` cycles of
       ``k`` lanes, scaled once, one rounding into the accumulator;
-    - minifloat x minifloat into a minifloat, sequential: ``FloatMac``;
+    - scalar operands (minifloats, integers, fixed point, in any pairing: int8 x int8,
+      bfloat16 x int4, ...) into a minifloat, sequential: ``FloatMac`` (exact products,
+      one rounding per step);
     - int x int into ``int<n>``, sequential: ``IntMac`` (wrap or saturate).
 
     FloatMac and BlockDot also take chunked promotion (``chunk``/``chunk_format``: their
@@ -151,7 +153,8 @@ def _accumulating(dp: Any) -> tuple[str, dict[str, Any]]:
     if tree != 1:
         _refuse(dp, "an adder tree over scalar operands (only BlockDot and ShiftAddPe sum "
                 "trees)")
-    if isinstance(a, Minifloat) and isinstance(b, Minifloat) and isinstance(fmt, Minifloat):
+    scalar = (Minifloat, FixedBase)
+    if isinstance(a, scalar) and isinstance(b, scalar) and isinstance(fmt, Minifloat):
         return "FloatMac", {"a": a, "b": b, "acc": fmt, "rounding": acc.rounding,
                             "overflow": acc.overflow, **extra}
     if isinstance(a, Integer) and isinstance(b, Integer) and isinstance(fmt, Integer):
@@ -160,8 +163,8 @@ def _accumulating(dp: Any) -> tuple[str, dict[str, Any]]:
                     "adds exact products)")
         return "IntMac", {"a": a, "b": b, "acc_bits": fmt.bits, "overflow": acc.overflow}
     _refuse(dp, "a PE for these formats: PEs take block x block formats (BlockDot), integer "
-            "x grouped integers (ShiftAddPe), minifloat x minifloat into a minifloat "
-            "(FloatMac) or int x int into int<n> (IntMac)")
+            "x grouped integers (ShiftAddPe), minifloat / integer / fixed-point operands into "
+            "a minifloat (FloatMac) or int x int into int<n> (IntMac)")
 
 
 def _shift_add(dp: Any, extra: dict[str, Any]) -> dict[str, Any]:

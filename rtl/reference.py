@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special
+from formats import FixedBase, Integer, Minifloat, Overflow, Rounding, Special, parse
 from simulator import Accumulator, gemm
 from simulator.hardware import bipolar_gemm, lut_gemm
 
@@ -80,10 +80,12 @@ def _torch_cast_ok(fmt: Minifloat, mode: Rounding, policy: Overflow) -> bool:
 
 
 def _fits_f32(fa: Minifloat, fb: Minifloat) -> bool:
-    """Every product of fa and fb is a float32 number."""
-    return (fa.man_bits + fb.man_bits + 2 <= 24
-            and (fa.emin - fa.man_bits) + (fb.emin - fb.man_bits) >= -149
-            and fa.emax + fb.emax + 1 <= 127)
+    """Every product of fa and fb is a float32 number: its significand fits float32's
+    precision, its quantum lies on float32's grid and its top binade is a float32 one."""
+    f32 = parse("float32")
+    return (fa.precision + fb.precision <= f32.precision
+            and fa.lsb_exp_min + fb.lsb_exp_min >= f32.lsb_exp_min
+            and fa.emax + fb.emax + 1 <= f32.emax)
 
 
 def mul_ref(fa: Minifloat, fb: Minifloat, fo: Minifloat, a: np.ndarray, b: np.ndarray,
@@ -171,17 +173,24 @@ def _acc_codes(acc: Accumulator, values: np.ndarray) -> np.ndarray:
     return encode(acc.chunk_format if acc.chunk is not None else acc.format, values)
 
 
-def float_mac_ref(fa: Minifloat, fb: Minifloat, acc: Accumulator, a: np.ndarray,
-                  b: np.ndarray, clear: np.ndarray) -> np.ndarray:
-    """FloatMac: the accumulator after each step, from ``simulator.gemm`` on every prefix
-    (a 1 x n by n x 1 product with the sequential accumulator)."""
-    av, bv = decode(fa, a), decode(fb, b)
+def float_mac_ref(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarray,
+                  clear: np.ndarray) -> np.ndarray:
+    """FloatMac: the accumulator after each step, from ``simulator.gemm`` of the datapath
+    on the same codes (:class:`simulator.Codes` of ``fa`` / ``fb``: minifloats, integers
+    or fixed point) for every prefix of each segment. The prefixes of one length form one
+    batched call (a batch of 1 x m by m x 1 products with the sequential accumulator),
+    so there are as many calls as the longest segment has steps."""
+    from simulator import Codes
+
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    segs = _segments(clear)
     out = np.zeros(len(a), np.int64)
-    for s, e in _segments(clear):
-        for t in range(s, e):
-            r = gemm(av[None, s:t + 1], bv[s:t + 1, None], a_format=fa, b_format=fb,
-                     accumulator=acc)
-            out[t] = _acc_codes(acc, np.asarray(r).reshape(1))[0]
+    for m in range(1, max((e - s for s, e in segs), default=0) + 1):
+        starts = [s for s, e in segs if e - s >= m]
+        rows = np.array([np.arange(s, s + m) for s in starts])
+        r = gemm(Codes(a[rows][:, None, :], fa), Codes(b[rows][:, :, None], fb),
+                 accumulator=acc)
+        out[np.array(starts) + m - 1] = _acc_codes(acc, np.asarray(r).reshape(len(starts)))
     return out
 
 

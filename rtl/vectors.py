@@ -223,12 +223,12 @@ def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = Fal
         logical = {"acc": acc}
         header = {"reference": "torch + simulator.gemm (agree)", "accumulator": str(accm)}
     elif isinstance(pe, FloatMac):
-        fa, fb = pe.a_format, pe.b_format
-        a = _mix(_random_codes(fa, n, rng, finite=True), corner_codes(fa), rng)
-        b = _mix(_random_codes(fb, n, rng, finite=True), corner_codes(fb), rng)
+        sa, sb = pe.a_format, pe.b_format  # minifloats, integers or fixed point
+        a = _mix(_random_codes(sa, n, rng, finite=True), corner_codes(sa), rng)
+        b = _mix(_random_codes(sb, n, rng, finite=True), corner_codes(sb), rng)
         clear = _clears(n, 24, rng)
         accm = pe.datapath.accumulator
-        acc = R.float_mac_ref(fa, fb, accm, a, b, clear)
+        acc = R.float_mac_ref(sa, sb, accm, a, b, clear)
         inputs = {"a": a, "b": b, "en": np.ones(n, np.int64), "clear": clear}
         logical, header = {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
     elif isinstance(pe, BlockDot):

@@ -9,7 +9,7 @@ from typing import Any
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
-from formats import BipolarInt, Integer, Minifloat, Overflow, Rounding, parse
+from formats import BipolarInt, FixedBase, Integer, Minifloat, Overflow, Rounding, parse
 
 from .. import _hw
 from .._hw import Term
@@ -20,6 +20,16 @@ def _minifloat(value: Any, parameter: str) -> Minifloat:
     if not isinstance(f, Minifloat):
         raise TypeError(f"{parameter} must be a minifloat format (e.g. e4m3fn, float16), not "
                         f"{f} ({type(f).__name__})")
+    return f
+
+
+def _scalar(value: Any, parameter: str) -> Minifloat | FixedBase:
+    """A scalar operand the exact multiplier takes: a minifloat, or an integer or
+    fixed-point format (its code a significand with the fixed exponent ``ulp_exp``)."""
+    f = parse(value, parameter=parameter)
+    if not isinstance(f, (Minifloat, FixedBase)):
+        raise TypeError(f"{parameter} must be a minifloat, integer or fixed-point format (e.g. "
+                        f"e4m3fn, int8, fixed<4,4>), not {f} ({type(f).__name__})")
     return f
 
 
@@ -246,7 +256,7 @@ def _promote(m: Module, fmt: Minifloat, acc: Any, term: Term, en: Any, clear: An
         narrow = _with_nan(m, narrow, invalid, "narrow_isnan")
     if wide_invalid is not None:
         held = _with_nan(m, held, wide_invalid, "wide_isnan")
-    total = _hw.add_terms(m, held, narrow, Rounding.NEAREST_EVEN, pr.fmt.man_bits + 1,
+    total = _hw.add_terms(m, held, narrow, Rounding.NEAREST_EVEN, pr.fmt.precision,
                           "promote")
     promoted = _hw.round_to(m, pr.fmt, total, Rounding.NEAREST_EVEN, pr.policy,
                             "promote_rnd")

@@ -88,7 +88,7 @@ def product_grid(a: Any, b: Any, product_format: Minifloat | None = None) -> Pro
     if product_format is None:
         return ProductGrid(lo, top, hi - lo, 0)
     f = product_format
-    f_lo, f_hi = f.emin - f.man_bits, f.emax - f.man_bits
+    f_lo, f_hi = f.lsb_exp_min, f.lsb_exp_max
     lsb0 = max(f_lo, min(lo, f_hi))
     top = min(f.emax, top + 1)
     return ProductGrid(lsb0, top, max(0, min(f_hi, max(top - f.man_bits, f_lo)) - lsb0),

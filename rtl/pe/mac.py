@@ -25,6 +25,7 @@ from ._common import (
     _register_term,
     _round_by,
     _rounding,
+    _scalar,
     _stages,
 )
 
@@ -176,9 +177,16 @@ class FloatMac(_Pe):
     (``rounding``, default nearest-even) into an accumulator of any signed minifloat
     format with subnormals: ``simulator.Accumulator(acc)``'s sequential numerics.
 
+    Operands are minifloats, integers or fixed point, in any pairing (int8 x int8,
+    bfloat16 x int4 for weight-only integer quantization, ...): an integer or
+    fixed-point code is a two's-complement (or unsigned) significand with the fixed
+    exponent ``ulp_exp``, so the product is exact whatever the pairing and the one
+    rounding is the accumulator's (or ``product_format``'s).
+
     Parameters
     ----------
-    a, b, acc : operand formats (minifloats) and the accumulator's format
+    a, b : operand formats: minifloats, integers (int<n>, uint<n>) or fixed point
+    acc : the accumulator's format (a signed minifloat with subnormals)
     rounding, overflow : of every accumulator addition (``overflow``: ``acc``'s default)
     stages : 1 registers the product first (latency 2)
     chunk, chunk_format : chunked promotion (``Accumulator(chunk=, chunk_format=)``):
@@ -191,7 +199,7 @@ class FloatMac(_Pe):
 
     Attributes
     ----------
-    a, b : In, the operand codes
+    a, b : In, the operand codes (a minifloat's fields, an integer's ``value``)
     en, clear : In(1); ``clear`` with ``en`` starts a new sum, ``clear`` alone empties it
     acc : Out, a code of ``acc`` -- or, with ``chunk``, of ``chunk_format``: the wide
         sum with the unfinished chunk promoted into it (``round(wide + partial)``), i.e.
@@ -205,7 +213,7 @@ class FloatMac(_Pe):
                  rounding: Any = "nearest_even", overflow: Any = None, stages: int = 0,
                  chunk: int | None = None, chunk_format: Any = None,
                  product_format: Any = None, product_rounding: Any = "nearest_even") -> None:
-        self.a_format, self.b_format = _minifloat(a, "a"), _minifloat(b, "b")
+        self.a_format, self.b_format = _scalar(a, "a"), _scalar(b, "b")
         self.acc_format = _minifloat(acc, "acc")
         _hw.check_output_float(self.acc_format, "acc")
         self.rounding = _rounding(rounding)
@@ -216,7 +224,7 @@ class FloatMac(_Pe):
         self.latency = 1 + self.stages
         out = self.promotion.fmt if self.promotion else self.acc_format
         super().__init__({
-            "a": In(_hw.float_layout(self.a_format)), "b": In(_hw.float_layout(self.b_format)),
+            "a": In(_hw.layout_of(self.a_format)), "b": In(_hw.layout_of(self.b_format)),
             "en": In(1), "clear": In(1), "acc": Out(_hw.float_layout(out)),
         })
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -21,8 +22,10 @@ from costmodel.calibrate import GRID, HELD_OUT, MODEL_TARGETS, load
 from costmodel.energy import HOROWITZ_PJ, energy_fit
 from costmodel.estimate import DOCUMENTED_ERROR
 from costmodel.synth import YosysMissing, yosys_version
+from formats import parse
 from numfab.cli import main
 from rtl import IntMac, build
+from simulator import Datapath
 
 PINNED = "Yosys 0.23 (git sha1 7ce5011c24b)"
 #: IntMac(int4, int4, acc_bits=12) on the pinned yosys: exact counts
@@ -152,6 +155,9 @@ def test_gemm_cost():
     assert c.area > 0 and c.area_unit.startswith("LUTs")
     i8 = gemm_cost(64, 64, 64, "int8", "int8", "int32")
     assert i8.pe == "IntMac" and i8.macs_per_cycle == 1
+    # int products into a float accumulator: FloatMac, as for the datapath
+    f8 = gemm_cost(64, 64, 64, "int8", "int8", "float32")
+    assert f8.pe == "FloatMac" and f8.pe_options == {"a": "int8", "b": "int8", "acc": "float32"}
     w4 = gemm_cost(64, 64, 256, "int8", "int4_g128", "float32")
     assert w4.pe == "ShiftAddPe"
     with pytest.raises(ValueError, match="no PE model"):
@@ -186,3 +192,81 @@ def test_cost_cli(capsys):
     assert "choose one of" in capsys.readouterr().err
     assert main(["cost", "gemm", "--m", "64", "--n", "64", "--k", "256", "--a", "mxfp4"]) == 0
     assert '"pe": "BlockDot"' in capsys.readouterr().out
+    # the same PEs as datapaths: synthesis from the cache the first call filled
+    assert main(["cost", "--datapath", "a=int4 b=int4 acc=int12", "--target", "xilinx"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("IntMac {'a': 'int4', 'b': 'int4', 'acc': 'int12'} on xilinx")
+    text = "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32,chunk128->float32"
+    assert main(["cost", "gemm", "--m", "64", "--n", "64", "--k", "256", "--datapath",
+                 text]) == 0
+    got = json.loads(capsys.readouterr().out)
+    want = gemm_cost(64, 64, 256, Datapath.parse(text))
+    assert got["pe"] == want.pe == "BlockDot" and got["pe_options"]["chunk"] == "128"
+    assert got["cycles"] == want.cycles and got["area"] == want.area
+
+
+def test_estimates_are_kept_but_validated_by_type():
+    """A kind and options is described by rtl once and then kept; the key holds the
+    options' types, so a value rtl refuses is refused even after an equal one it takes
+    (True == 1 in Python) was kept."""
+    from costmodel.features import describe
+
+    first = describe("FloatMac", a="int8", b="e4m3fn", acc="bfloat16", stages=1)
+    assert describe("FloatMac", a="int8", b="e4m3fn", acc="bfloat16", stages=1) is first
+    assert first.kind == "FloatMac" and first.datapath.a == parse("int8")
+    with pytest.raises(ValueError, match=r"^stages must be an int in 0\.\.1, not True$"):
+        estimate("FloatMac", a="int8", b="e4m3fn", acc="bfloat16", stages=True)
+    # an unhashable option value still gets rtl's own error
+    with pytest.raises(TypeError, match=r"^a: format name must be a str, not list$"):
+        estimate("FloatMac", a=["int8"])
+
+
+def test_pricing_prints_no_amaranth_warning():
+    """Fitting and estimating describe PEs without elaborating them; Amaranth is told so
+    and warns of none, while a PE built and dropped unelaborated is still reported."""
+    import gc
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+
+    from rtl import FloatMul, to_verilog
+
+    to_verilog(FloatMul(), "x")  # once anything is elaborated, Amaranth's warning is live
+    gc.collect()  # PEs other tests built and dropped are reported before, not below
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        costmodel.refit()  # describes every calibration PE
+        estimate("BlockDot", a="mxfp4", acc="float32", k=4)
+        gemm_cost(64, 64, 64, Datapath.parse("a=int8 b=int4 acc=bfloat16,toward_zero"))
+        gc.collect()
+        assert not [w for w in caught if issubclass(w.category, UnusedElaboratable)]
+        build("FloatMac")  # built for hardware and dropped: reported
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, UnusedElaboratable)]
+
+
+def test_refit_reads_the_file_again(tmp_path):
+    """refit() forgets the fit kept for a calibration file and fits the file as it is
+    now (numfab cost calibrate rewrites it)."""
+    from costmodel.calibrate import CALIBRATION_CSV
+    from costmodel.estimate import fit
+
+    path = tmp_path / "cal.csv"
+    with CALIBRATION_CSV.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+
+    def write(scale: float) -> None:
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fields)
+            w.writeheader()
+            w.writerows({**r, "primary": str(scale * float(r["primary"]))} for r in rows)
+
+    write(1.0)
+    before = fit(str(path))
+    write(2.0)  # every synthesized cost doubled: every fitted coefficient doubles
+    assert fit(str(path)) == before  # kept
+    after = costmodel.refit(str(path))
+    for t in before:
+        for k, c in before[t].items():
+            assert math.isclose(after[t][k], 2 * c, rel_tol=1e-6, abs_tol=1e-9)

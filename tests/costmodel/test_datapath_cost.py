@@ -10,19 +10,24 @@ from costmodel.features import features, features_of
 from rtl.datapath import pe_options
 from simulator import Accumulator, Datapath
 
-DATAPATHS = ["a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32",
-             "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8",
-             "a=nvfp4 b=nvfp4 acc=bfloat16,toward_zero",
-             "a=e4m3 b=e5m2 acc=float16,up",
-             "a=int8 b=int8 acc=int32,overflow=saturate",
-             "a=e4m3 b=e4m3 acc=e3m2,nearest_even,chunk16->bfloat16,products@e5m2",
-             "a=mxint8 b=mxint8 acc=float16,nearest_even,tree8@bfloat16,chunk64->e5m2,"
-             "products@bfloat16",
-             "a=int8 b=int4_g128 acc=float32,nearest_even,tree128 k=8",
-             "a=e4m3 b=e5m2 acc=exact terms=1 out=bfloat16,toward_zero",
-             "a=float32 b=none acc=exact terms=1 out=int8",
-             "a=int4 b=bipolar2 acc=exact,tree16 terms=16",
-             "a=int8 b=int2 acc=exact,tree4 terms=16 lut=true"]
+#: datapaths with a running sum (gemm_cost runs them)
+ACCUMULATING = ["a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32",
+                "a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree8",
+                "a=nvfp4 b=nvfp4 acc=bfloat16,toward_zero",
+                "a=e4m3 b=e5m2 acc=float16,up",
+                "a=int8 b=int8 acc=int32,overflow=saturate",
+                "a=e4m3 b=e4m3 acc=e3m2,nearest_even,chunk16->bfloat16,products@e5m2",
+                "a=mxint8 b=mxint8 acc=float16,nearest_even,tree8@bfloat16,chunk64->e5m2,"
+                "products@bfloat16",
+                "a=int8 b=int8 acc=float32",
+                "a=bfloat16 b=int4 acc=bfloat16,toward_zero,chunk16->float32,products@e5m2"]
+SHIFT_ADD = "a=int8 b=int4_g128 acc=float32,nearest_even,tree128 k=8"
+#: datapaths without a running sum (terms)
+FIXED_LENGTH = ["a=e4m3 b=e5m2 acc=exact terms=1 out=bfloat16,toward_zero",
+                "a=float32 b=none acc=exact terms=1 out=int8",
+                "a=int4 b=bipolar2 acc=exact,tree16 terms=16",
+                "a=int8 b=int2 acc=exact,tree4 terms=16 lut=true"]
+DATAPATHS = [*ACCUMULATING, SHIFT_ADD, *FIXED_LENGTH]
 
 
 @pytest.mark.parametrize("text", DATAPATHS)
@@ -99,11 +104,11 @@ def test_promotion_and_rounders_cost_more(plain: str, more: str) -> None:
 def test_chunked_gemm_writes_the_wide_format() -> None:
     dp = Datapath.parse("a=e4m3 b=e4m3 acc=float16,nearest_even,chunk32->float32")
     assert costmodel.gemm_cost(64, 32, 128, dp).bits["c"] == 64 * 32 * 32
-    shift_add = costmodel.gemm_cost(64, 32, 256, Datapath.parse(DATAPATHS[7]))
+    shift_add = costmodel.gemm_cost(64, 32, 256, Datapath.parse(SHIFT_ADD))
     assert shift_add.pe == "ShiftAddPe" and shift_add.macs_per_cycle == 8
 
 
-@pytest.mark.parametrize("text", DATAPATHS[8:])
+@pytest.mark.parametrize("text", FIXED_LENGTH)
 def test_gemm_cost_refuses_pes_without_a_running_sum(text: str) -> None:
     with pytest.raises(ValueError, match=r"gemm_cost runs a GEMM on accumulating PEs; the "
                        r"datapath .* is a \w+ without a running sum \(terms=\d+\)"):
@@ -111,7 +116,7 @@ def test_gemm_cost_refuses_pes_without_a_running_sum(text: str) -> None:
 
 
 def test_gemm_cost_datapath_argument_errors() -> None:
-    dp = Datapath.parse(DATAPATHS[0])
+    dp = Datapath.parse(ACCUMULATING[0])
     with pytest.raises(ValueError, match="either a datapath or a_format and b_format"):
         costmodel.gemm_cost(8, 8, 8, dp, "mxfp4")
     with pytest.raises(TypeError, match="gemm_cost needs b_format"):

@@ -388,7 +388,7 @@ def test_point_without_a_datapath(tmp_path: Path, fields: dict[str, str], match:
 
 def test_results_file_with_no_priceable_point(tmp_path: Path) -> None:
     """Every point left off: the section says why for each, and draws no front."""
-    pts = [EvalConfig("digits", weights="int8", acts="int8"),
+    pts = [EvalConfig("digits", weights="mxfp4", acts="float8_e4m3fn"),
            EvalConfig("digits", weights="mxfp4", acts="nvfp4")]
     head = json.dumps({"config_hash": "h", "config": {}})
     recs = [json.dumps({"key": c.key(), "config": asdict(c), "seconds": 1.0,
@@ -399,7 +399,8 @@ def test_results_file_with_no_priceable_point(tmp_path: Path) -> None:
     md = write_report(f, tmp_path / "rep", pareto=True).read_text()
     section = md.split("### digits: accuracy x hardware cost", 1)[1]
     assert "| format | PE |" not in section
-    assert "- int8: no PE computes the datapath a=int8 b=int8 acc=float32" in section
+    assert ("- weights=mxfp4 acts=float8_e4m3fn: no PE computes the datapath "
+            "a=float8_e4m3fn b=mxfp4 acc=float32") in section
     assert "- weights=mxfp4 acts=nvfp4: acts=nvfp4 (A) x weights=mxfp4 (B)" in section
     assert not (tmp_path / "rep" / "digits_pareto.png").exists()
 
@@ -421,9 +422,9 @@ BAD_FORMAT_COST = {
                       r"^a_format=mxfp4, b_format=nvfp4, accumulator='float32' form no "
                       r"datapath: a and b must block K alike"),
     # priced exactly as given: never another accumulator's PE
-    "int-into-float": (lambda: format_cost("int8", "int8"), ValueError,
-                       r"^no PE computes the datapath a=int8 b=int8 acc=float32,nearest_even "
-                       r"k=1 lanes=1: PEs take"),
+    "scalar-x-block": (lambda: format_cost("e4m3", "mxfp4"), ValueError,
+                       r"^no PE computes the datapath a=float8_e4m3fn b=mxfp4 acc=float32,"
+                       r"nearest_even k=1 lanes=1: it needs a PE for these formats"),
     "float-into-int": (lambda: format_cost("e4m3", "e4m3", "int32"), ValueError,
                        r"^no PE computes the datapath a=float8_e4m3fn b=float8_e4m3fn acc=int32"),
     "stochastic": (lambda: format_cost("mxfp4", "mxfp4", Accumulator(

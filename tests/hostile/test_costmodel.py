@@ -351,8 +351,25 @@ def test_argument_type_functions() -> None:
     (["cost", "IntMac", "--acc", "int1"], r"^numfab cost: acc_bits must be an int in "
      r"2\.\.64, not 1$"),
     (["cost", "Bogus"], rf"^numfab cost: unknown PE 'Bogus'; choose one of {PES}$"),
+    (["cost", "--datapath", "bogus"], r"^numfab cost: --datapath: datapath 'bogus': cannot "
+     r"read 'bogus'; give space-separated a=<format> b=<format>"),
+    (["cost", "--datapath", "a=e4m3 b=e4m3 acc=float32,nearest_even,pairwise"],
+     r"^numfab cost: --datapath: no PE computes the datapath .*: it needs pairwise "
+     r"summation"),
+    (["cost", "IntMac", "--datapath", "a=int4 b=int4 acc=int12"], r"^numfab cost: "
+     r"--datapath names its PE \(rtl\.build\(datapath\)\); give it without the PE kind "
+     r"'IntMac'$"),
+    (["cost"], r"^numfab cost: give a PE kind \(IntMac, .*\) or --datapath$"),
+    (["cost", "gemm", "--datapath", "a=e4m3 b=e4m3 acc=float32", "--acc", "float16"],
+     r"^numfab cost: --datapath holds the formats and options; give it without --acc$"),
+    (["cost", "gemm", "--datapath", "a=e4m3 b=e4m3 acc=float99"], r"^numfab cost: "
+     r"--datapath 'a=e4m3 b=e4m3 acc=float99': format: unknown format name 'float99'"),
+    (["cost", "gemm", "--datapath", "a=e4m3 b=e5m2 acc=exact terms=1"], r"^numfab cost: "
+     r"gemm_cost runs a GEMM on accumulating PEs; the datapath .* is a FloatMul without a "
+     r"running sum \(terms=1\)$"),
 ], ids=["k0", "mismatched-blocks", "tile", "acc", "target", "lut-group", "blockdot-k",
-        "intmac-acc", "unknown-pe"])
+        "intmac-acc", "unknown-pe", "datapath-text", "datapath-no-pe", "datapath-and-kind",
+        "no-pe", "gemm-datapath-and-acc", "gemm-datapath-format", "gemm-datapath-terms"])
 def test_cost_cli_clear_errors(no_yosys: None, argv: list[str], msg: str,
                                capsys: pytest.CaptureFixture[str]) -> None:
     """Refused before any synthesis (yosys is hidden: reaching it would say so)."""

@@ -73,8 +73,10 @@ BAD_PES: list[tuple[Any, type[Exception], str]] = [
     (lambda: FloatMul(rounding=None), ValueError, r"^rounding must be one of .*not None$"),
     (lambda: FloatMac(acc="e8m0"), TypeError, r"^acc must be a signed minifloat with "
      r"subnormals"),
-    (lambda: FloatMac(a="mxfp4"), TypeError, r"^a must be a minifloat format \(e\.g\. e4m3fn, "
-     r"float16\), not mxfp4 \(BlockScaled\)$"),
+    (lambda: FloatMac(a="mxfp4"), TypeError, r"^a must be a minifloat, integer or fixed-point "
+     r"format \(e\.g\. e4m3fn, int8, fixed<4,4>\), not mxfp4 \(BlockScaled\)$"),
+    (lambda: FloatMac(b="bipolar2"), TypeError, r"^b must be a minifloat, integer or "
+     r"fixed-point format .*, not bipolar2 \(BipolarInt\)$"),
     (lambda: IntMac(acc_bits=None), ValueError, r"^acc_bits must be an int in 2\.\.64, not "
      r"None$"),
     (lambda: IntMac(acc_bits=2.0), ValueError, r"^acc_bits must be an int in 2\.\.64, not "
@@ -266,11 +268,31 @@ def test_output_path_kinds(check: Any, value: Any, exc: type[Exception], msg: st
      r"be a directory, but '.*notes\.txt' is an existing file$"),
     (["verify", "IntMac", "--acc", "float32"], r"^numfab rtl verify: --acc for IntMac must be "
      r"int<n> \(e\.g\. int32\), not 'float32'$"),
+    (["generate", "--datapath", "bogus", "-o", "newdir"], r"^numfab rtl generate: --datapath: "
+     r"datapath 'bogus': cannot read 'bogus'; give space-separated a=<format> b=<format>"),
+    (["generate", "--datapath", "a=e4m3 b=", "-o", "newdir"], r"^numfab rtl generate: "
+     r"--datapath 'a=e4m3 b=': b: unknown format name ''"),
+    (["generate", "--datapath", "a=e4m3 b=e4m3 acc=float32", "--a", "e5m2", "--stages", "1",
+      "-o", "newdir"], r"^numfab rtl generate: --datapath holds the formats and options; "
+     r"give it without --a, --stages$"),
+    (["generate", "FloatMac", "--datapath", "a=e4m3 b=e4m3 acc=float32", "-o", "newdir"],
+     r"^numfab rtl generate: --datapath names its PE \(rtl\.build\(datapath\)\); give it "
+     r"without the PE kind 'FloatMac'$"),
+    (["generate", "-o", "newdir"], r"^numfab rtl generate: give a PE kind \(IntMac, FloatMul, "
+     r"FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, ShiftAddPe\) or --datapath$"),
+    (["vectors", "--datapath", "a=e4m3 b=e4m3 acc=float16,stochastic,seed=1", "-o", "v.csv"],
+     r"^numfab rtl vectors: --datapath: no PE computes the datapath .*: it needs stochastic "
+     r"rounding \(no PE has a random source\)$"),
+    (["verify", "--datapath", "a=e4m3 b=mxfp4 acc=float32"], r"^numfab rtl verify: "
+     r"--datapath: no PE computes the datapath a=float8_e4m3fn b=mxfp4 .*: it needs a PE for "
+     r"these formats"),
 ], ids=["generate-into-file", "generate-bad-name", "generate-semicolon-name",
         "generate-bad-group", "generate-unknown-pe", "generate-under-file",
         "vectors-missing-dir", "vectors-into-dir", "vectors-under-file", "vectors-bad-k",
         "vectors-huge-n",
-        "verify-workdir-file", "verify-intmac-acc"])
+        "verify-workdir-file", "verify-intmac-acc", "datapath-unreadable",
+        "datapath-bad-format", "datapath-and-options", "datapath-and-kind", "no-pe",
+        "datapath-stochastic", "datapath-no-pe"])
 def test_rtl_cli_refuses_and_changes_nothing(disk: Path, argv: list[str], msg: str,
                                              capsys: pytest.CaptureFixture[str],
                                              monkeypatch: pytest.MonkeyPatch) -> None:

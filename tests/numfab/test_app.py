@@ -189,8 +189,9 @@ def test_report_prices_each_points_datapath(tmp_path: Path, target: str) -> None
     priced = {"float8_e4m3fn": ("float8_e4m3fn", "float8_e4m3fn"),
               "mxfp4": ("mxfp4", "mxfp4"), "bfloat16": ("bfloat16", "bfloat16"),
               "float32 (reference)": (None, None),
-              "weights=float8_e5m2 acts=bfloat16": ("bfloat16", "float8_e5m2")}
-    unpriced = {"int8": ("int8", "int8"),  # the float32 sum of int products: no PE
+              "weights=float8_e5m2 acts=bfloat16": ("bfloat16", "float8_e5m2"),
+              "int8": ("int8", "int8")}  # exact int products into float32: FloatMac
+    unpriced = {"weights=mxfp4 acts=float8_e4m3fn": ("float8_e4m3fn", "mxfp4"),  # no PE
                 "weights=mxfp4 acts=nvfp4": ("nvfp4", "mxfp4")}  # blocks of 16 and 32
     points = [({"model": "digits", "weights": w, "acts": a}, {"accuracy": 0.9 - 0.01 * i})
               for i, (a, w) in enumerate([*priced.values(), *unpriced.values()])]
@@ -208,7 +209,8 @@ def test_report_prices_each_points_datapath(tmp_path: Path, target: str) -> None
         assert cost.rstrip("*") == f"{area.primary / dp.k:.0f}"
         assert pj.rstrip("*") == f"{costmodel.energy_per_op(dp) / dp.k:.3f}"
     left = md.split("Left off the fronts", 1)[1]
-    assert "- int8: no PE computes the datapath a=int8 b=int8 acc=float32" in left
+    assert ("- weights=mxfp4 acts=float8_e4m3fn: no PE computes the datapath "
+            "a=float8_e4m3fn b=mxfp4 acc=float32") in left
     assert ("- weights=mxfp4 acts=nvfp4: acts=nvfp4 (A) x weights=mxfp4 (B) form no "
             "datapath: a and b must block K alike") in left
     assert "- float6_e2m3fn: no finite accuracy" in left

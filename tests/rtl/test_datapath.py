@@ -21,6 +21,9 @@ BUILDABLE = [
     ("a=mxfp8_e4m3 b=mxfp6_e2m3 acc=float16,down,tree4", "BlockDot"),
     ("a=nvfp4 b=nvfp4 acc=float32,nearest_even", "BlockDot"),
     ("a=e4m3 b=e5m2 acc=float16,toward_zero,chunk16->float32", "FloatMac"),
+    ("a=int8 b=int8 acc=float32", "FloatMac"),
+    ("a=bfloat16 b=int4 acc=float32", "FloatMac"),
+    ("a=fixed<4,4> b=e4m3 acc=float16,toward_zero,chunk8->float32,products@e5m2", "FloatMac"),
     ("a=e4m3 b=e4m3 acc=float32,up,products@bfloat16,product_rounding=down", "FloatMac"),
     ("a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32,chunk128->float32", "BlockDot"),
     ("a=mxfp8_e4m3 b=mxfp8_e4m3 acc=bfloat16,nearest_even,tree8@float16,tree_rounding=up,"
@@ -80,6 +83,29 @@ def test_promoting_pe_verifies_on_both_simulators(text: str, wide_bits: int,
     assert run_icarus(pe, v, tmp_path)["checks"] == v.checks
 
 
+#: integer operands into a float accumulator: fake quantization's int8 x int8 sums in
+#: float32, and weight-only int4 quantization of bfloat16 activations
+INTEGER_OPERANDS = ["a=int8 b=int8 acc=float32", "a=bfloat16 b=int4 acc=float32"]
+
+
+@pytest.mark.parametrize("text", INTEGER_OPERANDS)
+def test_integer_operand_pe_verifies_on_both_simulators(text: str, tmp_path) -> None:
+    """FloatMac takes integer operands (each code a significand with a fixed exponent:
+    the product is exact, then one rounding per step into the accumulator) and equals
+    simulator.gemm of the datapath on the same codes, in Amaranth's simulator and on
+    Icarus; its integer ports are the codes' width."""
+    from rtl.verify import run_icarus
+
+    dp = Datapath.parse(text)
+    pe = rtl.build(dp)
+    assert pe.kind == "FloatMac" and pe.datapath == dp
+    assert len(pe.b.as_value()) == dp.b.bits
+    v = make_vectors(pe, n=96, seed=4)
+    assert v.header["reference"] == "simulator.gemm"
+    assert run_amaranth(pe, v) == v.checks > 0
+    assert run_icarus(pe, v, tmp_path)["checks"] == v.checks
+
+
 @pytest.mark.parametrize(("text", "match"), [
     ("a=e4m3 b=e4m3 acc=exact", r"an exact accumulator"),
     ("a=e4m3 b=e4m3 acc=float16,stochastic,seed=1", r"stochastic rounding \(no PE has a "
@@ -113,7 +139,8 @@ def test_promoting_pe_verifies_on_both_simulators(text: str, wide_bits: int,
      r"float8_e4m3fn x float8_e4m3fn without a running sum"),
     ("a=e4m3 b=int8 acc=exact terms=1", r"a dot product of exactly 1 products"),
     ("a=e4m3 b=e4m3 acc=float32,nearest_even,tree8", r"an adder tree over scalar operands"),
-    ("a=int8 b=e4m3 acc=float32", r"a PE for these formats: PEs take block x block"),
+    ("a=e4m3 b=mxfp4 acc=float32", r"a PE for these formats: PEs take block x block"),
+    ("a=bipolar2 b=e4m3 acc=float32", r"a PE for these formats: PEs take block x block"),
     ("a=int8 b=int8 acc=fixed<8,8>", r"a PE for these formats: PEs take block x block"),
 ])
 def test_datapaths_no_pe_computes(text: str, match: str) -> None:

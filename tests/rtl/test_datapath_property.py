@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import rtl
 from costmodel.features import features, features_of
-from formats import BlockScaled, Integer, Minifloat
+from formats import BlockScaled, FixedBase, Integer, Minifloat
 from rtl.sim import run_amaranth
 from rtl.vectors import make_vectors
 from simulator import Accumulator, Datapath, Order
@@ -31,6 +31,8 @@ FULL = os.environ.get("NUMFAB_FULL") == "1"
 
 FLOATS = ["e4m3", "e5m2", "e2m1", "e3m2", "e2m3", "e4m3fnuz"]
 INTS = ["int4", "int8", "uint4"]
+#: scalar operands FloatMac multiplies exactly: minifloats, integers, fixed point
+SCALARS = [*FLOATS, *INTS, "fixed<4,4>", "bfloat16"]
 #: block formats by block size (operands must block K alike)
 BLOCKS = {32: ["mxfp4", "mxfp6_e2m3", "mxfp8_e4m3", "mxint8"], 16: ["nvfp4", "bfp8_b16"]}
 ACC_FLOATS = ["float16", "bfloat16", "float32", "e5m2", "e3m2", "e5m7"]
@@ -41,7 +43,7 @@ NARROW = ["e5m2", "e3m2", "bfloat16", "float16", "e4m3"]  # product / tree forma
 
 #: what makes a datapath one no PE computes (one per drawn datapath, or none)
 SPOILERS = ["stochastic", "pairwise", "exact", "lanes", "int products", "scalar tree",
-            "rounded tree of one", "tree over cycles", "mixed operands", "float acc for ints"]
+            "rounded tree of one", "tree over cycles", "mixed operands", "int acc for floats"]
 
 
 @st.composite
@@ -50,28 +52,37 @@ def datapaths(draw: st.DrawFn, simulated: bool = False) -> Datapath:
     vectors (trees of at most 8); otherwise, a third of the time, with one thing no PE
     computes (``SPOILERS``)."""
     spoil = None if simulated or draw(st.integers(0, 2)) else draw(st.sampled_from(SPOILERS))
-    kind = draw(st.sampled_from(["float", "int", "block", "grouped"]))
+    kind = draw(st.sampled_from(["float", "int", "int-float", "block", "grouped"]))
     if spoil == "mixed operands":
         kind = "mixed"
-    elif spoil in ("int products", "float acc for ints"):
+    elif spoil == "int products":
         kind = "int"
+    elif spoil == "int acc for floats":
+        kind = "float"
     elif spoil in ("scalar tree", "rounded tree of one", "tree over cycles"):
         kind = "float" if spoil == "scalar tree" else "block"
     if kind == "float":
         a, b = draw(st.sampled_from(FLOATS)), draw(st.sampled_from(FLOATS))
     elif kind == "int":
         a, b = draw(st.sampled_from(INTS)), draw(st.sampled_from(INTS))
+    elif kind == "int-float":  # an integer operand or two into a float accumulator
+        a, b = draw(st.sampled_from(SCALARS)), draw(st.sampled_from([*INTS, "fixed<4,4>"]))
+        if draw(st.booleans()):
+            a, b = b, a
     elif kind == "block":
         size = draw(st.sampled_from(sorted(BLOCKS)))
         a, b = draw(st.sampled_from(BLOCKS[size])), draw(st.sampled_from(BLOCKS[size]))
     elif kind == "grouped":
         a, b = draw(st.sampled_from(["int8", "int4", "uint4"])), "int4_g32"
     else:
-        a, b = draw(st.sampled_from([("int8", "e4m3"), ("e4m3", "mxfp4"), ("uint4", "nvfp4")]))
+        a, b = draw(st.sampled_from([("bipolar2", "e4m3"), ("e4m3", "mxfp4"),
+                                     ("uint4", "nvfp4")]))
     lanes = 2 if spoil == "lanes" else 1
     if spoil == "exact":
         return Datapath(a, b, Accumulator(None))
-    if kind == "int" and spoil != "float acc for ints":
+    if spoil == "int acc for floats":
+        return Datapath(a, b, Accumulator(draw(st.sampled_from(ACC_INTS))))
+    if kind == "int":
         pf = draw(st.sampled_from(["int8", "e5m2"])) if spoil == "int products" else None
         acc = Accumulator(draw(st.sampled_from(ACC_INTS)),
                           overflow=draw(st.sampled_from([None, "wrap", "saturate"])),
@@ -143,9 +154,9 @@ def expected_kind(dp: Datapath) -> str | None:
             and isinstance(acc.format, Minifloat) else None
     if width != 1:
         return None  # no scalar adder trees
-    if isinstance(a, Minifloat) and isinstance(b, Minifloat) \
+    if isinstance(a, (Minifloat, FixedBase)) and isinstance(b, (Minifloat, FixedBase)) \
             and isinstance(acc.format, Minifloat):
-        return "FloatMac"
+        return "FloatMac"  # exact products of minifloats, integers or fixed point
     if isinstance(a, Integer) and isinstance(b, Integer) and isinstance(acc.format, Integer):
         return None if pf is not None else "IntMac"
     return None

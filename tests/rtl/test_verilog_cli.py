@@ -86,11 +86,39 @@ def test_cli_vectors_csv(tmp_path):
         assert int(row["expected_p"], 16) == v.expected["p"][t]
 
 
-def test_cli_verify_both_simulators(capsys):
-    assert main(["rtl", "verify", "Quantizer", "--a", "float32", "--out", "e5m2",
+def test_cli_verify_both_simulators(capfd):
+    """The Quantizer given as its datapath; cocotb's start-up log lines (GPI INFO and
+    Icarus's vpiInstance WARNING) are not printed, only the verdicts."""
+    assert main(["rtl", "verify", "--datapath", "a=float32 b=none acc=exact terms=1 out=e5m2",
                  "--n", "50"]) == 0
-    out = capsys.readouterr().out
-    assert "PASS amaranth" in out and "PASS icarus" in out
+    out, err = capfd.readouterr()
+    assert "PASS amaranth: Quantizer" in out and "PASS icarus: Quantizer" in out
+    assert "gpi" not in out + err and "vpi" not in out + err
+
+
+@pytest.mark.parametrize("text", [
+    "a=e4m3 b=e4m3 acc=float16,chunk32->float32 k=1 lanes=1",
+    "a=int8 b=int4 acc=bfloat16,toward_zero,products@e5m2",
+])
+def test_cli_generate_and_vectors_from_a_datapath(tmp_path, text):
+    """--datapath (the str(Datapath) form) reaches every option, chunked promotion and
+    rounded products included: the Verilog is rtl.build(datapath)'s and the vectors
+    make_vectors' of it."""
+    from simulator import Datapath
+
+    pe = rtl.build(Datapath.parse(text))
+    assert main(["rtl", "generate", "--datapath", text, "--name", "dp", "-o",
+                 str(tmp_path)]) == 0
+    assert (tmp_path / "dp.v").read_text() == to_verilog(pe, "dp")
+    man = json.loads((tmp_path / "dp.json").read_text())
+    assert man["formats"] == pe.formats and man["parameters"] == pe.parameters
+    out = tmp_path / "v.csv"
+    assert main(["rtl", "vectors", "--datapath", text, "--n", "12", "-o", str(out)]) == 0
+    rows = [x for x in out.read_text().splitlines() if not x.startswith("#")]
+    v = make_vectors(pe, n=12)
+    assert len(rows) == v.cycles + 1
+    assert [int(r.split(",")[-1], 16) for r in rows[1:] if r.split(",")[-1]] == \
+        [e for e in v.expected["acc"] if e is not None]
 
 
 @pytest.mark.parametrize("argv,msg", [
