@@ -321,7 +321,8 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
     if isinstance(fmt, formats.Minifloat):
         with np.errstate(divide="ignore"):
             e = np.floor(np.log2(np.abs(ref)))
-        ulp = np.exp2(np.maximum(np.where(np.isfinite(e), e, fmt.emin), fmt.emin) - fmt.man_bits)
+        e = np.where(np.isfinite(e), e, fmt.emin)
+        ulp = np.exp2(np.maximum(e - fmt.precision + 1, fmt.lsb_exp_min))
         u = err / ulp
         edges = [0, 0.5, 1, 2, 4, 16, 256]
         print(f"ulp error ({fmt} ulps of the exact value):")
