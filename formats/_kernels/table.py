@@ -61,6 +61,9 @@ def sorted_encode(
         if vals[j + 1] == xv:  # -0.0 against a table holding only +0.0
             out[i] = order[j + 1]
             continue
+        if vals[j] == xv:  # +0.0 against a table holding only -0.0
+            out[i] = order[j]
+            continue
         a = vals[j]
         c = vals[j + 1]
         # xv lies strictly between a and c

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -69,3 +70,15 @@ def test_checks_catch_a_broken_quantizer() -> None:
         ft.check_monotone(lambda v: -fmt.quantize(v), x)
     with pytest.raises(AssertionError):
         ft.check_sign_symmetric(lambda v: fmt.quantize(v + 0.01), x)
+
+
+@pytest.mark.parametrize("table", [(1.0, -0.0), (-0.0, -1.0, 2.0), (0.0, 1.0)])
+@pytest.mark.parametrize("mode", ["up", "down", "toward_zero", "nearest_even",
+                                  "nearest_away"])
+def test_lut_zero_of_either_sign_is_exact(table: tuple[float, ...], mode: str) -> None:
+    """+0.0 and -0.0 are the same value: a table holding either zero represents both
+    exactly in every mode (hypothesis found +0.0 rounded up to 1.0 against (1.0, -0.0))."""
+    from formats import Lut
+
+    got = Lut(table=table).quantize(np.array([0.0, -0.0]), mode, "saturate")
+    assert (got == 0.0).all(), got
