@@ -71,7 +71,7 @@ def build(pe: Any, **options: Any) -> Any:
     ValueError
         Unknown kind or option (listing the valid ones), or an impossible parameter.
     """
-    cls, args = _constructor(pe, options, "build")
+    cls, args = _constructor(pe, options, "build(datapath)")
     return cls(**args)
 
 
@@ -82,22 +82,23 @@ def describe(pe: Any, **options: Any) -> Any:
     it prints no ``UnusedElaboratable`` warning (``costmodel`` prices PEs this way)."""
     from ._unelaborated import construct
 
-    cls, args = _constructor(pe, options, "describe")
+    cls, args = _constructor(pe, options, "a simulator.Datapath")
     return construct(cls, args)
 
 
-def _constructor(pe: Any, options: dict[str, Any], caller: str) -> tuple[type, dict[str, Any]]:
-    """The PE class and its constructor arguments for ``build``/``describe``."""
+def _constructor(pe: Any, options: dict[str, Any], who: str) -> tuple[type, dict[str, Any]]:
+    """The PE class and its constructor arguments for ``build``/``describe`` (``who``
+    names the datapath in the error for options given with one)."""
     from simulator import Datapath
 
     if isinstance(pe, Datapath):
         if options:
-            raise ValueError(f"{caller}(datapath) takes no options; the datapath holds them, "
-                             f"not {', '.join(sorted(options))}")
+            raise ValueError(f"{who} takes no options; the datapath holds them, not "
+                             f"{', '.join(sorted(options))}")
         from .datapath import pe_options
 
         dp_kind, opts = pe_options(pe)
-        return _constructor(dp_kind, opts, caller)
+        return _constructor(dp_kind, opts, who)
     if not isinstance(pe, str):
         raise TypeError(f"pe must be a PE kind name (str): one of {', '.join(PE_KINDS)}, or "
                         f"a simulator.Datapath; not {type(pe).__name__}")

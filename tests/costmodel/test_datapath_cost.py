@@ -121,3 +121,6 @@ def test_gemm_cost_datapath_argument_errors() -> None:
         costmodel.gemm_cost(8, 8, 8, dp, "mxfp4")
     with pytest.raises(TypeError, match="gemm_cost needs b_format"):
         costmodel.gemm_cost(8, 8, 8, "mxfp4")
+    with pytest.raises(ValueError, match=r"^a simulator\.Datapath takes no options; the "
+                       r"datapath holds them, not stages$"):
+        costmodel.estimate(dp, stages=1)

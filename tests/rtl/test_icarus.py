@@ -1,7 +1,10 @@
 """Generated Verilog on Icarus through cocotb (cocotb_tools.runner), against the same
-golden vectors. Exhaustive 8-bit FloatMul checks run here (Icarus: ~20-30k vectors/s)."""
+golden vectors. Exhaustive 8-bit FloatMul checks run here (Icarus: ~20-30k vectors/s):
+CI runs one per reference path and format (NUMFAB_FULL=1 all)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -10,13 +13,14 @@ from rtl.sim import Mismatch
 from rtl.vectors import make_vectors
 from rtl.verify import run_icarus
 
+FULL = os.environ.get("NUMFAB_FULL") == "1"
+
 
 @pytest.mark.parametrize("a,out,kw,ref", [
     ("e4m3fn", "e4m3fn", {"overflow": "saturate"}, "torch"),
-    ("e4m3fn", "e4m3fn", {}, "formats"),
     ("e4m3fn", None, {}, "formats"),
     ("e5m2", "e5m2", {}, "torch"),
-    ("e5m2", None, {}, "formats"),
+    *([("e4m3fn", "e4m3fn", {}, "formats"), ("e5m2", None, {}, "formats")] if FULL else []),
 ])
 def test_float_mul_exhaustive(tmp_path, a, out, kw, ref):
     pe = FloatMul(a, a, out, **kw)
@@ -36,7 +40,7 @@ def test_float_mul_exhaustive(tmp_path, a, out, kw, ref):
     lambda: BlockDot("mxint8", "bfloat16", k=8),
     lambda: BipolarPe("int4", "int4", 16),
     lambda: LutPe("int4", "int8", group=4, groups=2),
-    lambda: ShiftAddPe("int8", "int4_g32", "float32", lanes=8),
+    lambda: ShiftAddPe("int8", "int4_g32", "bfloat16", lanes=8),
 ], ids=["quant_e4m3", "quant_int8", "mul_bf16", "intmac", "fmac_fp32", "fmac_fp16",
         "blockdot_mxfp4", "blockdot_mxint8", "bipolar", "lut", "shiftadd"])
 def test_pe_on_icarus(tmp_path, pe):

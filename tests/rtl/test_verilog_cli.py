@@ -97,8 +97,10 @@ def test_cli_verify_both_simulators(capfd):
 
 
 @pytest.mark.parametrize("text", [
-    "a=e4m3 b=e4m3 acc=float16,chunk32->float32 k=1 lanes=1",
-    "a=int8 b=int4 acc=bfloat16,toward_zero,products@e5m2",
+    # the accumulator test_datapath's promoting test simulates (no kernels of its own)
+    "a=e5m2 b=e4m3 acc=e3m2,toward_zero,chunk3->float16,products@e4m3,product_rounding=up "
+    "k=1 lanes=1",
+    "a=int8 b=int8 acc=float32",
 ])
 def test_cli_generate_and_vectors_from_a_datapath(tmp_path, text):
     """--datapath (the str(Datapath) form) reaches every option, chunked promotion and
