@@ -190,9 +190,15 @@ def check_half_ulp(quantize: Quantizer, fmt: Format, x: Any) -> None:
 
 
 def check_directed_brackets(fmt: Format, x: Any) -> None:
-    """down(x) <= x <= up(x), each a neighbour of x, and toward-zero between 0 and x."""
+    """down(x) <= x <= up(x), each a neighbour of x, and toward-zero between 0 and x.
+
+    Only x inside the range count: beyond it every mode saturates, and a format without
+    zero treats the gap around zero the same way (every mode clamps a magnitude below the
+    least one to it, keeping x's sign; zero becomes the least positive value)."""
     xs = _arr(x)
     xs = xs[np.isfinite(xs) & (xs >= fmt.min) & (xs <= fmt.max)]
+    if 0.0 not in fmt.finite_values():
+        xs = xs[np.abs(xs) >= fmt.smallest_subnormal]
     lo, hi = _neighbours(fmt, xs)
     d = _arr(fmt.quantize(xs, Rounding.DOWN, "saturate"))
     u = _arr(fmt.quantize(xs, Rounding.UP, "saturate"))
