@@ -6,7 +6,7 @@ Formats are frozen dataclasses (:class:`Minifloat`, :class:`Integer`, :class:`Fi
 the double-rounding primitive the block formats and the simulator's accumulators share.
 """
 
-from . import odd
+from . import odd, stream
 from ._base import Format, InputArray
 from ._enums import Choice, Overflow, Rounding, Special
 from ._runtime import setup_runtime
@@ -51,6 +51,7 @@ __all__ = [
     "canonical_name",
     "named_formats",
     "odd",
+    "stream",
     "pack",
     "setup_runtime",
     "parse",

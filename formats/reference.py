@@ -19,8 +19,8 @@ from .integer import FixedPoint, Integer
 from .lut import BipolarInt, Lut
 from .minifloat import Minifloat
 
-__all__ = ["ref_block_encode", "ref_decode", "ref_encode", "ref_grid", "ref_round", "ref_ulp",
-           "ref_up_probability"]
+__all__ = ["ref_block_encode", "ref_decode", "ref_encode", "ref_grid", "ref_rand62",
+           "ref_round", "ref_ulp", "ref_up_probability"]
 
 Value = Fraction | float  # float only for NaN and +-Inf
 
@@ -240,6 +240,19 @@ def ref_ulp(fmt: Format, x: Fraction) -> Fraction:
     top binade's LSB (a minifloat, integer or fixed-point format)."""
     e = fmt.lsb_exp_min if x == 0 else _floor_log2(abs(x)) - fmt.precision + 1
     return Fraction(2) ** min(max(e, fmt.lsb_exp_min), fmt.lsb_exp_max)
+
+
+_M64 = (1 << 64) - 1
+
+
+def ref_rand62(k: int, idx: int) -> int:
+    """The random stream (:mod:`formats.stream`) in Python integers: SplitMix64's output
+    function of ``k + idx * 0x9E3779B97F4A7C15`` (mod 2**64), shifted right by 2."""
+    z = (k + idx * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    z ^= z >> 31
+    return z >> 2
 
 
 def ref_round(x: Fraction | float, fmt: Format, mode: Rounding | str = Rounding.NEAREST_EVEN,

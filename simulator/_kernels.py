@@ -18,6 +18,7 @@ from numba import prange
 
 from formats import Overflow, Rounding
 from formats.odd import add_odd
+from formats.stream import rand62
 
 # the kernels' integer codes of the modes and policies (Rounding.code, Overflow.code)
 RNE, RNA, RTZ, UP, DOWN, _STOCH = (m.code for m in Rounding)
@@ -29,21 +30,6 @@ _INLINE = {"cache": True, "inline": "always", "error_model": "numpy"}
 
 MAG = np.int64(0x7FFFFFFFFFFFFFFF)
 FRAC = np.int64((1 << 52) - 1)
-GOLD = np.uint64(0x9E3779B97F4A7C15)
-MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-@numba.njit(**_INLINE)
-def rand62(seed, idx):  # pragma: no cover - jitted
-    """Counter-based uniform integer in [0, 2**62): splitmix64 of seed + idx * golden."""
-    z = np.uint64(seed) + np.uint64(idx) * GOLD
-    z = (z ^ (z >> np.uint64(30))) * MIX1
-    z = (z ^ (z >> np.uint64(27))) * MIX2
-    z = z ^ (z >> np.uint64(31))
-    return np.int64(z >> np.uint64(2))
-
-
 @numba.njit(**_INLINE)
 def pow2(e):  # pragma: no cover - jitted
     """2.0**e for -1022 <= e <= 1023, built from its bits."""

@@ -21,16 +21,8 @@ from .gemm import Operand
 
 __all__ = ["rand62", "ref_accumulate", "ref_gemm_operands", "ref_round"]
 
-_M64 = (1 << 64) - 1
-
-
-def rand62(seed: int, idx: int) -> int:
-    """splitmix64(seed + idx * 0x9E3779B97F4A7C15) >> 2: the stochastic-rounding stream."""
-    z = (seed + idx * 0x9E3779B97F4A7C15) & _M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    z ^= z >> 31
-    return z >> 2
+#: the one random stream (formats.stream), exactly
+rand62 = fr.ref_rand62
 
 
 def ref_round(x: Fraction | float, fmt: Any, mode: Rounding, overflow: Overflow | None = None,

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 import os
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 import formats
 from formats import Minifloat, Overflow, Rounding
-from formats.reference import ref_decode, ref_encode, ref_up_probability
+from formats.reference import ref_decode, ref_encode, ref_rand62, ref_up_probability
 from tests.formats.inputs import rounding_inputs
 
 FULL = os.environ.get("NUMFAB_FULL") == "1"
@@ -135,12 +136,40 @@ def test_stochastic_unbiased(name: str) -> None:
         assert abs(mean - p) <= 5 * sd * gap + 1e-12
 
 
+def test_stream_is_splitmix64() -> None:
+    """formats.stream against SplitMix64's published outputs for seed 1234567 (Vigna's
+    splitmix64.c: 6457827717110365317, 3203168211198807973, ...; output n is the mix of
+    seed + n * gamma) and the Python-integer reference at far counters and keys."""
+    want = [6457827717110365317, 3203168211198807973, 9817491932198370423,
+            4593380528125082431, 16408922859458223821]
+    got = formats.stream.random_bits(1234567, 5, start=1)
+    assert [int(v) for v in got] == [w >> 2 for w in want]
+    for k, start in ((0, 0), (2**64 - 1, 2**40), (0x0123456789ABCDEF, 2**62)):
+        got = formats.stream.random_bits(k, 7, start=start)
+        assert [int(v) for v in got] == [ref_rand62(k, start + i) for i in range(7)]
+    with pytest.raises(ValueError, match="seed must be an int in 0..2"):
+        formats.stream.key(-1)
+    with pytest.raises(ValueError, match="seed must be an int in 0..2"):
+        formats.stream.key(2**64)
+
+
 def test_stochastic_reproducible_and_rand_bits() -> None:
     f = formats.parse("e4m3")
     x = np.random.default_rng(0).standard_normal(1000)
     a = f.encode(x, "stochastic", seed=3)
+    np.testing.assert_array_equal(a, f.encode(x, "stochastic", seed=3))
+    # a Generator gives one 64-bit key (one draw): the same stream as that int seed
+    key = int(np.random.default_rng(3).integers(0, 2**64, dtype=np.uint64))
     b = f.encode(x, "stochastic", seed=np.random.default_rng(3))
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(b, f.encode(x, "stochastic", seed=key))
+    # element i's magnitude rounds away from zero exactly when its stream integer
+    # (formats.stream; here the Python-integer reference) lies below the share of the
+    # exact remainder
+    for i in range(0, 1000, 37):
+        lo_v, hi_v, prob = ref_up_probability(f, float(x[i]))
+        away_v, toward_v, p_away = (hi_v, lo_v, prob) if x[i] >= 0 else (lo_v, hi_v, 1 - prob)
+        want = away_v if Fraction(ref_rand62(3, i), 2**62) < p_away else toward_v
+        assert a[i] == want, (i, x[i], prob)
     c = f.encode(x, "stochastic", seed=3, rand_bits=4)
     lo = f.encode(x, "down")
     hi = f.encode(x, "up")
