@@ -56,9 +56,11 @@ _LAUNCH = {"enable_fp_fusion": False}
 def _load_bits(ptr, offs, m, IN16: tl.constexpr):
     """float32 bits (uint32) of float32 (int32 view) or bfloat16 (int16 view) input."""
     if IN16:
-        return tl.load(ptr + offs, mask=m, other=0).to(tl.uint16, bitcast=True).to(
+        xb = tl.load(ptr + offs, mask=m, other=0).to(tl.uint16, bitcast=True).to(
             tl.uint32) << 16
-    return tl.load(ptr + offs, mask=m, other=0).to(tl.uint32, bitcast=True)
+    else:
+        xb = tl.load(ptr + offs, mask=m, other=0).to(tl.uint32, bitcast=True)
+    return xb
 
 
 @triton.jit
