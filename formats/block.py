@@ -559,8 +559,9 @@ class BlockScaled:
         page faults of a fresh output (~30% at memory speed).
 
         A torch tensor on a CUDA device is quantized there, bit-identical to this path
-        (float32 and bfloat16 blocked along the last axis by one fused Triton kernel);
-        ``out`` is then a tensor of x's shape, dtype and device."""
+        (float32 and bfloat16 blocked along the last axis by one fused Triton kernel, a
+        tensor scale adding a pass for the tensor's maximum); ``out`` is then a tensor of
+        x's shape, dtype and device."""
         if _gpu.on_gpu(x):
             return _gpu.kernels("block").quantize(self, x, out)
         inp = InputArray(x)

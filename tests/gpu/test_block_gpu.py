@@ -72,7 +72,8 @@ FORMATS = [_named(n) for n in formats.NAMED_BLOCKS] + [
     _b("uint4;float8_e8m0fnu;32;floor"), _b("bfloat16;float8_e8m0fnu;32;floor"),
     _b("float16;float8_e8m0fnu;8;ceil"), _b("float8_e4m3fn;bfloat16;32;nearest;tensor=float32"),
     _b("float16;bfloat16;32;nearest"), _b("float4_e2m1fn;float8_e8m0fnu;16;floor;tensor=float32"),
-    _b("int8;float16;8192;nearest"),
+    _b("int8;float16;8192;nearest"), _b("float8_e4m3fn;float8_e8m0fnu;8192;even"),
+    _b("float4_e2m1fn;float8_e8m0fnu;32;mse;tensor=float32"),
     # elements without a fused kernel, a scale without a float32 fast path
     _b("nf4;float16;64;nearest"), _b("bipolar3;float8_e8m0fnu;32;rceil"),
     _b("float8_e4m3fn;float32;32;nearest"),
