@@ -13,8 +13,9 @@ decode / quantize, following the numpy code of :mod:`formats.block` operation fo
 operation (torch's float64 ``+ - * /``, ``round``, comparisons and casts are IEEE on CPU
 and GPU alike), so that the results equal the CPU path's bit for bit.
 
-No step copies data to the host or waits for the device: the tensor scale stays a 0-d
-float64 tensor on the device.
+No step of this module copies data to the host or waits for the device (the tensor
+scale stays a 0-d float64 tensor there); the scalar formats' methods it calls run on the
+device by their own backend.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from . import f32 as F
 __all__ = ["dequantize", "encode", "quantize"]
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-#: elements per program of the fused kernels on a GPU, and their warps
+#: elements per program of the fused kernels on a GPU, and their warps (timed against
+#: other choices by benchmarks/gpu_block_check.py --sweep)
 TILE = 4096
 WARPS = 4
 #: elements per program under Triton's interpreter (it runs programs one by one)
