@@ -19,7 +19,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
@@ -270,6 +273,23 @@ def test_pairwise_sum_is_numpys() -> None:
         v = rng.standard_normal((50, n)) * np.exp2(rng.integers(-40, 40, (50, n)))
         got = gpu_block._pairwise_sum(torch.from_numpy(v))
         _same_floats(got, v.sum(axis=1), f"n={n}")
+
+
+def test_kernels_compile_for_h100() -> None:
+    """The interpreter runs the kernels' Python, not Triton's compiler: compile them for
+    sm_90 (Triton ships ptxas; no GPU needed) and read the PTX for what would break
+    bit-identity: only IEEE divisions (div.rn.f64), no fused multiply-add, no
+    flush-to-zero; and vector loads, which the speed needs."""
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    res = subprocess.run([sys.executable, "-m", "tests.gpu._compile"] + (["all"] if FULL else []),
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(lines) >= 5
+    for case in lines:
+        assert set(case["fp"]) <= {"div.rn.f64"}, case
+        assert not case["ftz"], case
+        assert case["vector_loads"], case
 
 
 # --- the ports of formats/_gpu/f32.py, one function at a time ----------------------------
