@@ -129,6 +129,11 @@ class QuantLayer(nn.Module):
             raise ValueError(f"layer {self.name!r} needs calibration for "
                              f"{', '.join(self.spec.techniques)}: call "
                              "Simulation.calibrate(batches) first")
+        dev = self.inner.weight.device
+        if self.stats is not None and self.stats["amax"].device != dev:
+            raise ValueError(f"layer {self.name!r} was calibrated on "
+                             f"{self.stats['amax'].device} and now computes on {dev}: "
+                             "calibrate again after moving the model")
 
     # --- transforms ---------------------------------------------------------------------
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +169,8 @@ class QuantLayer(nn.Module):
 
     def qweight(self) -> torch.Tensor:
         """The weight as the layer computes with it: transformed and quantized, cached
-        (on the weight's device) while the weight neither changes nor needs gradients.
+        (on the weight's device) while the weight does not change, for calls that need
+        no gradient of it (the weight does not require one, or grad mode is off).
         Under ``torch.compile`` the weight is quantized inside the graph on every call:
         a weight's version is invisible to the compiler, so the cache could go stale
         (inductor's ``freezing`` folds the quantized weight into a constant); GPTQ
@@ -181,12 +187,15 @@ class QuantLayer(nn.Module):
     @torch.compiler.disable
     def _cached_weight(self) -> torch.Tensor:
         w0 = self.inner.weight
-        key = (w0._version, id(w0), id(self.perm), id(self.smooth))
-        if not w0.requires_grad and self._wcache is not None and self._wcache[0] == key:
+        if w0.requires_grad and torch.is_grad_enabled():
+            return self._quantized_weight()  # the gradient flows through it
+        # the data pointer, device and dtype: model.to() swaps a parameter's data
+        key = (w0._version, id(w0), w0.data_ptr(), w0.device, w0.dtype, id(self.perm),
+               id(self.smooth))
+        if self._wcache is not None and self._wcache[0] == key:
             return self._wcache[1]
         w = self._quantized_weight()
-        if not w0.requires_grad:
-            self._wcache = (key, w)
+        self._wcache = (key, w)
         return w
 
     def _quantized_weight(self) -> torch.Tensor:
