@@ -247,6 +247,29 @@ def test_device_errors() -> None:
         gptq(torch.ones(2, 4), torch.ones(4, 4, device="meta"), "int4")
 
 
+def test_moved_model() -> None:
+    # the cached weight follows the model's device and dtype (model.to swaps data)
+    torch.manual_seed(9)
+    lin = nn.Linear(32, 8)
+    x = torch.randn(2, 32)
+    sim = simulate(lin, LayerSpec(weight="mxfp4", act="int8"))
+    with torch.no_grad():
+        sim(x)
+        lin.double()
+        got = sim(x.double())
+    sim.restore()
+    with simulate(lin, LayerSpec(weight="mxfp4", act="int8")) as sm, torch.no_grad():
+        assert got.dtype == torch.float64 and torch.equal(got, sm(x.double()))
+    # calibrated state stays where it was derived: moving the model asks for calibration
+    sim = simulate(lin, LayerSpec(weight="int8", rearrange=True))
+    sim.calibrate([x.double()])
+    lin.to("meta")
+    with pytest.raises(ValueError, match=r"layer '' was calibrated on cpu and now computes "
+                                         r"on meta: calibrate again after moving the model"):
+        sim(torch.ones(2, 32, dtype=torch.float64, device="meta"))
+    sim.restore()
+
+
 def test_non_float_input_refused() -> None:
     with pytest.raises(TypeError, match=r"x must be a floating-point tensor \(float16, "
                                         r"bfloat16, float32 or float64\) to quantize, not "
