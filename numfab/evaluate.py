@@ -15,6 +15,10 @@ modules' keys and values. Block formats scale per block; integers per output cha
 (weights) and per tensor (activations); bf16/fp16 are plain casts. The quantized layers
 run as fake quantization: operands rounded to their formats, then torch's float32 matmul
 (:attr:`EvalConfig.datapath` states that arithmetic as a :class:`simulator.Datapath`).
+
+:func:`evaluate` runs on the device :func:`resolve_device` picks (``--device``): a
+point's identity, and its quantization, do not depend on it; the models' own float
+arithmetic differs by rounding between devices.
 """
 
 from __future__ import annotations
