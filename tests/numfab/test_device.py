@@ -7,7 +7,6 @@ import importlib.util
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ import torch
 import formats
 from numfab.cli import build_parser, main, quantize_array
 from numfab.evaluate import EvalConfig, device_name, evaluate, resolve_device
-from numfab.sweep import load_sweep, read_results, run_sweep
 
 #: the refusal of --device cuda where torch sees no GPU (CPU-only or CUDA build)
 NO_CUDA = (r"numfab (quantize|eval|sweep): --device cuda: no CUDA device is visible to "
@@ -139,19 +137,3 @@ def test_eval_names_its_device(monkeypatch: pytest.MonkeyPatch,
     assert out["device"] == "cpu" and 0.9 < out["accuracy"] <= 1.0
     r = evaluate(EvalConfig("digits", weights="int8"), torch.device("cpu"))
     assert r == {k: v for k, v in out.items() if k not in ("seconds", "device")}
-
-
-def test_sweep_resumes_across_devices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the device is not part of a point's key: results computed elsewhere are kept
-    (tmp_path / "s.toml").write_text('models = ["digits"]\nformats = ["int8"]\n'
-                                     'quantize = ["weights"]\n')
-    cfg = load_sweep(tmp_path / "s.toml")
-    out = run_sweep(cfg, tmp_path / "r.jsonl", progress=False, device="cpu")
-    _, recs = read_results(out)
-    assert len(recs) == 2 and all(r["device"] == "cpu" for r in recs.values())
-    assert all("device" not in k for k in recs)
-    text = out.read_text().replace('"device": "cpu"', '"device": "cuda:0 (NVIDIA H100)"')
-    out.write_text(text)
-    redone: list[Any] = []
-    run_sweep(cfg, out, progress=False, device="auto", on_point=redone.append)
-    assert redone == [] and out.read_text() == text
