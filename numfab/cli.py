@@ -9,13 +9,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import formats
 from formats import Format, Minifloat
 
-from ._args import Parser, natural_int, positive_int
+from ._args import DEVICE_HELP, Parser, device_arg, natural_int, positive_int
 from ._io import atomic_write, check_input_file, check_output_dir, check_output_file
 from ._noise import drop_known_noise
 
@@ -123,13 +124,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from .evaluate import EvalConfig, evaluate
+    from .evaluate import EvalConfig, device_name, evaluate, resolve_device
 
+    dev = resolve_device(args.device, "--device")
     cfg = EvalConfig(args.model, weights=args.weights, acts=args.acts, kv=args.kv,
                      hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens)
     t0 = time.perf_counter()
-    res = evaluate(cfg)
+    res = evaluate(cfg, dev)
     res["seconds"] = round(time.perf_counter() - t0, 2)
+    res["device"] = device_name(dev)
     if args.json:
         print(json.dumps(res))
     else:
@@ -139,12 +142,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .evaluate import resolve_device
     from .sweep import load_sweep, run_sweep
 
+    # a Dask cluster's workers find their own devices; local workers use this machine's
+    dev = args.device if args.scheduler else str(resolve_device(args.device, "--device"))
     cfg = load_sweep(args.sweep)
     out = args.results or str(Path(args.sweep).with_suffix(".jsonl"))
     path = run_sweep(cfg, out, jobs=args.jobs, scheduler=args.scheduler,
-                     progress=not args.quiet)
+                     progress=not args.quiet, device=dev)
     print(f"results in {path}")
     return 0
 
@@ -240,6 +246,38 @@ def error_stats(x: np.ndarray, q: np.ndarray) -> dict[str, float]:
     }
 
 
+def quantize_array(f: Format, x: np.ndarray, device: Any = None
+                   ) -> tuple[np.ndarray, dict[str, str]]:
+    """``x`` quantized to ``f`` (scalar formats saturate; block formats: the encoded
+    values, float64) and the facts `numfab quantize` prints: bits per element and the
+    saturated and flushed-to-zero counts (block formats: their bytes and blocks too).
+    ``device``: a torch device to quantize on (the array goes there and the results
+    come back), or None for numpy on the host."""
+    xin: Any = x
+    if device is not None:
+        import torch
+
+        xin = torch.from_numpy(x).to(device)
+
+    def host(v: object) -> np.ndarray:
+        # the one copy back of device results
+        cpu = getattr(v, "cpu", None)
+        return cpu().numpy() if cpu is not None else np.asarray(v)
+
+    if isinstance(f, formats.BlockScaled):
+        enc = f.encode(xin)
+        q = host(enc.dequantize())
+        return q, {"bits_per_element": f"{enc.bits_per_element:.4f}",
+                   "nbytes": str(enc.nbytes),
+                   "saturated_elements": str(int(enc.saturated.sum())),
+                   "flushed_to_zero": str(int(enc.flushed.sum())),
+                   "blocks": str(math.prod(enc.scales.shape))}
+    q = host(f.quantize(xin, overflow="saturate"))
+    return q, {"bits_per_element": str(f.bits),
+               "saturated_elements": str(int(np.count_nonzero(np.abs(x) > f.max))),
+               "flushed_to_zero": str(int(np.count_nonzero((q == 0) & (x != 0))))}
+
+
 def _cmd_quantize(args: argparse.Namespace) -> int:
     f = formats.parse(args.format)
     src = check_input_file(args.file, "input file")
@@ -263,23 +301,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.file} holds {x.dtype}; numfab quantize takes float16, "
                          "float32, float64 or integer arrays")
     x = np.asarray(x, np.float32 if x.dtype.itemsize < 8 else np.float64)
-    print(f"{args.file}: shape {x.shape}, dtype {x.dtype}, format {f}")
-    if isinstance(f, formats.BlockScaled):
-        enc = f.encode(x)
-        q = enc.dequantize()
-        print(f"bits_per_element     {enc.bits_per_element:.4f}")
-        print(f"nbytes               {enc.nbytes}")
-        print(f"saturated_elements   {int(enc.saturated.sum())}")
-        print(f"flushed_to_zero      {int(enc.flushed.sum())}")
-        print(f"blocks               {enc.scales.size}")
-    else:
-        q = f.quantize(x, overflow="saturate")
-        sat = int(np.count_nonzero(np.abs(x) > f.max))
-        flushed = int(np.count_nonzero((q == 0) & (x != 0)))
-        print(f"bits_per_element     {f.bits}")
-        print(f"saturated_elements   {sat}")
-        print(f"flushed_to_zero      {flushed}")
-    for k, v in error_stats(x, np.asarray(q)).items():
+    dev = None
+    if args.device != "cpu":
+        from .evaluate import device_name, resolve_device
+
+        dev = resolve_device(args.device, "--device")
+        dev = None if dev.type == "cpu" else dev
+    where = "" if dev is None else f", on {device_name(dev)}"
+    print(f"{args.file}: shape {x.shape}, dtype {x.dtype}, format {f}{where}")
+    q, facts = quantize_array(f, x, dev)
+    for k, fact in facts.items():
+        print(f"{k:<20} {fact}")
+    for k, v in error_stats(x, q).items():
         print(f"{k:<20} {v:.6g}")
     if out is not None:
         q_arr = np.asarray(q, x.dtype)
@@ -361,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     pq.add_argument("file", help="input .npy file")
     pq.add_argument("--format", required=True, help="format name, e.g. nvfp4 or e4m3")
     pq.add_argument("-o", "--output", help="write the quantized array to this .npy file")
+    pq.add_argument("--device", type=device_arg, default="auto", metavar="DEVICE",
+                    help=DEVICE_HELP + " (the array is copied there and back)")
     pq.set_defaults(func=_cmd_quantize)
     pg = sub.add_parser(
         "gemm",
@@ -395,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--gptq", action="store_true", help="GPTQ weights (calibrated)")
     pe.add_argument("--tokens", type=positive_int, default=1024, help="SmolLM2 evaluation tokens")
     pe.add_argument("--json", action="store_true", help="print one JSON object")
+    pe.add_argument("--device", type=device_arg, default="auto", metavar="DEVICE",
+                    help=DEVICE_HELP)
     pe.set_defaults(func=_cmd_eval)
     ps = sub.add_parser(
         "sweep", help="run a resumable grid of evaluations from a TOML file",
@@ -405,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--jobs", type=positive_int, default=1, help="local worker processes")
     ps.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
     ps.add_argument("--quiet", action="store_true", help="no progress bar")
+    ps.add_argument("--device", type=device_arg, default="auto", metavar="DEVICE",
+                    help=DEVICE_HELP + "; with --scheduler each Dask worker resolves it. "
+                    "Not part of a point's key: a sweep may resume on another device")
     ps.set_defaults(func=_cmd_sweep)
     pr = sub.add_parser(
         "report", help="Markdown report with plots from a results file",

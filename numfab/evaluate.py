@@ -15,11 +15,16 @@ modules' keys and values. Block formats scale per block; integers per output cha
 (weights) and per tensor (activations); bf16/fp16 are plain casts. The quantized layers
 run as fake quantization: operands rounded to their formats, then torch's float32 matmul
 (:attr:`EvalConfig.datapath` states that arithmetic as a :class:`simulator.Datapath`).
+
+:func:`evaluate` runs on the device :func:`resolve_device` picks (``--device``): a
+point's identity, and its quantization, do not depend on it; the models' own float
+arithmetic differs by rounding between devices.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -29,9 +34,11 @@ import torch
 
 import formats
 
+from ._args import check_device
 from .models import BLOCKS, check_name, digits_data, load
 
-__all__ = ["ACCUMULATOR", "EvalConfig", "evaluate", "format_bits", "max_tokens", "text"]
+__all__ = ["ACCUMULATOR", "EvalConfig", "device_name", "evaluate", "format_bits", "max_tokens",
+           "resolve_device", "text"]
 
 #: the accumulator of every evaluation, as :class:`simulator.Accumulator` text: fake
 #: quantization runs each quantized layer as torch's float32 matmul, whose products of
@@ -120,6 +127,50 @@ class EvalConfig:
                              f"{exc}") from None
 
 
+def resolve_device(device: str | torch.device, what: str = "device") -> torch.device:
+    """The torch device ``device`` names: ``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), or
+    ``"auto"``: CUDA where torch sees a CUDA device, else the CPU. The device changes
+    results only by float rounding: formats quantize bit for bit alike on both, while the
+    models' own float arithmetic (matrix products) sums in each device library's order.
+
+    Raises
+    ------
+    ValueError
+        an unknown device, or CUDA where torch sees none (the message names ``what``,
+        e.g. ``--device``, and how to get a CUDA build of torch)
+    ModuleNotFoundError
+        CUDA without Triton, which formats' GPU kernels need
+    """
+    name = check_device(str(device) if isinstance(device, torch.device) else device, what)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else \
+            f"built for CUDA {torch.version.cuda}: check the driver and CUDA_VISIBLE_DEVICES"
+        raise ValueError(f"{what} {name}: no CUDA device is visible to torch "
+                         f"{torch.__version__} ({build}); install a CUDA build of torch "
+                         "(the pip command for your CUDA version is on "
+                         f"https://pytorch.org/get-started/locally/) or use {what} cpu")
+    dev = torch.device(name)
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{what} {name}: torch sees {torch.cuda.device_count()} CUDA "
+                         f"device(s), numbered from 0")
+    if importlib.util.find_spec("triton") is None:
+        raise ModuleNotFoundError(f"{what} {name}: formats' GPU kernels need Triton: pip "
+                                  "install 'numfab[gpu]'")
+    return dev
+
+
+def device_name(device: torch.device) -> str:
+    """``device`` as results record it: ``cpu``, or ``cuda:N (the card's name)``."""
+    if device.type != "cuda":
+        return str(device)
+    i = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{i} ({torch.cuda.get_device_name(i)})"
+
+
 def check_format(name: str, what: str = "format") -> Any:
     """Parse a format name (errors name ``what``; parse suggests close names)."""
     return formats.parse(name, parameter=what)
@@ -156,9 +207,9 @@ def _lm_ids(n: int, calib: bool = False) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=2)
-def _lm_reference(n: int) -> tuple[torch.Tensor, float]:
-    m = load("smollm2").model
-    ids = _lm_ids(n)
+def _lm_reference(n: int, device: torch.device) -> tuple[torch.Tensor, float]:
+    m = load("smollm2").model.to(device)
+    ids = _lm_ids(n).to(device)
     with torch.no_grad():
         logp = torch.log_softmax(m(ids).logits[0, :-1].float(), dim=-1)
     nll = -logp.gather(1, ids[0, 1:, None]).mean()
@@ -209,12 +260,15 @@ def _spec(cfg: EvalConfig, model: torch.nn.Module, pattern: str) -> dict[str, An
     return {"re:" + pattern: LayerSpec(**spec)}
 
 
-def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    """Metrics of ``cfg`` against the unquantized model (see the module docstring)."""
+def evaluate(cfg: EvalConfig, device: str | torch.device = "auto") -> dict[str, Any]:
+    """Metrics of ``cfg`` against the unquantized model (see the module docstring), the
+    model and its inputs on ``device`` (see :func:`resolve_device`; the bundled models
+    move there)."""
     from simulator.torch import LayerSpec, simulate
 
+    dev = resolve_device(device)
     loaded = load(cfg.model)
-    model = loaded.model
+    model = loaded.model.to(dev)
     res: dict[str, Any] = {"bits_weights": format_bits(cfg.weights),
                            "bits_acts": format_bits(cfg.acts)}
     if cfg.model == "smollm2":
@@ -222,13 +276,13 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
         if cfg.kv:
             rules["re:" + _only_block(cfg, r"model\.layers\.\d+\.self_attn")] = \
                 LayerSpec(kv=cfg.kv)
-        ref_logp, ref_ppl = _lm_reference(cfg.tokens)
-        ids = _lm_ids(cfg.tokens)
+        ref_logp, ref_ppl = _lm_reference(cfg.tokens, dev)
+        ids = _lm_ids(cfg.tokens).to(dev)
         any_fmt = cfg.weights or cfg.acts or cfg.kv or cfg.hadamard
         sim = simulate(model, rules) if any_fmt else None
         try:
             if sim is not None and cfg.gptq:
-                sim.calibrate([_lm_ids(min(cfg.tokens, 512), calib=True)])
+                sim.calibrate([_lm_ids(min(cfg.tokens, 512), calib=True).to(dev)])
             with torch.no_grad():
                 logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
         finally:
@@ -247,9 +301,9 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             rules["re:" + _only_block(cfg, r"encoder\.layer\.\d+\.attention\.self")] = \
                 LayerSpec(kv=cfg.kv)
         sents = _sentences()
-        ref = _embed(sents)
+        ref = _embed(sents, dev)
         with simulate(model, rules):
-            q = _embed(sents)
+            q = _embed(sents, dev)
         cos = (ref * q).sum(-1).mean()
         nn_ref = _nearest(ref)
         nn_q = _nearest(q)
@@ -257,6 +311,7 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
                                                                   .mean()))
     else:
         _, _, xte, yte = digits_data()
+        xte, yte = xte.to(dev), yte.to(dev)
         with torch.no_grad():
             ref_acc = (model(xte).argmax(-1) == yte).float().mean()
             rules = {"*": LayerSpec(weight=cfg.weights, act=cfg.acts)}
@@ -266,10 +321,10 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
     return res
 
 
-def _embed(sents: list[str]) -> torch.Tensor:
+def _embed(sents: list[str], device: torch.device) -> torch.Tensor:
     loaded = load("minilm")
     enc = loaded.tokenizer(sents, padding=True, truncation=True, max_length=128,
-                           return_tensors="pt")
+                           return_tensors="pt").to(device)
     with torch.no_grad():
         h = loaded.model(**enc).last_hidden_state
     mask = enc["attention_mask"].unsqueeze(-1).float()

@@ -30,9 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ._args import check_device
 from ._io import atomic_write, check_input_file, check_output_file, exclusive_lock
 from ._noise import drop_known_noise, dropping
-from .evaluate import EvalConfig, check_format, max_tokens
+from .evaluate import EvalConfig, check_format, max_tokens, resolve_device
 from .models import BLOCKS, MODELS
 
 __all__ = ["load_sweep", "points", "read_results", "run_sweep"]
@@ -148,22 +149,23 @@ def points(cfg: dict[str, Any]) -> list[EvalConfig]:
     return out
 
 
-def _run_point(cfg: EvalConfig, threads: int) -> dict[str, Any]:
+def _run_point(cfg: EvalConfig, threads: int, device: str) -> dict[str, Any]:
     import time
 
     import torch
 
     import formats
 
-    from .evaluate import evaluate
+    from .evaluate import device_name, evaluate, resolve_device
 
     formats.setup_runtime()  # a fresh worker process: tuned as the CLI's own
 
     torch.set_num_threads(threads)
+    dev = resolve_device(device)  # here: a Dask worker may see other devices than the client
     t0 = time.perf_counter()
-    metrics = evaluate(cfg)
+    metrics = evaluate(cfg, dev)
     return {"key": cfg.key(), "config": asdict(cfg), "metrics": metrics,
-            "seconds": round(time.perf_counter() - t0, 3)}
+            "seconds": round(time.perf_counter() - t0, 3), "device": device_name(dev)}
 
 
 #: how long a sweep waits for a Dask scheduler before giving up (nothing is run then)
@@ -273,19 +275,27 @@ def _same_sweep(path: Path, scan: _Scan, want_hash: str) -> None:
 
 def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int = 1,
               scheduler: str | None = None, progress: bool = True,
-              on_point: Callable[[dict[str, Any]], None] | None = None) -> Path:
+              on_point: Callable[[dict[str, Any]], None] | None = None,
+              device: str = "auto") -> Path:
     """Run the points of ``cfg`` not yet in ``results``, adding each as it finishes.
 
     The results file is replaced atomically after every point (never half-written), and
     locked for the sweep's duration: a second sweep on the same file is refused. An
     unfinished last line left by an older writer is dropped, but only from a file that is
     recognisably numfab results; any other existing file is refused and left unchanged.
+
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``: see
+    :func:`numfab.evaluate.resolve_device`) is where each point runs: checked here for
+    local workers, by each Dask worker for itself. It is not part of a point's identity
+    (its key): formats round alike on every device, so a sweep may resume on another
+    device; each record names the device that computed it (``"device"``).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise ValueError(f"scheduler must be a Dask scheduler address such as "
                          f"'tcp://host:8786', not {scheduler!r}")
+    device = str(resolve_device(device)) if scheduler is None else check_device(device)
     path = check_output_file(results, "results file")
     h = config_hash(cfg)
     with exclusive_lock(path, "results file"):
@@ -306,7 +316,7 @@ def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int = 1,
             bar = tqdm(total=len(todo) + len(scan.records), initial=len(scan.records),
                        unit="point")
         try:
-            for rec in _execute(todo, jobs, scheduler):
+            for rec in _execute(todo, jobs, scheduler, device):
                 lines.append(json.dumps(rec).encode())
                 save()
                 if on_point is not None:
@@ -319,7 +329,7 @@ def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int = 1,
     return path
 
 
-def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None
+def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None, device: str
              ) -> Iterator[dict[str, Any]]:
     if not todo:
         return
@@ -336,7 +346,7 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None
             raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
                              "no point was run, the results file is unchanged") from None
         try:
-            futs: Any = [client.submit(_run_point, p, 1, pure=False) for p in todo]
+            futs: Any = [client.submit(_run_point, p, 1, device, pure=False) for p in todo]
             for fut in das(futs):
                 yield fut.result()
         finally:
@@ -351,6 +361,6 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None
     init = drop_known_noise if dropping() else None
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
                              initializer=init) as pool:
-        futs = [pool.submit(_run_point, p, threads) for p in todo]
+        futs = [pool.submit(_run_point, p, threads, device) for p in todo]
         for fut in as_completed(futs):
             yield fut.result()

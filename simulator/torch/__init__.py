@@ -13,6 +13,14 @@ BERT) matched by a rule with ``kv=`` get their key and value projections' output
 quantized along the head dimension: the tensors the KV cache stores (for Llama, keys
 before the rotary embedding, as KVQuant's pre-RoPE key quantization).
 
+A model runs where its parameters lie: on a CUDA device every quantization (weights,
+activations, KV cache, and the Hadamard, SmoothQuant, GPTQ and MSE-clip transforms)
+runs on that device, quantized weights are cached there, and only the bit-true route
+copies operands to the host (simulator.gemm's kernels run there). Inputs and
+calibration batches on another device than the model are refused. Each quantization is
+the torch custom op ``numfab::fake_quant``, so a simulated model runs under
+``torch.compile`` and CUDA graphs.
+
 Modules by responsibility: :mod:`.spec` (LayerSpec), :mod:`.rules` (patterns to specs),
 :mod:`.quantize` (fake quantization), :mod:`.layers` (the patched modules),
 :mod:`.calibration`, :mod:`.folding` (SmoothQuant into norms), :mod:`.simulation`

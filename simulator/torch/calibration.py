@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .folding import fold_smoothquant, restore_params
+from .layers import check_devices
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -40,6 +41,7 @@ def calibrate(sim: Simulation, batches: Iterable[Any], forward: Any = None,
     try:
         with torch.no_grad():
             for batch in batches:
+                check_devices(sim.model, {f"batches[{n}]": batch})
                 out = sim.model(batch) if forward is None else forward(sim.model, batch)
                 if n == 0:
                     first_out, first_batch = out, batch

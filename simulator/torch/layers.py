@@ -4,6 +4,7 @@ quantizer around attention projections; which modules can take them."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any
 
@@ -18,7 +19,8 @@ from ..gemm import gemm
 from .quantize import fake_quant, quantize, rows, scaled
 from .spec import LayerSpec
 
-__all__ = ["KVQuant", "QuantLayer", "kv_children", "layer_names"]
+__all__ = ["KVQuant", "QuantLayer", "check_devices", "kv_children", "layer_names",
+           "model_device", "same_device"]
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 KV_PAIRS = (("k_proj", "v_proj"), ("key", "value"))
@@ -100,7 +102,8 @@ class QuantLayer(nn.Module):
         x2 = rows(x.detach()).to(torch.float64)
         st = self.stats
         if st is None:
-            st = self.stats = {"amax": torch.zeros(x2.shape[1], dtype=torch.float64),
+            st = self.stats = {"amax": torch.zeros(x2.shape[1], dtype=torch.float64,
+                                                   device=x2.device),
                                "n": 0, "H": None}
         st["amax"] = torch.maximum(st["amax"], techniques.column_amax(x2))
         st["n"] += x2.shape[0]
@@ -126,6 +129,11 @@ class QuantLayer(nn.Module):
             raise ValueError(f"layer {self.name!r} needs calibration for "
                              f"{', '.join(self.spec.techniques)}: call "
                              "Simulation.calibrate(batches) first")
+        dev = self.inner.weight.device
+        if self.stats is not None and self.stats["amax"].device != dev:
+            raise ValueError(f"layer {self.name!r} was calibrated on "
+                             f"{self.stats['amax'].device} and now computes on {dev}: "
+                             "calibrate again after moving the model")
 
     # --- transforms ---------------------------------------------------------------------
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,18 +168,45 @@ class QuantLayer(nn.Module):
         return f
 
     def qweight(self) -> torch.Tensor:
+        """The weight as the layer computes with it: transformed and quantized, cached
+        (on the weight's device) while the weight does not change, for calls that need
+        no gradient of it (the weight does not require one, or grad mode is off).
+        Under ``torch.compile`` the weight is quantized inside the graph on every call:
+        a weight's version is invisible to the compiler, so the cache could go stale
+        (inductor's ``freezing`` folds the quantized weight into a constant); GPTQ
+        weights come from the cache (a graph break)."""
         w0 = self.inner.weight
         if self.spec.weight is None and not self.spec.techniques:
             return w0
-        key = (w0._version, id(w0), id(self.perm), id(self.smooth))
-        if not w0.requires_grad and self._wcache is not None and self._wcache[0] == key:
+        if torch.compiler.is_compiling() and not self.spec.gptq:
+            return self._quantized_weight()
+        return self._cached_weight()
+
+    # GPTQ is seconds of work per layer: a compiled model takes its weight from the cache
+    # (a graph break), as an eager one does
+    @torch.compiler.disable
+    def _cached_weight(self) -> torch.Tensor:
+        w0 = self.inner.weight
+        if w0.requires_grad and torch.is_grad_enabled():
+            return self._quantized_weight()  # the gradient flows through it
+        # the data pointer, device and dtype: model.to() swaps a parameter's data
+        key = (w0._version, id(w0), w0.data_ptr(), w0.device, w0.dtype, id(self.perm),
+               id(self.smooth))
+        if self._wcache is not None and self._wcache[0] == key:
             return self._wcache[1]
+        w = self._quantized_weight()
+        self._wcache = (key, w)
+        return w
+
+    def _quantized_weight(self) -> torch.Tensor:
+        w0 = self.inner.weight
         w = self.weight_transformed()
         if self.spec.weight is not None:
             f = self._weight_format(w.shape[1], w.numel())
             if self.spec.gptq:
                 assert self.stats is not None and self.stats["H"] is not None
-                t = self.transform(torch.eye(w.shape[1], dtype=torch.float64))
+                t = self.transform(torch.eye(w.shape[1], dtype=torch.float64,
+                                             device=w.device))
                 h = t.T @ self.stats["H"] @ t
                 if self.spec.granularity == "tensor":
                     raise ValueError(f"layer {self.name!r}: gptq takes channel or group "
@@ -181,10 +216,7 @@ class QuantLayer(nn.Module):
                 w = w + (q - w).detach() if w.requires_grad else q
             else:
                 w = quantize(w, f, whole=self.spec.granularity == "tensor")
-        w = w.reshape(w0.shape)
-        if not w0.requires_grad:
-            self._wcache = (key, w)
-        return w
+        return w.reshape(w0.shape)
 
     def _qact(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.act is None:
@@ -196,6 +228,8 @@ class QuantLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inner = self.inner
+        same_device(x, inner.weight, self.name, "calibration batch" if self.calibrating
+                    else "input")
         if self.calibrating:
             self._record(x)
             return type(inner).forward(inner, x)  # the class's (a root layer's is ours)
@@ -234,11 +268,14 @@ class QuantLayer(nn.Module):
         return y
 
     def _bit_true(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer through :func:`simulator.gemm`, whose kernels run on the host: the
+        operands of a layer on a GPU are copied to the host for it, and the product
+        back (explicitly, here: the one host round trip of a simulated CUDA model)."""
         inner = self.inner
         lead = x.shape[:-1]
         xt = self.transform(x.detach().to(torch.float64))
-        a = rows(xt).numpy()
-        w = self.weight_transformed().detach().to(torch.float64).numpy()
+        a = rows(xt).cpu().numpy()
+        w = self.weight_transformed().detach().to(torch.float64).cpu().numpy()
         af = scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.size)
         wf = self._weight_format(w.shape[-1], w.size) if self.spec.weight is not None \
             else None
@@ -254,8 +291,9 @@ class QuantLayer(nn.Module):
         # the weight's blocks lie along K: pass W.T (K, out), blocked along its K
         y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=self.spec.accumulator)
         if inner.bias is not None:
-            y = y + inner.bias.detach().to(torch.float64).numpy()
-        return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, w.shape[0])
+            y = y + inner.bias.detach().to(torch.float64).cpu().numpy()
+        return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, w.shape[0]).to(
+            x.device)
 
 
 class KVQuant(nn.Module):
@@ -272,12 +310,48 @@ class KVQuant(nn.Module):
         self.head_dim = head_dim
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        w = getattr(self.inner, "weight", None)
+        if isinstance(w, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
+            same_device(args[0], w, self.name, "input")
         y = self.inner(*args, **kwargs)
         if self.head_dim and y.shape[-1] % self.head_dim == 0:
             shp = y.shape
             y2 = y.reshape(*shp[:-1], shp[-1] // self.head_dim, self.head_dim)
             return fake_quant(y2, self.fmt).reshape(shp)
         return fake_quant(y, self.fmt)
+
+
+def same_device(x: torch.Tensor, weight: torch.Tensor, name: str, what: str) -> None:
+    """Refuse ``x`` on another device than the layer's weight (numfab never copies a
+    tensor between devices behind the caller's back)."""
+    if x.device != weight.device:
+        raise ValueError(f"layer {name!r}: its {what} is on {x.device}, its weight on "
+                         f"{weight.device}; move the {what} to the model's device "
+                         f"(.to({str(weight.device)!r}))")
+
+
+def model_device(model: nn.Module) -> torch.device | None:
+    """The device of all of ``model``'s parameters and buffers; None where they lie on
+    several devices (or there are none)."""
+    devs = {t.device for t in itertools.chain(model.parameters(), model.buffers())}
+    return devs.pop() if len(devs) == 1 else None
+
+
+def check_devices(model: nn.Module, inputs: dict[str, Any]) -> None:
+    """Refuse tensors among ``inputs`` (what -> a tensor, or a list, tuple or dict of
+    them) that lie on another device than ``model``: a clear error naming the input,
+    not torch's from deep inside the model, and never a copy."""
+    dev = model_device(model)
+    if dev is None:
+        return
+    for what, v in inputs.items():
+        items = v.items() if isinstance(v, dict) else enumerate(v) \
+            if isinstance(v, (list, tuple)) else [(None, v)]
+        for k, t in items:
+            if isinstance(t, torch.Tensor) and t.device != dev:
+                at = what if k is None else f"{what}[{k!r}]"
+                raise ValueError(f"{at} is on {t.device}, the simulated model on {dev}; "
+                                 f"move it to the model's device (.to({str(dev)!r}))")
 
 
 def layer_names(model: nn.Module) -> list[str]:

@@ -1,8 +1,21 @@
-"""Fake quantization of torch tensors through formats/' kernels, straight-through."""
+"""Fake quantization of torch tensors through formats/' kernels, straight-through.
+
+Every quantization of a tensor is one call of the torch custom op
+``numfab::fake_quant(x, fmt, whole)`` (:func:`quantize_op`): its fake kernel gives the
+result's shape and dtype, so a simulated model runs under ``torch.compile`` (and CUDA
+graphs) with the op as an opaque node, and its gradient is the identity
+(straight-through). The op works where the tensor lives: a CPU tensor is quantized by
+formats/' numba kernels through numpy (zero-copy views); a CUDA tensor is handed to the
+format as a tensor, which formats/ quantizes on its device (no host copy).
+
+Both paths quantize the same values: float64 tensors from float64, every other float
+dtype from its float32 value (exact), the result rounded once to the tensor's dtype.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -10,10 +23,11 @@ import numpy as np
 import torch
 
 from formats import BlockScaled, Integer, Lut, ScaleRule, parse
+from formats._gpu import on_gpu
 
 from .spec import check_granularity, fmt_of
 
-__all__ = ["fake_quant"]
+__all__ = ["fake_quant", "quantize_op"]
 
 
 def rows(x: torch.Tensor) -> torch.Tensor:
@@ -37,40 +51,79 @@ def scaled(fmt: Any, g: str, k: int, numel: int) -> Any:
 
 
 def fake_quant(x: torch.Tensor, fmt: Any, granularity: str = "auto") -> torch.Tensor:
-    """``x`` quantized to ``fmt`` along its last dimension (K), in x's dtype, with a
-    straight-through gradient (the identity). Runs formats/' float32 kernels."""
+    """``x`` quantized to ``fmt`` along its last dimension (K), in x's dtype and on its
+    device, with a straight-through gradient (the identity).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a floating-point torch tensor
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, not {type(x).__name__}")
     if fmt is None:
         return x
     fmt = fmt_of(fmt, "fmt")
     check_granularity(granularity, fmt, "granularity")
-    if x.numel() == 0:
-        return x
     return quantize(x, scaled(fmt, granularity, x.shape[-1], x.numel()),
-                     whole=granularity == "tensor")
+                    whole=granularity == "tensor")
 
 
 def quantize(x: torch.Tensor, f: Any, whole: bool = False) -> torch.Tensor:
     """``x`` in the resolved format ``f`` (blocks along the last dimension; ``whole``:
-    one block spanning the tensor), straight-through."""
+    one block spanning the tensor), straight-through, through :func:`quantize_op`."""
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor (float16, bfloat16, float32 "
+                        f"or float64) to quantize, not {x.dtype}")
     if x.numel() == 0:
         return x
-    k = x.shape[-1]
-    # float32 kernels for float32/16-bit tensors; float64 tensors round from float64
-    wide = x.dtype == torch.float64
-    arr = x.detach().to(torch.float64 if wide else torch.float32).contiguous().numpy()
-    if isinstance(f, BlockScaled) and whole:
-        arr2 = arr.reshape(1, -1)
-    elif isinstance(f, BlockScaled) and isinstance(f.block_size, int):
-        arr2 = arr.reshape(-1, k)
-    else:
-        arr2 = arr
     if isinstance(f, BlockScaled) and f.axis != -1 and isinstance(f.block_size, int):
         f = dataclasses.replace(f, axis=-1)
+    # the op's output is contiguous (its fake kernel says so): give it a contiguous input
+    return quantize_op(x.contiguous(), str(f), whole)
+
+
+@functools.lru_cache(maxsize=256)
+def _format(name: str) -> Any:
+    """The format named ``name`` (the op carries formats by name: ``parse(str(f)) == f``)."""
+    return parse(name)
+
+
+@torch.library.custom_op("numfab::fake_quant", mutates_args=())
+def quantize_op(x: torch.Tensor, fmt: str, whole: bool) -> torch.Tensor:
+    """``numfab::fake_quant``: contiguous float tensor ``x`` quantized to the format named
+    ``fmt`` (blocks along the last dimension; ``whole``: one block spanning the tensor),
+    a new contiguous tensor of x's shape, dtype and device."""
+    f = _format(fmt)
+    blocked = isinstance(f, BlockScaled)
+    if blocked and whole:
+        shape: tuple[int, ...] = (1, x.numel())
+    elif blocked and isinstance(f.block_size, int):
+        shape = (-1, x.shape[-1])
+    else:
+        shape = tuple(x.shape)
+    wide = x.dtype == torch.float64
     with np.errstate(all="ignore"):
-        q = np.asarray(f.quantize(arr2), arr.dtype).reshape(arr.shape)
-    qt = torch.from_numpy(q).to(x.dtype)
-    if x.requires_grad:
-        return x + (qt - x).detach()
-    return qt
+        if on_gpu(x):
+            # bfloat16 goes in as it is: formats/ quantize it from its float32 value and
+            # round the result to bfloat16, as the CPU path does (float16 does not: a
+            # block format would round float16 results from float64)
+            t = x if wide or x.dtype in (torch.float32, torch.bfloat16) else \
+                x.to(torch.float32)
+            q = f.quantize(t.reshape(shape))
+            return q.reshape(x.shape).to(x.dtype)
+        arr = x.detach().to(torch.float64 if wide else torch.float32).numpy()
+        qa = np.asarray(f.quantize(arr.reshape(shape)), arr.dtype).reshape(arr.shape)
+    return torch.from_numpy(qa).to(x.dtype)
+
+
+@quantize_op.register_fake
+def _(x: torch.Tensor, fmt: str, whole: bool) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _straight_through(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    return grad, None, None
+
+
+quantize_op.register_autograd(_straight_through)

@@ -10,7 +10,7 @@ from torch import nn
 
 from .calibration import calibrate
 from .folding import restore_params
-from .layers import LAYERS, KVQuant, QuantLayer, kv_children, layer_names
+from .layers import LAYERS, KVQuant, QuantLayer, check_devices, kv_children, layer_names
 from .rules import match, merge, rules
 from .spec import LayerSpec
 
@@ -37,6 +37,8 @@ class Simulation:
         self.restore()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        check_devices(self.model, {**{f"argument {i}": a for i, a in enumerate(args)},
+                                   **{f"argument {k!r}": a for k, a in kwargs.items()}})
         return self.model(*args, **kwargs)
 
     def restore(self) -> None:

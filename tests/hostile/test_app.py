@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -342,6 +343,39 @@ BAD_POINTS = {
 def test_bad_eval_points(kw: dict, exc: type[Exception], match: str) -> None:
     with pytest.raises(exc, match=match):
         EvalConfig(**kw)
+
+
+BAD_DEVICES = {
+    "name": ("gpu", ValueError, r"device must be auto, cpu, cuda or cuda:N, not 'gpu'"),
+    "index": ("cuda:x", ValueError, r"device must be auto, cpu, cuda or cuda:N, not "
+                                    r"'cuda:x'"),
+    "int": (0, TypeError, r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' \(a str\), "
+                          r"not 0"),
+    "no-gpu": ("cuda", ValueError, r"device cuda: no CUDA device is visible to torch"),
+}
+
+
+@pytest.mark.parametrize(("device", "exc", "match"), BAD_DEVICES.values(),
+                         ids=BAD_DEVICES.keys())
+def test_bad_devices_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             device: Any, exc: type[Exception],
+                                             match: str) -> None:
+    import torch
+
+    from numfab.evaluate import evaluate
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "s.toml").write_text(SWEEP)
+    cfg = load_sweep(tmp_path / "s.toml")
+    with pytest.raises(exc, match=match):
+        evaluate(EvalConfig("digits"), device)
+    with pytest.raises(exc, match=match):
+        run_sweep(cfg, tmp_path / "r.jsonl", progress=False, device=device)
+    if device != "cuda":  # a Dask worker, not the client, looks for the GPU
+        with pytest.raises(exc, match=match):  # refused before connecting
+            run_sweep(cfg, tmp_path / "r.jsonl", progress=False, device=device,
+                      scheduler="tcp://127.0.0.1:9")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
 def test_max_tokens_bounds_the_text() -> None:

@@ -58,6 +58,14 @@ def test_sweep_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert len(redone) == 2  # only the missing points ran
     assert _records(part) == _records(full)
     assert len(_records(full)) == 4  # the reference and three formats
+    # the device is not part of a point's key: records computed on another device stay
+    _, recs = read_results(part)
+    devices = {r["device"] for r in recs.values()}
+    assert len(devices) == 1 and not any("device" in k for k in recs)
+    moved = part.read_text().replace(f'"device": "{devices.pop()}"', '"device": "elsewhere"')
+    part.write_text(moved)
+    run_sweep(cfg, part, progress=False, on_point=redone.append)
+    assert len(redone) == 2 and part.read_text() == moved
     # a results file of another configuration is refused, not mixed
     cfg2 = dict(cfg, formats=["int8"])
     with pytest.raises(ValueError, match="different sweep configuration"):
