@@ -47,13 +47,16 @@ class FloatInput(NamedTuple):
 
 @numba.njit(**_INLINE)
 def round_right(sig, shift, neg, mode, rnd, rbits, par):  # pragma: no cover - jitted
-    """Round the non-negative integer ``sig / 2**shift`` (shift >= 0) to an integer.
+    """Round the non-negative integer ``sig / 2**shift`` to an integer (a negative shift,
+    from a format with more mantissa bits than the input, is exact).
 
     ``rnd`` is a uniform random integer in [0, 2**62) used only by STOCH; ``rbits`` > 0
     limits stochastic rounding to that many random bits (hardware-style truncation).
     ``par`` is added to ``q`` before the nearest-even parity test, for formats whose code
     parity is not the significand's (no mantissa bits: the exponent field decides).
     """
+    if shift < 0:  # a format wider than the input: exact (sig fits 53 bits)
+        return sig << -shift
     s = shift if shift < 62 else 62
     q = sig >> s
     rem = sig - (q << s)

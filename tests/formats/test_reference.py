@@ -222,3 +222,21 @@ def test_float32_bfloat16_fast_path() -> None:
                 assert math.isnan(fmt.decode(int(c)))
             else:
                 assert int(c) == want, (float(xi), mode.value)
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("float64", np.float32), ("float64", np.float16),
+                                             ("e5m20", np.float16), ("e8m30", np.float32),
+                                             ("float32", np.float16)])
+def test_formats_wider_than_the_input(name: str, dtype: type) -> None:
+    """A format with more mantissa bits than the input dtype holds every input exactly,
+    in every mode (the kernels once shifted by a negative amount there: wrong codes)."""
+    fmt = formats.parse(name)
+    rng = np.random.default_rng(4)
+    with np.errstate(over="ignore"):
+        x = (rng.standard_normal(2000) * np.exp2(rng.integers(-20, 20, 2000))).astype(dtype)
+    x = x[np.isfinite(x)]
+    for mode in Rounding:
+        kw = {"seed": 1} if mode is Rounding.STOCHASTIC else {}
+        codes = fmt.encode(x, mode, **kw)
+        np.testing.assert_array_equal(codes, fmt.encode(x.astype(np.float64), mode, **kw))
+        np.testing.assert_array_equal(fmt.decode(codes), x.astype(np.float64))
