@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _gpu, stream
 from . import _kernels as K
 from ._enums import Overflow, Rounding
 
@@ -197,22 +198,6 @@ class InputArray:
         return result
 
 
-def _random_bits(n: int, seed: Any) -> np.ndarray:
-    if isinstance(seed, np.random.Generator):
-        rng = seed
-    elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        rng = np.random.default_rng(int(seed))
-    elif isinstance(seed, str) and seed == "random":
-        rng = np.random.default_rng()
-    else:
-        raise ValueError(
-            "stochastic rounding needs seed= an int or a numpy.random.Generator for "
-            "reproducible results (or seed='random' to opt out of reproducibility), "
-            f"not {seed!r}"
-        )
-    return rng.integers(0, 2**62, size=max(n, 1), dtype=np.int64)
-
-
 class Format(abc.ABC):
     """Behaviour shared by every scalar format.
 
@@ -263,9 +248,9 @@ class Format(abc.ABC):
             raise ValueError(f"overflow for {self} must be one of {allowed}, not {pol.value!r}")
         return pol
 
-    def _rand(self, mode: Rounding, n: int, seed: Any, rand_bits: int | None) -> tuple[
-        np.ndarray, int
-    ]:
+    @staticmethod
+    def _check_rand(mode: Rounding, seed: Any, rand_bits: int | None) -> None:
+        """Validate ``seed`` and ``rand_bits`` (drawing nothing from a Generator)."""
         if rand_bits is not None:
             if isinstance(rand_bits, bool) or not isinstance(rand_bits, (int, np.integer)) or not (
                 1 <= rand_bits <= 62
@@ -276,8 +261,15 @@ class Format(abc.ABC):
         if mode is not Rounding.STOCHASTIC:
             if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
                 raise TypeError(f"seed must be an int or numpy.random.Generator, not {seed!r}")
+
+    def _rand(self, mode: Rounding, n: int, seed: Any, rand_bits: int | None) -> tuple[
+        np.ndarray, int
+    ]:
+        self._check_rand(mode, seed, rand_bits)
+        if mode is not Rounding.STOCHASTIC:
             return _DUMMY_RND, 0
-        return _random_bits(n, seed), int(rand_bits or 0)
+        # the element's flat index is its counter in the one stream (formats.stream)
+        return stream.random_bits(stream.key(seed), max(n, 1)), int(rand_bits or 0)
 
     @staticmethod
     def _check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, what: str) -> np.ndarray:
@@ -327,6 +319,9 @@ class Format(abc.ABC):
         """
         mode = self._mode(rounding)
         policy = self._policy(overflow)
+        if _gpu.on_gpu(x):
+            self._check_rand(mode, seed, rand_bits)
+            return _gpu.kernels("scalar").encode(self, x, mode, policy, seed, rand_bits, out)
         inp = self._input(x, mode)
         dt = self.code_dtype
         flat_out = (
@@ -347,6 +342,8 @@ class Format(abc.ABC):
         Raises ValueError for codes outside 0..num_codes-1 and TypeError for non-integer
         codes.
         """
+        if _gpu.on_gpu(codes):
+            return _gpu.kernels("scalar").decode(self, codes, dtype, out)
         torch_like = None
         if type(codes).__module__.startswith("torch") and hasattr(codes, "detach"):
             torch_like = codes
@@ -409,6 +406,10 @@ class Format(abc.ABC):
         """
         mode = self._mode(rounding)
         policy = self._policy(overflow)
+        if _gpu.on_gpu(x):
+            self._check_rand(mode, seed, rand_bits)
+            return _gpu.kernels("scalar").quantize(self, x, mode, policy, seed, rand_bits,
+                                                   out)
         inp = self._input(x, mode)
         vdt = inp.array.dtype
         work_dt = np.dtype(np.float32) if vdt == np.float16 else vdt
