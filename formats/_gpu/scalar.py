@@ -130,9 +130,10 @@ def _load_bits(x_ptr, offs, mask, BITMASK: tl.constexpr):
 
 
 # --- minifloats (formats/_kernels/minifloat.py) ---------------------------------------
-# The format's fields are run-time arguments (one compiled kernel serves every minifloat;
-# Triton compiles per rounding mode, policy and input dtype only): ``man, emin, bias,
-# nbits, maxmag, infmag, nancode`` as in MinifloatParams, ``nosub, signed, fnuz`` 0/1.
+# The format's fields are run-time arguments, not specialised (one compiled kernel serves
+# every minifloat; Triton compiles per rounding mode, policy and input dtype only):
+# ``man, emin, bias, nbits, maxmag, infmag, nancode`` as in MinifloatParams, ``nosub,
+# signed, fnuz`` 0/1.
 @triton.jit
 def _mf_encode1(v, rnd, rbits, man, emin, nosub, signed, fnuz, maxmag, infmag, nancode,
                 nbits, FMAN: tl.constexpr, FBIAS: tl.constexpr, FONES: tl.constexpr,
@@ -218,7 +219,8 @@ def _mf_decode1(c, man, bias, emin, nosub, signed, fnuz, maxmag, infmag, nancode
     return val
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "key", "rbits", "man", "emin", "nosub", "signed", "fnuz",
+                            "maxmag", "infmag", "nancode", "nbits", "bias"])
 def _mf_encode_kernel(x_ptr, out_ptr, table_ptr, bad_ptr, n, key, rbits, man, emin, nosub,
                       signed, fnuz, maxmag, infmag, nancode, nbits, bias,
                       BITMASK: tl.constexpr, FMAN: tl.constexpr, FBIAS: tl.constexpr,
@@ -246,7 +248,8 @@ def _mf_encode_kernel(x_ptr, out_ptr, table_ptr, bad_ptr, n, key, rbits, man, em
         tl.atomic_add(bad_ptr, tl.sum((bad & mask).to(tl.int64)))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "man", "bias", "emin", "nosub", "signed", "fnuz", "maxmag",
+                            "infmag", "nancode", "nbits"])
 def _mf_decode_kernel(c_ptr, out_ptr, n, man, bias, emin, nosub, signed, fnuz, maxmag,
                       infmag, nancode, nbits, CMASK: tl.constexpr, BLOCK: tl.constexpr):
     """minifloat.mf_decode of every code (int64 values into out's dtype)."""
@@ -257,7 +260,7 @@ def _mf_decode_kernel(c_ptr, out_ptr, n, man, bias, emin, nosub, signed, fnuz, m
                                          infmag, nancode, nbits), mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n"])
 def _table_decode_kernel(c_ptr, out_ptr, table_ptr, n, CMASK: tl.constexpr,
                          BLOCK: tl.constexpr):
     """table.table_decode: out[i] = table[codes[i]]."""
@@ -267,7 +270,8 @@ def _table_decode_kernel(c_ptr, out_ptr, table_ptr, n, CMASK: tl.constexpr,
     tl.store(out_ptr + offs, tl.load(table_ptr + c, mask=mask, other=0), mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "lsb", "emin_bits", "cadd", "unit", "half_unit", "max_bits",
+                            "over_bits", "nan_bits", "below_bits", "nan_bad"])
 def _f32_kernel(x_ptr, out_ptr, bad_ptr, n, lsb, emin_bits, cadd, unit, half_unit, max_bits,
                 over_bits, nan_bits, below_bits, nan_bad, MODE: tl.constexpr,
                 SIGNED: tl.constexpr, FNUZ: tl.constexpr, COUNT: tl.constexpr,
@@ -285,7 +289,7 @@ def _f32_kernel(x_ptr, out_ptr, bad_ptr, n, lsb, emin_bits, cadd, unit, half_uni
 
 
 # --- integers and fixed point (formats/_kernels/fixed.py) ----------------------------
-@triton.jit
+@triton.jit(do_not_specialize=["n", "key", "rbits", "ulp", "nbits", "pos_max", "neg_max"])
 def _int_kernel(x_ptr, out_ptr, bad_ptr, n, key, rbits, ulp, nbits, pos_max, neg_max,
                 BITMASK: tl.constexpr, FMAN: tl.constexpr, FBIAS: tl.constexpr,
                 FONES: tl.constexpr, FSIGN: tl.constexpr, POLICY: tl.constexpr,
@@ -328,7 +332,7 @@ def _int_kernel(x_ptr, out_ptr, bad_ptr, n, key, rbits, ulp, nbits, pos_max, neg
         tl.atomic_add(bad_ptr, tl.sum((over & mask).to(tl.int64)))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "ulp", "nbits", "signed"])
 def _int_decode_kernel(c_ptr, out_ptr, n, ulp, nbits, signed, CMASK: tl.constexpr,
                        BLOCK: tl.constexpr):
     """FixedBase._decode_flat: two's-complement codes times 2**ulp."""
@@ -348,7 +352,7 @@ def _key(x):
     return tl.where(k >= 0, k, -(k & 0x7FFFFFFFFFFFFFFF) - 1)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "key"])
 def _sorted_encode_kernel(x_ptr, out_ptr, bad_ptr, keys_ptr, vals_ptr, mid_ptr, exact_ptr,
                           order_ptr, n, key, NVALS: tl.constexpr, STEPS: tl.constexpr,
                           NAN_CODE: tl.constexpr, MODE: tl.constexpr,
