@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import importlib
 import os
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -51,6 +52,11 @@ def emulate() -> Iterator[None]:
                            "process; emulate() needs a process that starts with it (or "
                            "TRITON_INTERPRET=1 set before the first GPU call)")
     if not _interpreted:
+        if "triton.language" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+            # triton.language's own jitted functions (tl.max, ...) were compiled-mode
+            raise RuntimeError("emulate() needs TRITON_INTERPRET=1 set before triton is "
+                               "imported (torch may import it): set it at the start of "
+                               "the process, as tests/conftest.py does")
         os.environ["TRITON_INTERPRET"] = "1"
     token = _EMULATE.set(True)
     try:

@@ -138,13 +138,9 @@ class QuantLayer(nn.Module):
     # --- transforms ---------------------------------------------------------------------
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """The input as the quantizer sees it (channel order, smoothing, rotation)."""
-        if self.perm is not None:
-            x = x[..., self.perm]
-        if self.smooth is not None:
-            x = x / self.smooth.to(x.dtype)
-        if self.hblock is not None:
-            x = techniques.rotate(x, self.hblock)
-        return x
+        if self.perm is None and self.smooth is None and self.hblock is None:
+            return x
+        return transform_op(x.contiguous(), self.perm, self.smooth, self.hblock or 0)
 
     def weight_transformed(self) -> torch.Tensor:
         """The weight (out, K) matching :meth:`transform`: x' @ W'.T == x @ W.T."""
@@ -366,3 +362,52 @@ def kv_children(m: nn.Module) -> tuple[str, str] | None:
                                                                      nn.Linear):
             return k, v
     return None
+
+
+# The input transform as an opaque op: under torch.compile, inductor would fuse the
+# division and the rotation's add/subtract stages and compute them in other roundings
+# than eager (measured on an H100: 87-91% of a toy model's outputs differed); the
+# simulation must give what eager gives.
+@torch.library.custom_op("numfab::input_transform", mutates_args=())
+def transform_op(x: torch.Tensor, perm: torch.Tensor | None, smooth: torch.Tensor | None,
+                 hblock: int) -> torch.Tensor:
+    """``numfab::input_transform``: contiguous ``x`` with its last dimension permuted by
+    ``perm``, divided by ``smooth`` and rotated in Hadamard blocks of ``hblock`` (0: none),
+    each step where given, as a new tensor."""
+    if perm is not None:
+        x = x[..., perm]
+    if smooth is not None:
+        x = x / smooth.to(x.dtype)
+    if hblock:
+        x = techniques.rotate(x, hblock)
+    return x.clone() if perm is None and smooth is None and not hblock else x.contiguous()
+
+
+@transform_op.register_fake
+def _(x: torch.Tensor, perm: torch.Tensor | None, smooth: torch.Tensor | None,
+      hblock: int) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _transform_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    _, perm, smooth, hblock = inputs
+    ctx.save_for_backward(perm, smooth)
+    ctx.hblock = hblock
+
+
+def _transform_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, None, None, None]:
+    """The transpose of the linear transform: the rotation is symmetric, the division a
+    diagonal, the permutation's transpose its inverse."""
+    perm, smooth = ctx.saved_tensors
+    if ctx.hblock:
+        grad = techniques.rotate(grad, ctx.hblock)
+    if smooth is not None:
+        grad = grad / smooth.to(grad.dtype)
+    if perm is not None:
+        back = torch.empty_like(grad)
+        back[..., perm] = grad
+        grad = back
+    return grad, None, None, None
+
+
+transform_op.register_autograd(_transform_backward, setup_context=_transform_setup)
