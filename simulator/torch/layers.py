@@ -140,19 +140,15 @@ class QuantLayer(nn.Module):
         """The input as the quantizer sees it (channel order, smoothing, rotation)."""
         if self.perm is None and self.smooth is None and self.hblock is None:
             return x
-        return transform_op(x.contiguous(), self.perm, self.smooth, self.hblock or 0)
+        return transform_op(x.contiguous(), self.perm, self.smooth, self.hblock or 0, False)
 
     def weight_transformed(self) -> torch.Tensor:
         """The weight (out, K) matching :meth:`transform`: x' @ W'.T == x @ W.T."""
         w = self.inner.weight
         w = w.reshape(w.shape[0], math.prod(w.shape[1:]))
-        if self.perm is not None:
-            w = w[:, self.perm]
-        if self.smooth is not None:
-            w = w * self.smooth.to(w.dtype)
-        if self.hblock is not None:
-            w = techniques.rotate(w, self.hblock)
-        return w
+        if self.perm is None and self.smooth is None and self.hblock is None:
+            return w
+        return transform_op(w.contiguous(), self.perm, self.smooth, self.hblock or 0, True)
 
     def _weight_format(self, k: int, numel: int) -> Any:
         f = scaled(self.spec.weight, self.spec.granularity, k, numel)
@@ -370,14 +366,14 @@ def kv_children(m: nn.Module) -> tuple[str, str] | None:
 # simulation must give what eager gives.
 @torch.library.custom_op("numfab::input_transform", mutates_args=())
 def transform_op(x: torch.Tensor, perm: torch.Tensor | None, smooth: torch.Tensor | None,
-                 hblock: int) -> torch.Tensor:
+                 hblock: int, weight: bool) -> torch.Tensor:
     """``numfab::input_transform``: contiguous ``x`` with its last dimension permuted by
-    ``perm``, divided by ``smooth`` and rotated in Hadamard blocks of ``hblock`` (0: none),
-    each step where given, as a new tensor."""
+    ``perm``, divided (``weight``: multiplied) by ``smooth`` and rotated in Hadamard blocks
+    of ``hblock`` (0: none), each step where given, as a new tensor."""
     if perm is not None:
         x = x[..., perm]
     if smooth is not None:
-        x = x / smooth.to(x.dtype)
+        x = x * smooth.to(x.dtype) if weight else x / smooth.to(x.dtype)
     if hblock:
         x = techniques.rotate(x, hblock)
     return x.clone() if perm is None and smooth is None and not hblock else x.contiguous()
@@ -385,29 +381,30 @@ def transform_op(x: torch.Tensor, perm: torch.Tensor | None, smooth: torch.Tenso
 
 @transform_op.register_fake
 def _(x: torch.Tensor, perm: torch.Tensor | None, smooth: torch.Tensor | None,
-      hblock: int) -> torch.Tensor:
+      hblock: int, weight: bool) -> torch.Tensor:
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 def _transform_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    _, perm, smooth, hblock = inputs
+    _, perm, smooth, hblock, weight = inputs
     ctx.save_for_backward(perm, smooth)
-    ctx.hblock = hblock
+    ctx.hblock, ctx.weight = hblock, weight
 
 
-def _transform_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, None, None, None]:
-    """The transpose of the linear transform: the rotation is symmetric, the division a
+def _transform_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, None, None, None, None]:
+    """The transpose of the linear transform: the rotation is symmetric, the scaling a
     diagonal, the permutation's transpose its inverse."""
     perm, smooth = ctx.saved_tensors
     if ctx.hblock:
         grad = techniques.rotate(grad, ctx.hblock)
     if smooth is not None:
-        grad = grad / smooth.to(grad.dtype)
+        s = smooth.to(grad.dtype)
+        grad = grad * s if ctx.weight else grad / s
     if perm is not None:
         back = torch.empty_like(grad)
         back[..., perm] = grad
         grad = back
-    return grad, None, None, None
+    return grad, None, None, None, None
 
 
 transform_op.register_autograd(_transform_backward, setup_context=_transform_setup)
