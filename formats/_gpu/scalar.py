@@ -129,6 +129,21 @@ def _load_bits(x_ptr, offs, mask, BITMASK: tl.constexpr):
     return v
 
 
+@triton.jit
+def _block_inputs(x_ptr, n, key, BITMASK: tl.constexpr, MODE: tl.constexpr,
+                  BLOCK: tl.constexpr):
+    """This program's element indices, their mask, input bits and stream integers (0
+    unless stochastic)."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    v = _load_bits(x_ptr, offs, mask, BITMASK)
+    if MODE == 5:
+        rnd = _rand62(key, offs)
+    else:
+        rnd = offs * 0
+    return offs, mask, v, rnd
+
+
 # --- minifloats (formats/_kernels/minifloat.py) ---------------------------------------
 # The format's fields are run-time arguments, not specialised (one compiled kernel serves
 # every minifloat; Triton compiles per rounding mode, policy and input dtype only):
@@ -228,13 +243,7 @@ def _mf_encode_kernel(x_ptr, out_ptr, table_ptr, bad_ptr, n, key, rbits, man, em
                       MODE: tl.constexpr, OUT: tl.constexpr, BLOCK: tl.constexpr):
     """minifloat.mf_encode: codes (OUT 0), values by the table (OUT 1) or values by
     mf_decode1 (OUT 2) of every element; the bad count into bad_ptr (policy error)."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    v = _load_bits(x_ptr, offs, mask, BITMASK)
-    if MODE == 5:
-        rnd = _rand62(key, offs)
-    else:
-        rnd = offs * 0
+    offs, mask, v, rnd = _block_inputs(x_ptr, n, key, BITMASK, MODE, BLOCK)
     code, bad = _mf_encode1(v, rnd, rbits, man, emin, nosub, signed, fnuz, maxmag, infmag,
                             nancode, nbits, FMAN, FBIAS, FONES, FSIGN, POLICY, MODE)
     if OUT == 0:
@@ -296,13 +305,7 @@ def _int_kernel(x_ptr, out_ptr, bad_ptr, n, key, rbits, ulp, nbits, pos_max, neg
                 MODE: tl.constexpr, VALUES: tl.constexpr, BLOCK: tl.constexpr):
     """fixed.int_encode (VALUES 0: two's-complement codes) and fixed.int_quantize
     (VALUES 1: the values) of every element; the format's fields at run time."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n
-    v = _load_bits(x_ptr, offs, mask, BITMASK)
-    if MODE == 5:
-        rnd = _rand62(key, offs)
-    else:
-        rnd = offs * 0
+    offs, mask, v, rnd = _block_inputs(x_ptr, n, key, BITMASK, MODE, BLOCK)
     # fixed_round1
     neg, is_nan, is_inf, sig, ex = _split_float(v, FMAN, FBIAS, FONES, FSIGN)
     shift = ulp - ex + FMAN
