@@ -183,8 +183,11 @@ def test_stochastic_reproducible_and_rand_bits() -> None:
 FAST = ["float8_e4m3fn", "float8_e5m2fnuz", "e3m4b5", "ue4m3", "float4_e2m1fn", "float6_e3m2fn"]
 
 
-@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.value)
-@pytest.mark.parametrize("name", FAST)
+# CI: each format in two modes and each mode in two formats (the exact reference is
+# per-element Python); NUMFAB_FULL=1: every pair
+@pytest.mark.parametrize(("name", "mode"), [
+    (n, m) for i, n in enumerate(FAST) for j, m in enumerate(MODES)
+    if FULL or (i + j) % 3 == 0], ids=str)
 def test_float32_fast_path_reference(name: str, mode: Rounding) -> None:
     """float32 inputs take the fast kernels (encode and quantize); check both against the
     exact reference under every policy."""

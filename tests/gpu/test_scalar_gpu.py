@@ -34,8 +34,10 @@ ODD = [
     Minifloat(3, 2, 3, Special.FN, subnormals=False, signed=False),
     Minifloat(5, 0, 15, Special.FINITE),
 ]
-WIDE = ["bfloat16", "float16", "tfloat32", "e5m10", "float32", "e8m23", "e11m20", "int16",
-        "fixed<12,10>", "int32", "float64"]
+# CI: one of each kind (a 16-bit float, wider than the input, integer, fixed point, 64-bit
+# codes); NUMFAB_FULL=1 adds the rest
+WIDE = ["bfloat16", "e11m20", "int16", "fixed<12,10>", "float64"] + (
+    ["float16", "tfloat32", "e5m10", "float32", "e8m23", "int32"] if FULL else [])
 MODES = list(Rounding)
 
 
@@ -113,8 +115,8 @@ def test_small_formats_every_code(name: object) -> None:
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_input_dtypes(dtype: torch.dtype) -> None:
     """16-bit and float64 tensors are read directly; results equal the CPU's."""
-    names = SMALL if FULL else ["float8_e4m3fn", "float8_e5m2fnuz", "float4_e2m1fn", "ue8m0",
-                                 "int4", "fixed<-2,6>", "nf4", "bipolar3", "e5m10"]
+    names = SMALL if FULL else ["float8_e4m3fn", "float4_e2m1fn", "ue8m0", "int4", "nf4",
+                                 "e5m10"]
     for name in names:
         fmt = _fmt(name)
         x = torch.from_numpy(rounding_inputs(fmt, np.float64, limit=400)).to(dtype)
@@ -137,8 +139,10 @@ def test_wide_formats_random(name: str) -> None:
                 if pol is Overflow.WRAP:
                     x = x[torch.isfinite(x)]
                 _compare(fmt, x, mode, pol, 2**64 - 3)
-    codes = torch.from_numpy(rng.integers(0, fmt.valid_codes, n, dtype=np.uint64).astype(
-        np.int64)).to({1: torch.uint8, 2: torch.uint16}.get(-(-fmt.bits // 8), torch.int64))
+    # torch holds codes of more than 32 bits as int64: the codes below 2**63
+    codes = torch.from_numpy(rng.integers(0, min(fmt.valid_codes, 2**63), n,
+                                          dtype=np.uint64).astype(np.int64)).to(
+        {1: torch.uint8, 2: torch.uint16}.get(-(-fmt.bits // 8), torch.int64))
     with _gpu.emulate():
         got = fmt.decode(codes)
     _same(fmt.decode(codes), got, f"decode {fmt}")
