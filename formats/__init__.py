@@ -9,6 +9,8 @@ the double-rounding primitive the block formats and the simulator's accumulators
 from . import odd, stream
 from ._base import Format, InputArray
 from ._enums import Choice, Overflow, Rounding, Special
+from ._gpu import emulate as emulate_gpu
+from ._gpu import on_gpu
 from ._runtime import setup_runtime
 from .block import BlockEncoded, BlockScaled, ScaleRule
 from .integer import FixedBase, FixedPoint, Integer
@@ -51,6 +53,8 @@ __all__ = [
     "canonical_name",
     "named_formats",
     "odd",
+    "on_gpu",
+    "emulate_gpu",
     "stream",
     "pack",
     "setup_runtime",

@@ -2,7 +2,7 @@
 so kernels run in tests as they run for users of the command and the suite keeps its speed.
 
 The suite runs formats' GPU kernels (Triton) on CPU tensors through Triton's interpreter
-(``formats._gpu.emulate``). Triton decides between compiling and interpreting when its
+(``formats.emulate_gpu``). Triton decides between compiling and interpreting when its
 modules are imported, and torch may import it on its own, so the switch is set here,
 before anything else is imported. The GPU's own checks are scripts in benchmarks/.
 """

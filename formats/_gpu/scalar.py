@@ -538,7 +538,7 @@ def _run_encode(fmt: Any, x: torch.Tensor, out: torch.Tensor, mode: Rounding,
             bad += ((x64 > float(fmt._sorted[1][-1])) | (x64 < float(fmt._sorted[1][0]))
                     | torch.isinf(x64)).sum()
         if values:
-            decode(fmt, codes, dtype=out.dtype, out=out)
+            _decode_into(fmt, codes, out)  # codes just made: valid, no range check
     else:  # pragma: no cover - every scalar format is one of the three
         raise TypeError(f"no GPU kernel for {type(fmt).__name__}")
     return bad
@@ -601,9 +601,6 @@ def quantize(fmt: Any, x: torch.Tensor, mode: Rounding, policy: Overflow, seed: 
 def decode(fmt: Any, codes: torch.Tensor, dtype: Any = torch.float64,
            out: Any = None) -> torch.Tensor:
     """``fmt.decode`` of a tensor of codes, on its device."""
-    from ..integer import FixedBase
-    from ..minifloat import Minifloat
-
     if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
         raise TypeError(f"codes must be integers, not {codes.dtype}")
     if dtype in (np.float32, np.dtype(np.float32), "float32", torch.float32):
@@ -620,6 +617,16 @@ def decode(fmt: Any, codes: torch.Tensor, dtype: Any = torch.float64,
                              f"values in {lo}..{hi}")
     res = (torch.empty(c.shape, dtype=tdt, device=c.device) if out is None
            else _check_out(out, c.shape, tdt, c.device, "values"))
+    _decode_into(fmt, c, res)
+    return res
+
+
+def _decode_into(fmt: Any, c: torch.Tensor, res: torch.Tensor) -> None:
+    """Decode the valid, contiguous codes ``c`` into ``res`` (float32 or float64)."""
+    from ..integer import FixedBase
+    from ..minifloat import Minifloat
+
+    tdt = res.dtype
     n = c.numel()
     cv = c.view(torch.int16) if c.dtype == torch.uint16 else c
     cmask = {1: 0xFF, 2: 0xFFFF}.get(c.element_size(), -1)
@@ -636,7 +643,6 @@ def decode(fmt: Any, codes: torch.Tensor, dtype: Any = torch.float64,
                  else _device_decode_table(fmt, tdt, c.device))
         _table_decode_kernel[_grid(n)](cv, res, table, n, CMASK=cmask, BLOCK=_BLOCK,
                                        **_LAUNCH)
-    return res
 
 
 @functools.cache

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from formats import BlockScaled, Integer, Lut, ScaleRule, parse
-from formats._gpu import on_gpu
+from formats import BlockScaled, Integer, Lut, ScaleRule, on_gpu, parse
 
 from .spec import check_granularity, fmt_of
 

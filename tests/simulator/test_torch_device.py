@@ -1,7 +1,7 @@
 """simulator.torch where tensors live: the device path (tensors handed to formats/, no
 host step in simulator code), the custom op under torch.compile, device errors.
 
-Without a GPU, ``formats._gpu.emulate()`` sends CPU tensors down the device path (the
+Without a GPU, ``formats.emulate_gpu()`` sends CPU tensors down the device path (the
 path a CUDA tensor takes); benchmarks/gpu_simulate_check.py runs the same on CUDA."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import simulator
-from formats._gpu import emulate
+from formats import emulate_gpu as emulate
 from simulator.techniques import gptq, hadamard_matrix, rotate
 from simulator.torch import LayerSpec, fake_quant, simulate
 from tests.simulator.tiny_lm import TinyLM
