@@ -70,6 +70,8 @@ def scalar(copy_rate: float) -> None:
 
 
 def block(copy_rate: float) -> None:
+    """``copy_rate``: float32 elements/s; bfloat16 rows are measured against a bfloat16
+    copy (twice the elements for the same bytes)."""
     try:
         from torchao.prototype.mx_formats.mx_tensor import MXTensor
         from torchao.prototype.mx_formats.nvfp4_tensor import NVFP4Tensor
@@ -78,6 +80,9 @@ def block(copy_rate: float) -> None:
     side = 16384
     for dt in (torch.float32, torch.bfloat16):
         x = torch.randn(side, side, device="cuda", dtype=dt)
+        if dt != torch.float32:
+            copy_rate = _copy_rate(x.numel(), dt)
+            print(f"{'device copy (' + str(dt)[6:] + ')':46s} {copy_rate / 1e9:8.1f} G elem/s")
         for name in ("mxfp4", "mxfp8_e4m3", "nvfp4"):
             f = formats.parse(name)
             sec = _time(lambda f=f, x=x: f.quantize(x), reps=5)
@@ -151,21 +156,26 @@ def model(layers: int) -> None:
         p.data.normal_(0, 0.02)
     params = sum(p.numel() for p in m.parameters())
     ids = torch.randint(0, 128256, (1, 2048), device="cuda")
-    with torch.inference_mode():
-        t_ref = _time(lambda: m(ids), reps=5)
-        spec = LayerSpec(weight="mxfp4", act="mxfp8_e4m3")
-        with simulate(m, {"layers.*": spec}) as sm:
-            sm(ids)  # weights quantized once, cached
-            t_q = _time(lambda: sm(ids), reps=5)
-            peak = torch.cuda.max_memory_allocated() / 2**30
-    print(f"Llama shapes, {layers} layers ({params / 1e9:.2f} B params), 2048 tokens: "
-          f"bf16 forward {t_ref * 1e3:.1f} ms, MXFP4 weights + MXFP8 acts {t_q * 1e3:.1f} ms "
-          f"= {t_q / t_ref:.2f}x (peak GPU memory {peak:.1f} GiB)", flush=True)
+    # no_grad as numfab eval runs models; under inference_mode sibling layers (q/k/v,
+    # gate/up) cannot share their input's quantization (inference tensors have no
+    # version counter to tell that the input is unchanged)
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            t_ref = _time(lambda: m(ids), reps=5)
+            spec = LayerSpec(weight="mxfp4", act="mxfp8_e4m3")
+            with simulate(m, {"layers.*": spec}) as sm:
+                sm(ids)  # weights quantized once, cached
+                t_q = _time(lambda sm=sm: sm(ids), reps=5)
+                peak = torch.cuda.max_memory_allocated() / 2**30
+        print(f"Llama shapes, {layers} layers ({params / 1e9:.2f} B params), 2048 tokens, "
+              f"{mode.__name__}: bf16 forward {t_ref * 1e3:.1f} ms, MXFP4 weights + MXFP8 "
+              f"acts {t_q * 1e3:.1f} ms = {t_q / t_ref:.2f}x (peak GPU memory {peak:.1f} "
+              "GiB)", flush=True)
 
 
-def _copy_rate(n: int) -> float:
-    """Elements/s of a float32 device-to-device copy."""
-    src = torch.randn(n, device="cuda")
+def _copy_rate(n: int, dtype: torch.dtype = torch.float32) -> float:
+    """Elements/s of a device-to-device copy of ``dtype``."""
+    src = torch.randn(n, device="cuda", dtype=dtype)
     dst = torch.empty_like(src)
     return n / _time(lambda: dst.copy_(src))
 

@@ -37,6 +37,7 @@ from .._enums import Rounding, Special
 from ..block import _POW2_RULES, BlockEncoded, BlockScaled, ScaleRule
 from ..minifloat import Minifloat
 from . import f32 as F
+from .launch import launch
 
 __all__ = ["dequantize", "encode", "quantize"]
 
@@ -45,6 +46,11 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: other choices by benchmarks/gpu_block_check.py --sweep)
 TILE = 4096
 WARPS = 4
+#: ... and for rows that compute a scale in float64 from the block maximum (SRC 5:
+#: NVFP4-like; fewer rows per program keep the per-row float64 work in registers: 4096
+#: ran at half the speed on an H100), warps by input dtype (float32, bfloat16)
+TILE_SRC5 = 1024
+WARPS_SRC5 = (4, 2)
 #: elements per program under Triton's interpreter (it runs programs one by one)
 _TILE_INTERPRETED = 1 << 15
 #: the widest block the fused kernels hold whole in one program; wider blocks get their
@@ -137,8 +143,9 @@ def _fused_kernel(x_ptr, out_ptr, scale_ptr, ts_ptr, nrows,
             tb = F.to_float32_odd(amax / tsv / elem_max)
             vb, _ = F.elem(tb, S_MODE, S_SIGNED, S_FNUZ, S0, S1, S2, S3, S4, S5, S6, S7, S8,
                            S9)
-            sv = tl.where(nonfinite, bad_scale, vb.to(tl.float32, bitcast=True).to(tl.float64))
-            s = sv * tsv
+            sv32 = tl.where(nonfinite, BAD_SCALE, vb.to(tl.float32, bitcast=True))
+            sv = sv32.to(tl.float64)
+            s = sv * tsv  # exact: the scale's and the tensor scale's significands fit
         else:
             s = tl.where(nonfinite, bad_scale,
                          F.pow2_scale(amax, SRC - 1, EMAX_ELEM, elem_max, MAN_ELEM, S_LO, S_HI))
@@ -154,7 +161,20 @@ def _fused_kernel(x_ptr, out_ptr, scale_ptr, ts_ptr, nrows,
         # no division: t = x * (1/s) in float32 is the quotient's neighbour toward zero or
         # away; t * s is exact, so the sign of x - t * s says which (see _block_entry)
         xv = x32.to(tl.float64)
-        t = (xv * (1.0 / s)[:, None]).to(tl.float32)
+        if SRC == 5:
+            # any approximation of 1/s within 2**-40 gives the same neighbours t (the
+            # residual below decides), so no float64 division per row: the float32
+            # reciprocal of the scale's significand (in [1, 2): no overflow) times
+            # 2**-e (float32's IEEE division), one Newton step in float64 (error ~2**-44),
+            # times 1/tsv
+            sb = sv.to(tl.uint64, bitcast=True)
+            sig = ((sb & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000).to(tl.float64, bitcast=True)
+            r0 = tl.math.div_rn(1.0, sig.to(tl.float32)).to(tl.float64) * (
+                (2046 - ((sb >> 52) & 0x7FF)) << 52).to(tl.float64, bitcast=True)
+            inv = (r0 + r0 * (1.0 - sv * r0)) * (1.0 / tsv)
+        else:
+            inv = 1.0 / s
+        t = (xv * inv[:, None]).to(tl.float32)
         tsx = t.to(tl.float64) * s2
         r = xv - tsx
         inexact = (r != 0.0) & (r == r)
@@ -178,7 +198,10 @@ def _fused_kernel(x_ptr, out_ptr, scale_ptr, ts_ptr, nrows,
     if DIV == 0:
         o = val * s.to(tl.float32)[:, None]
     elif DIV == 3:
-        o = (val * (s / tsv).to(tl.float32)[:, None]) * tsv.to(tl.float32)
+        if SRC == 5:
+            o = (val * sv32[:, None]) * tsv.to(tl.float32)  # s / tsv is sv exactly
+        else:
+            o = (val * (s / tsv).to(tl.float32)[:, None]) * tsv.to(tl.float32)
     else:
         o = (val.to(tl.float64) * s2).to(tl.float32)
     ob = tl.where(s2 == 0.0, 0, o.to(tl.uint32, bitcast=True))
@@ -210,10 +233,10 @@ def _bits_view(t: torch.Tensor) -> torch.Tensor:
     return t.view(torch.int16 if t.dtype == torch.bfloat16 else torch.int32)
 
 
-def _tiles(t: torch.Tensor, chunk: int) -> int:
-    """Rows per program for blocks of ``chunk`` (a power of two) elements."""
-    tile = TILE if t.is_cuda else _TILE_INTERPRETED
-    return max(1, tile // chunk)
+def _tiles(t: torch.Tensor, chunk: int, tile: int | None = None) -> int:
+    """Rows per program for blocks of ``chunk`` (a power of two) elements, ``tile``
+    elements per program on a GPU (default TILE)."""
+    return max(1, ((tile or TILE) if t.is_cuda else _TILE_INTERPRETED) // chunk)
 
 
 def _amax_rows(x: torch.Tensor, nrows: int, bs: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,13 +318,17 @@ def _fused_launch(fmt: BlockScaled, x: torch.Tensor, out: torch.Tensor, src: int
     bs = fmt.block_numel
     nrows = x.numel() // bs
     chunk = min(triton.next_power_of_2(bs), _MAX_CHUNK)
-    rows = _tiles(x, chunk)
+    in16 = x.dtype == torch.bfloat16
+    rows = _tiles(x, chunk, TILE_SRC5 if src == 5 else TILE)
     xv = _bits_view(x)
     with _on(x):
-        _fused_kernel[(triton.cdiv(nrows, rows), triton.cdiv(bs, chunk))](
-            xv, _bits_view(out), xv if scale is None else scale, xv if ts is None else ts,
-            nrows, BS=bs, ROWS=rows, CHUNK=chunk, IN16=x.dtype == torch.bfloat16, SRC=src,
-            DIV=div, num_warps=WARPS, **_fused_constants(fmt), **_LAUNCH)
+        launch(_fused_kernel, (triton.cdiv(nrows, rows), triton.cdiv(bs, chunk)),
+               (xv, _bits_view(out), xv if scale is None else scale,
+                xv if ts is None else ts, nrows),
+               (fmt, bs, rows, chunk, in16, src, div),
+               lambda: dict(BS=bs, ROWS=rows, CHUNK=chunk, IN16=in16, SRC=src, DIV=div,
+                            **_fused_constants(fmt)),
+               num_warps=WARPS_SRC5[in16] if src == 5 else WARPS, **_LAUNCH)
 
 
 # --- torch mirrors of formats.block's numpy code ---------------------------------------------

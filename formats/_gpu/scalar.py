@@ -27,6 +27,7 @@ from .. import _kernels as K
 from .. import stream
 from .._enums import Overflow, Rounding, Special
 from .f32 import elem
+from .launch import launch
 
 __all__ = ["decode", "encode", "quantize"]
 
@@ -432,6 +433,17 @@ def _scalar(v: Any) -> Any:
     return float(v) if isinstance(v, (float, np.floating)) else int(v)
 
 
+def _on_device(fn: Any) -> Any:
+    """Run ``fn(fmt, x, ...)`` with x's CUDA device current (Triton launches there)."""
+    @functools.wraps(fn)
+    def run(fmt: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(x, torch.Tensor) and x.is_cuda:
+            with torch.cuda.device(x.device):
+                return fn(fmt, x, *args, **kwargs)
+        return fn(fmt, x, *args, **kwargs)
+    return run
+
+
 def code_dtype(bits: int) -> torch.dtype:
     """The torch dtype of codes (what the CPU path gives back for torch input)."""
     return torch.uint8 if bits <= 8 else torch.uint16 if bits <= 16 else torch.int64
@@ -550,6 +562,7 @@ def _raise_if_bad(fmt: Any, bad: torch.Tensor, policy: Overflow) -> None:
         fmt._raise_if_bad(count, policy, None)
 
 
+@_on_device
 def encode(fmt: Any, x: torch.Tensor, mode: Rounding, policy: Overflow, seed: Any,
            rand_bits: int | None, out: Any) -> torch.Tensor:
     """``fmt.encode`` of a tensor, on its device."""
@@ -562,6 +575,7 @@ def encode(fmt: Any, x: torch.Tensor, mode: Rounding, policy: Overflow, seed: An
     return res
 
 
+@_on_device
 def quantize(fmt: Any, x: torch.Tensor, mode: Rounding, policy: Overflow, seed: Any,
              rand_bits: int | None, out: Any) -> torch.Tensor:
     """``fmt.quantize`` of a tensor, on its device: values in the input's float dtype
@@ -582,9 +596,11 @@ def quantize(fmt: Any, x: torch.Tensor, mode: Rounding, policy: Overflow, seed: 
         bad = torch.zeros(1, dtype=torch.int64, device=xc.device)
         c = fmt._f32_consts[_POLICIES[policy]]
         n = xc.numel()
-        _f32_kernel[_grid(n)](xc, work, bad, n, *(_scalar(v) for v in c), MODE=_MODES[mode],
-                              SIGNED=bool(fmt.signed), FNUZ=fmt.special is Special.FNUZ,
-                              COUNT=policy is Overflow.ERROR, BLOCK=_BLOCK, **_LAUNCH)
+        consts = dict(MODE=_MODES[mode], SIGNED=bool(fmt.signed),
+                      FNUZ=fmt.special is Special.FNUZ, COUNT=policy is Overflow.ERROR,
+                      BLOCK=_BLOCK)
+        launch(_f32_kernel, _grid(n), (xc, work, bad, n, *(_scalar(v) for v in c)),
+               tuple(consts.values()), lambda: consts, **_LAUNCH)
         _raise_if_bad(fmt, bad, policy)
         if work is not res:
             res.copy_(work)
@@ -598,6 +614,7 @@ def quantize(fmt: Any, x: torch.Tensor, mode: Rounding, policy: Overflow, seed: 
     return res
 
 
+@_on_device
 def decode(fmt: Any, codes: torch.Tensor, dtype: Any = torch.float64,
            out: Any = None) -> torch.Tensor:
     """``fmt.decode`` of a tensor of codes, on its device."""

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 from formats import BlockScaled, ScaleRule
 
@@ -24,6 +25,10 @@ __all__ = ["KVQuant", "QuantLayer", "check_devices", "kv_children", "layer_names
 
 LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 KV_PAIRS = (("k_proj", "v_proj"), ("key", "value"))
+
+
+#: quantized layer inputs by input tensor (weakly: an entry goes with its input)
+_SHARED: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 class QuantLayer(nn.Module):
@@ -213,10 +218,25 @@ class QuantLayer(nn.Module):
     def _qact(self, x: torch.Tensor) -> torch.Tensor:
         if self.spec.act is None:
             return x
-        if isinstance(self.inner, nn.Linear):
-            return fake_quant(x, self.spec.act, self.spec.act_granularity)
-        xc = x.movedim(1, -1)  # convolutions: channels are K
-        return fake_quant(xc, self.spec.act, self.spec.act_granularity).movedim(-1, 1)
+        linear = isinstance(self.inner, nn.Linear)
+        # layers fed the same tensor (q/k/v, gate/up) quantize it once: the result is
+        # kept beside the input while it lives and is unchanged (its version counter);
+        # not under autograd, torch.compile, or for inference tensors (no version)
+        key = (str(self.spec.act), self.spec.act_granularity, linear)
+        shared = (not torch.compiler.is_compiling() and not x.is_inference()
+                  and not (torch.is_grad_enabled() and x.requires_grad))
+        if shared:
+            hit = _SHARED.get(x, {}).get(key)
+            if hit is not None and hit[0] == x._version:
+                return hit[1]
+        if linear:
+            y = fake_quant(x, self.spec.act, self.spec.act_granularity)
+        else:
+            xc = x.movedim(1, -1)  # convolutions: channels are K
+            y = fake_quant(xc, self.spec.act, self.spec.act_granularity).movedim(-1, 1)
+        if shared:
+            _SHARED.setdefault(x, {})[key] = (x._version, y)
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inner = self.inner

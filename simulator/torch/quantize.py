@@ -79,7 +79,27 @@ def quantize(x: torch.Tensor, f: Any, whole: bool = False) -> torch.Tensor:
     if isinstance(f, BlockScaled) and f.axis != -1 and isinstance(f.block_size, int):
         f = dataclasses.replace(f, axis=-1)
     # the op's output is contiguous (its fake kernel says so): give it a contiguous input
-    return quantize_op(x.contiguous(), str(f), whole)
+    xc = x.contiguous()
+    if torch.compiler.is_compiling():
+        return quantize_op(xc, str(f), whole)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return quantize_op(xc, _name(f), whole)
+    # eager without a gradient: the op's body itself (what the op runs), without the
+    # dispatcher's Python layers (~50 us a call on a GPU model's hot path)
+    return _quantize(xc, _name(f), whole)
+
+
+def _name(f: Any) -> str:
+    """``str(f)``, remembered for hashable (frozen) formats."""
+    try:
+        return _names(f)
+    except TypeError:  # a format holding an unhashable field
+        return str(f)
+
+
+@functools.lru_cache(maxsize=256)
+def _names(f: Any) -> str:
+    return str(f)
 
 
 @functools.lru_cache(maxsize=256)
@@ -93,6 +113,11 @@ def quantize_op(x: torch.Tensor, fmt: str, whole: bool) -> torch.Tensor:
     """``numfab::fake_quant``: contiguous float tensor ``x`` quantized to the format named
     ``fmt`` (blocks along the last dimension; ``whole``: one block spanning the tensor),
     a new contiguous tensor of x's shape, dtype and device."""
+    return _quantize(x, fmt, whole)
+
+
+def _quantize(x: torch.Tensor, fmt: str, whole: bool) -> torch.Tensor:
+    """The body of :func:`quantize_op`."""
     f = _format(fmt)
     blocked = isinstance(f, BlockScaled)
     if blocked and whole:

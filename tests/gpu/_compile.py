@@ -41,7 +41,7 @@ def _compile(fn: object, sig: dict[str, str], consts: dict[str, object]) -> str:
     sig = {**sig, **{k: "constexpr" for k in consts}}
     c = triton.compile(ASTSource(fn, signature=sig, constexprs=consts, attrs=ALIGNED),
                        target=GPUTarget("cuda", 90, 32),
-                       options={"num_warps": B.WARPS})
+                       options={"num_warps": B.WARPS, **B._LAUNCH})
     return str(c.asm["ptx"])
 
 

@@ -280,3 +280,64 @@ def test_non_float_input_refused() -> None:
     with simulate(nn.Linear(4, 2), LayerSpec(act="e4m3")) as sm:
         with pytest.raises(TypeError, match="not torch.int64"):
             sm(torch.ones(3, 4, dtype=torch.long))
+
+
+class _Siblings(nn.Module):
+    """Three Linears fed the same tensor (q/k/v), one fed a changed copy of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(32, 32) for _ in range(4))
+        self.inplace = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x * 1.0
+        y = self.q(h) + self.k(h)
+        if self.inplace:
+            h.mul_(3.0)  # the tensor changes between two layers that read it
+        return y + self.v(h) + self.o(h * 1.0)
+
+
+@pytest.mark.parametrize("ctx", ["no_grad", "inference_mode", "grad"])
+def test_shared_input_quantized_once(ctx: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Layers fed the same unchanged tensor quantize it once (where the tensor has a
+    version counter and no gradient flows); a changed tensor is quantized again; the
+    outputs equal layer-by-layer quantization."""
+    import simulator.torch.layers as layers
+
+    calls: list[int] = []
+    real = layers.fake_quant
+
+    def counting(x: torch.Tensor, *a: Any) -> torch.Tensor:
+        calls.append(id(x))
+        return real(x, *a)
+
+    torch.manual_seed(0)
+    m = _Siblings()
+    x = torch.randn(4, 32)
+    spec = LayerSpec(act="mxfp4", weight="mxfp8_e4m3")
+    for inplace in (False, True):
+        m.inplace = inplace
+        with torch.no_grad():
+            # the reference: each layer on its own (no sharing possible: fresh inputs)
+            h = x * 1.0
+            ref_layers = {}
+            with simulate(m, {"*": spec}) as sm:
+                for n in "qkvo":
+                    ref_layers[n] = getattr(sm, n)
+                want = ref_layers["q"](h.clone()) + ref_layers["k"](h.clone())
+                if inplace:
+                    h = h * 3.0
+                want = want + ref_layers["v"](h.clone()) + ref_layers["o"](h * 1.0)
+        monkeypatch.setattr(layers, "fake_quant", counting)
+        calls.clear()
+        with simulate(m, {"*": spec}) as sm:
+            run = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
+                   "grad": torch.enable_grad}[ctx]
+            with run():
+                got = sm(x.requires_grad_(ctx == "grad"))
+        monkeypatch.setattr(layers, "fake_quant", real)
+        x = x.detach()
+        assert torch.equal(got.detach(), want)
+        shared = ctx == "no_grad"
+        assert len(calls) == (4 if not shared else 3 if inplace else 2), (ctx, inplace, calls)
