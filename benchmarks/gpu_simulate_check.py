@@ -19,11 +19,14 @@ Sections, each printing its findings (the script exits 1 if a check failed):
    products sum in each library's order). The bit-true route (simulator.gemm, host
    kernels: an explicit copy) runs for a CUDA model too.
 3. compile: torch.compile (mode default, and reduce-overhead: CUDA graphs) equals eager
-   on CUDA, on a model whose only float operations besides the quantizers are matrix
-   products, ReLUs and additions. SmoothQuant's online division under inductor's
-   defaults (approximate on CUDA) is reported, not checked; it and the Hadamard case
-   are also checked under inductor's eager-numerics switches (IEEE division, no FMA
-   contraction, no flush to zero).
+   on CUDA bit for bit, for every config (Hadamard and online SmoothQuant included), on a
+   model whose float operations besides the quantizers are matrix products, ReLUs and
+   additions, under inductor's defaults with its pattern matcher off. With the pattern
+   matcher on (the default), inductor rewrites the model's own float operations (a
+   matrix product and the residual addition after it into one addmm, summed in another
+   order): those counts are reported for the quantized model and for the same model
+   unquantized (inductor's own difference), and each patched layer compiled alone is
+   checked equal to eager (the quantizers, the transforms and the weight cache).
 4. host copies: a profiled forward of each config (weights quantized in it, then from
    the cache) holds no host<->device memcpy, and no code reads a tensor on the host
    (Tensor.numpy/cpu/item/tolist/float/int/bool: call sites listed); the weight cache
@@ -316,53 +319,58 @@ COMPILE_CASES: dict[str, tuple[dict[str, Any], bool | None]] = {
 }
 
 
-@contextlib.contextmanager
-def eager_numerics(on: bool) -> Iterator[None]:
-    import torch._inductor.config as ic
-
-    with ic.patch({"emulate_precision_casts": on,
-                   "eager_numerics.division_rounding": on,
-                   "eager_numerics.disable_ftz": on}):
-        yield
-
-
 def compile_section() -> None:
-    runs = [(name, mode, False) for mode in ("default", "reduce-overhead")
-            for name in COMPILE_CASES]
-    # inductor's default division is approximate and it contracts a*b+c on CUDA: where
-    # those meet the quantizers' inputs, eager numerics are what equals eager
-    runs += [(name, "default", True) for name in ("hadamard", "smoothquant-online")]
-    for name, mode, numerics in runs:
-        compile_one(name, mode, numerics)
+    for name in COMPILE_CASES:
+        for mode in ("default", "reduce-overhead"):
+            compile_one(name, mode, pattern_matcher=False)
+    for name in COMPILE_CASES:
+        compile_one(name, "default", pattern_matcher=True)
     torch._dynamo.reset()
 
 
-def compile_one(name: str, mode: str, numerics: bool) -> None:
+def compile_one(name: str, mode: str, pattern_matcher: bool) -> None:
     """COMPILE_CASES[name] compiled in ``mode`` against eager, on CUDA."""
+    import torch._inductor.config as ic
+
     cfg, calib = COMPILE_CASES[name]
     x = torch.randn(8, 64, 256, generator=torch.Generator().manual_seed(4)).to(CUDA)
     torch.manual_seed(5)
     m = Block(256).eval().to(CUDA)
-    sim = simulate(m, cfg)
-    if calib is not None:
-        sim.calibrate([x], fold=calib)
-    what = (f"compile mode={mode} {name} "
-            f"({'eager numerics' if numerics else 'inductor defaults'})")
+    what = f"compile mode={mode} {name} (pattern matcher {'on' if pattern_matcher else 'off'})"
     try:
-        with torch.no_grad(), eager_numerics(numerics):
+        with torch.no_grad(), ic.patch({"pattern_matcher": pattern_matcher}):
+            plain = 0
+            if pattern_matcher:
+                torch._dynamo.reset()
+                plain = mismatches(torch.compile(m, mode=mode)(x), m(x))
+            sim = simulate(m, cfg)
+            if calib is not None:
+                sim.calibrate([x], fold=calib)
+            inputs: dict[str, torch.Tensor] = {}
+            hooks = [mod.register_forward_pre_hook(
+                lambda _m, a, n=n: inputs.__setitem__(n, a[0].clone()))
+                for n, mod in m.named_modules() if isinstance(mod, QuantLayer)]
             want = m(x)
+            for h in hooks:
+                h.remove()
             torch._dynamo.reset()
             c = torch.compile(m, mode=mode)
             got = [c(x).clone() for _ in range(3)]  # CUDA graphs: recorded, then replayed
-        n = max(mismatches(g, want) for g in got)
-        if numerics or "smoothquant" not in name:
-            check(n == 0, f"{what}: {n} of {want.numel()} differ from eager")
-        else:
-            print(f"info  {what}: {n} of {want.numel()} differ from eager")
+            n = max(mismatches(g, want) for g in got)
+            if not pattern_matcher:
+                check(n == 0, f"{what}: {n} of {want.numel()} differ from eager")
+            else:
+                print(f"info  {what}: {n} of {want.numel()} differ from eager; the same "
+                      f"model unquantized: {plain} (inductor's rewrites of float ops)")
+                for lname, xin in inputs.items():
+                    layer = m.get_submodule(lname)
+                    torch._dynamo.reset()
+                    k = mismatches(torch.compile(layer)(xin), layer(xin))
+                    check(k == 0, f"{what}: layer {lname} compiled alone: {k} differ")
+        sim.restore()
     except Exception as exc:
         traceback.print_exc()
         check(False, f"{what}: {type(exc).__name__}: {exc}")
-    sim.restore()
 
 
 # --- 4. host copies ----------------------------------------------------------------------
@@ -455,8 +463,9 @@ def cli_section() -> None:
                 with contextlib.redirect_stdout(buf):
                     rc = main(["quantize", str(src), "--format", fmt, "--device", dev,
                                "-o", str(Path(d) / f"q_{dev}.npy")])
-                outs[dev] = (rc, buf.getvalue().splitlines()[1:],  # not the header line
-                             np.load(Path(d) / f"q_{dev}.npy"))
+                lines = [ln for ln in buf.getvalue().splitlines()[1:]  # not the header,
+                         if not ln.startswith("wrote ")]  # nor the output's name
+                outs[dev] = (rc, lines, np.load(Path(d) / f"q_{dev}.npy"))
             same = outs["cpu"][:2] == outs["cuda"][:2] and np.array_equal(
                 outs["cpu"][2], outs["cuda"][2], equal_nan=True)
             check(same and outs["cuda"][0] == 0,

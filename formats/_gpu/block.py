@@ -57,6 +57,8 @@ _TILE_INTERPRETED = 1 << 15
 #: scales from a separate pass
 _MAX_CHUNK = 4096
 _LAUNCH = {"enable_fp_fusion": False}
+#: the tensor scale format the fused kernel computes itself (NVFP4's)
+_FLOAT32 = Minifloat(8, 23)
 
 
 # --- kernels ------------------------------------------------------------------------------
@@ -76,8 +78,8 @@ def _amax_kernel(x_ptr, amax_ptr, bad_ptr, nrows, ntotal, BS: tl.constexpr,
                  ROWS: tl.constexpr, CHUNK: tl.constexpr, IN16: tl.constexpr,
                  PER_PROGRAM: tl.constexpr):
     """Per row of BS elements: the largest finite magnitude (float32 bits, int32) and
-    whether the row holds NaN or Inf (int8); with PER_PROGRAM, only the largest
-    magnitude of each program's rows (for a tensor's maximum)."""
+    whether the row holds NaN or Inf (int8); with PER_PROGRAM, the tensor's largest
+    finite magnitude, into ``amax_ptr[0]`` (zeroed before)."""
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * ROWS + tl.arange(0, ROWS)
     rmask = rows < nrows
@@ -94,7 +96,8 @@ def _amax_kernel(x_ptr, amax_ptr, bad_ptr, nrows, ntotal, BS: tl.constexpr,
         acc = tl.maximum(acc, amax)
         nonfinite = nonfinite | nf
     if PER_PROGRAM:
-        tl.store(amax_ptr + pid, tl.max(acc, axis=0).to(tl.int32, bitcast=True))
+        # non-negative float32 bits order as int32: one atomic maximum per program
+        tl.atomic_max(amax_ptr, tl.max(acc, axis=0).to(tl.int32, bitcast=True))
     else:
         tl.store(amax_ptr + rows, acc.to(tl.int32, bitcast=True), mask=rmask)
         tl.store(bad_ptr + rows, nonfinite.to(tl.int8), mask=rmask)
@@ -115,14 +118,18 @@ def _fused_kernel(x_ptr, out_ptr, scale_ptr, ts_ptr, nrows,
                   S_MODE: tl.constexpr, S_SIGNED: tl.constexpr, S_FNUZ: tl.constexpr,
                   S0: tl.constexpr, S1: tl.constexpr, S2: tl.constexpr, S3: tl.constexpr,
                   S4: tl.constexpr, S5: tl.constexpr, S6: tl.constexpr, S7: tl.constexpr,
-                  S8: tl.constexpr, S9: tl.constexpr):
+                  S8: tl.constexpr, S9: tl.constexpr, TS: tl.constexpr,
+                  TS_DEN: tl.constexpr):
     """:func:`formats._kernels.block._block_entry` on rows of BS elements (see there for
     EK, DIV and the constants; E0..E9 the element's F32Consts, G_* its integer grid):
     SRC 0 reads each row's scale (times the tensor scale) from ``scale_ptr``; 1..4
     computes the power-of-two rule FLOOR/CEIL/EVEN/RCEIL from the row's maximum; 5
     rounds ``amax / ts / ELEM_MAX`` to odd in float32 and then into the scale format
     (S_MODE, S0..S9 its F32Consts) as ``BlockScaled._block_scales`` does. A row whose
-    scale is 0 gives +0. Writes float32 bits, or (IN16) their bfloat16 rounding."""
+    scale is 0 gives +0. Writes float32 bits, or (IN16) their bfloat16 rounding. The
+    tensor scale: TS 0 none (1.0); 1 a float32 one, computed here from the tensor's
+    largest finite magnitude (float32 bits at ``ts_ptr``) as ``_tensor_scale`` does
+    (``TS_DEN`` = elem_max * the scale format's max); 2 its float64 value at ``ts_ptr``."""
     pid = tl.program_id(0)
     rows = pid.to(tl.int64) * ROWS + tl.arange(0, ROWS)
     cols = tl.program_id(1) * CHUNK + tl.arange(0, CHUNK)
@@ -131,8 +138,14 @@ def _fused_kernel(x_ptr, out_ptr, scale_ptr, ts_ptr, nrows,
     offs = rows[:, None] * BS + cols[None, :]
     xb = _load_bits(x_ptr, offs, m, IN16)
     elem_max = tl.full([], ELEM_MAX, tl.float64)
-    if DIV == 3 or SRC == 5:
+    if TS == 1:
+        ideal = tl.load(ts_ptr).to(tl.float32, bitcast=True).to(tl.float64) / TS_DEN
+        tsv = ideal.to(tl.float32).to(tl.float64)  # float32 nearest-even, subnormals kept
+        tsv = tl.where((ideal > 0.0) & (tsv != 0.0), tsv, 1.0)
+    elif TS == 2:
         tsv = tl.load(ts_ptr)
+    else:
+        tsv = tl.full([], 1.0, tl.float64)
     if SRC == 0:
         s = tl.load(scale_ptr + rows, mask=rmask, other=1.0)
     else:
@@ -253,20 +266,27 @@ def _amax_rows(x: torch.Tensor, nrows: int, bs: int) -> tuple[torch.Tensor, torc
     return amax.view(torch.float32).to(torch.float64), bad.bool()
 
 
-def _tensor_amax(x: torch.Tensor) -> torch.Tensor:
-    """The largest finite magnitude of float32 or bfloat16 ``x`` (nonempty, contiguous),
-    a 0-d float64 tensor on its device."""
+def _tensor_amax_bits(x: torch.Tensor) -> torch.Tensor:
+    """The largest finite magnitude of float32 or bfloat16 ``x`` (nonempty, contiguous):
+    its float32 bits, a 1-element int32 tensor on x's device."""
     n = x.numel()
     chunk = 1024
     rows = _tiles(x, chunk)
     nprog = triton.cdiv(n, rows * chunk)
-    part = torch.empty(nprog, dtype=torch.int32, device=x.device)
+    res = torch.zeros(1, dtype=torch.int32, device=x.device)
+    in16 = x.dtype == torch.bfloat16
     with _on(x):
-        _amax_kernel[(nprog,)](
-            _bits_view(x), part, part, triton.cdiv(n, chunk), n, BS=chunk, ROWS=rows,
-            CHUNK=chunk, IN16=x.dtype == torch.bfloat16, PER_PROGRAM=True, num_warps=WARPS,
-            **_LAUNCH)
-    return part.max().view(torch.float32).to(torch.float64)
+        launch(_amax_kernel, (nprog,), (_bits_view(x), res, res, triton.cdiv(n, chunk), n),
+               (chunk, rows, in16),
+               lambda: dict(BS=chunk, ROWS=rows, CHUNK=chunk, IN16=in16, PER_PROGRAM=True),
+               num_warps=WARPS, **_LAUNCH)
+    return res
+
+
+def _tensor_amax(x: torch.Tensor) -> torch.Tensor:
+    """The largest finite magnitude of float32 or bfloat16 ``x`` (nonempty, contiguous),
+    a 0-d float64 tensor on its device."""
+    return _tensor_amax_bits(x).view(torch.float32)[0].to(torch.float64)
 
 
 @functools.lru_cache(maxsize=256)
@@ -276,7 +296,8 @@ def _fused_constants(fmt: BlockScaled) -> dict[str, Any]:
     fused = fmt._fused
     assert fused is not None
     ek, econsts, grid = fused
-    kw: dict[str, Any] = {"EK": ek, "SIGNED": ek != 2, "FNUZ": ek == 1}
+    kw: dict[str, Any] = {"EK": ek, "SIGNED": ek != 2, "FNUZ": ek == 1,
+                          "TS_DEN": fmt.elem_max * float(fmt.scale.max)}
     kw.update({f"E{i}": _py(v) for i, v in enumerate(econsts)})
     kw.update(G_SCALE=grid.scale, G_INV=grid.inv_scale, G_LO=grid.lo, G_HI=grid.hi)
     sc = fmt.scale
@@ -314,7 +335,9 @@ def _fast_scale(fmt: BlockScaled) -> bool:
 
 
 def _fused_launch(fmt: BlockScaled, x: torch.Tensor, out: torch.Tensor, src: int, div: int,
-                  scale: torch.Tensor | None, ts: torch.Tensor | None) -> None:
+                  scale: torch.Tensor | None, ts: torch.Tensor | None, ts_kind: int) -> None:
+    """The fused kernel on ``x`` into ``out``: scale source ``src``, division kind ``div``,
+    tensor scale ``ts`` of kind ``ts_kind`` (the kernel's SRC, DIV, TS)."""
     bs = fmt.block_numel
     nrows = x.numel() // bs
     chunk = min(triton.next_power_of_2(bs), _MAX_CHUNK)
@@ -325,9 +348,9 @@ def _fused_launch(fmt: BlockScaled, x: torch.Tensor, out: torch.Tensor, src: int
         launch(_fused_kernel, (triton.cdiv(nrows, rows), triton.cdiv(bs, chunk)),
                (xv, _bits_view(out), xv if scale is None else scale,
                 xv if ts is None else ts, nrows),
-               (fmt, bs, rows, chunk, in16, src, div),
+               (fmt, bs, rows, chunk, in16, src, div, ts_kind),
                lambda: dict(BS=bs, ROWS=rows, CHUNK=chunk, IN16=in16, SRC=src, DIV=div,
-                            **_fused_constants(fmt)),
+                            TS=ts_kind, **_fused_constants(fmt)),
                num_warps=WARPS_SRC5[in16] if src == 5 else WARPS, **_LAUNCH)
 
 
@@ -664,21 +687,27 @@ def _quantize_rows(fmt: BlockScaled, x: torch.Tensor, out: torch.Tensor | None
     if fmt.pow2_scale and no_ts and fmt.scale_rule in _POW2_RULES:
         p = fmt._pow2
         if whole and -1022 <= p.lo and p.hi <= 1023:
-            _fused_launch(fmt, x, res, 1 + _POW2_RULES[fmt.scale_rule], 0, None, None)
+            _fused_launch(fmt, x, res, 1 + _POW2_RULES[fmt.scale_rule], 0, None, None, 0)
             return res
         amax, bad = _amax_rows(x, nrows, bs)
         s_all = torch.where(bad, p.nan_scale, _pow2_scales(fmt, amax))
-        _fused_launch(fmt, x, res, 0, 0, s_all, None)
+        _fused_launch(fmt, x, res, 0, 0, s_all, None, 0)
         return res
     div = 0 if fmt.pow2_scale and no_ts else fmt._div_kind
     if _fast_scale(fmt) and whole:
-        ts = _tensor_scale(fmt, x.new_zeros((), dtype=torch.float64) if no_ts
-                           else _tensor_amax(x)).reshape(1)
-        _fused_launch(fmt, x, res, 5, div, None, ts)
+        if no_ts:
+            _fused_launch(fmt, x, res, 5, div, None, None, 0)
+        elif fmt.tensor_scale == _FLOAT32:
+            # the tensor scale computed in the kernel: no small ops (and their launch
+            # latency on the host) between the two passes
+            _fused_launch(fmt, x, res, 5, div, None, _tensor_amax_bits(x), 1)
+        else:
+            _fused_launch(fmt, x, res, 5, div, None,
+                          _tensor_scale(fmt, _tensor_amax(x)).reshape(1), 2)
         return res
     amax, bad = _amax_rows(x, nrows, bs)
     svals, ts = _block_scales(fmt, amax, bad, x.view(nrows, bs))
-    _fused_launch(fmt, x, res, 0, div, svals * ts, ts.reshape(1))
+    _fused_launch(fmt, x, res, 0, div, svals * ts, ts.reshape(1), 2)
     return res
 
 

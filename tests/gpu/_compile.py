@@ -51,10 +51,12 @@ def main() -> None:
         bs = bsz or fmt.block_numel
         chunk = min(triton.next_power_of_2(bs), B._MAX_CHUNK)
         consts = dict(B._fused_constants(fmt), BS=bs, ROWS=max(1, B.TILE // chunk),
-                      CHUNK=chunk, IN16=in16, SRC=src, DIV=div)
+                      CHUNK=chunk, IN16=in16, SRC=src, DIV=div,
+                      TS=0 if fmt.tensor_scale is None else 1 if src == 5 else 2)
+        ts_ptr = "*i32" if consts["TS"] == 1 else "*fp64"
         pt = "*i16" if in16 else "*i32"
         ptx = _compile(B._fused_kernel, {"x_ptr": pt, "out_ptr": pt, "scale_ptr": "*fp64",
-                                         "ts_ptr": "*fp64", "nrows": "i32"}, consts)
+                                         "ts_ptr": ts_ptr, "nrows": "i32"}, consts)
         print(json.dumps({"case": f"{name} src={src} div={div} in16={in16}", **_ops(ptx)}))
     for per in (False, True):
         consts = dict(BS=1024, ROWS=4, CHUNK=1024, IN16=False, PER_PROGRAM=per)
