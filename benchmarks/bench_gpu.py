@@ -9,7 +9,10 @@ Prints, as elements/s and as a fraction of the measured device-to-device copy:
   download), 2048 tokens: forward with MXFP4 weights + MXFP8 activations on every Linear
   under ``simulate`` vs the unquantized bfloat16 forward.
 
-    python benchmarks/bench_gpu.py [--layers 32] [--skip-model]
+    python benchmarks/bench_gpu.py [--layers 32] [--skip-model] [--only scalar|block|model]
+
+torchao is not on the H100 image: carry its wheel (``pip download torchao==0.18.0
+--no-deps``) and ``pip install --no-deps --target DIR`` it there, DIR on PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -74,7 +77,10 @@ def block(copy_rate: float) -> None:
     copy (twice the elements for the same bytes)."""
     try:
         from torchao.prototype.mx_formats.mx_tensor import MXTensor
-        from torchao.prototype.mx_formats.nvfp4_tensor import NVFP4Tensor
+        from torchao.prototype.mx_formats.nvfp4_tensor import (
+            NVFP4Tensor,
+            per_tensor_amax_to_scale,
+        )
     except ImportError:
         MXTensor = NVFP4Tensor = None  # noqa: N806
     side = 16384
@@ -88,14 +94,18 @@ def block(copy_rate: float) -> None:
             sec = _time(lambda f=f, x=x: f.quantize(x), reps=5)
             _row(f"numfab {name} quantize {str(dt)[6:]} {side}^2", x.numel(), sec, copy_rate)
             if MXTensor is not None and name != "nvfp4":
-                elem = torch.float8_e4m3fn if name == "mxfp8_e4m3" else "fp4_e2m1"
+                elem = (torch.float8_e4m3fn if name == "mxfp8_e4m3"
+                        else getattr(torch, "float4_e2m1fn_x2", "fp4_e2m1"))
                 sec = _time(lambda e=elem, x=x, dt=dt: MXTensor.to_mx(x, e, 32).dequantize(dt),
                             reps=5)
                 _row(f"  torchao to_mx {name} + dequantize", x.numel(), sec, copy_rate)
             if NVFP4Tensor is not None and name == "nvfp4":
-                sec = _time(lambda x=x, dt=dt: NVFP4Tensor.to_nvfp4(x).dequantize(dt),
-                            reps=5)
-                _row("  torchao to_nvfp4 + dequantize", x.numel(), sec, copy_rate)
+                # with its tensor scale from the tensor's amax, as numfab's NVFP4
+                sec = _time(lambda x=x, dt=dt: NVFP4Tensor.to_nvfp4(
+                    x, per_tensor_scale=per_tensor_amax_to_scale(x.abs().amax())
+                ).dequantize(dt), reps=5)
+                _row("  torchao to_nvfp4 (tensor scale) + dequantize", x.numel(), sec,
+                     copy_rate)
         x = torch.empty(0)
         torch.cuda.empty_cache()
 
