@@ -126,9 +126,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .evaluate import EvalConfig, device_name, evaluate, resolve_device
 
+    if args.print_layers:
+        return _print_layers(args.model, args.dtype)
     dev = resolve_device(args.device, "--device")
-    cfg = EvalConfig(args.model, weights=args.weights, acts=args.acts, kv=args.kv,
-                     hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens)
+    try:
+        cfg = EvalConfig(args.model, weights=args.weights, acts=args.acts, kv=args.kv,
+                         hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens,
+                         data=args.data, text_field=args.text_field, seq_len=args.seq_len,
+                         windows=args.windows, dtype=args.dtype, rules=args.config,
+                         calib=args.calib)
+    except ValueError as exc:  # name the option, not the field
+        msg = str(exc)
+        for field, opt in (("rules", "--config"), ("seq_len", "--seq-len"),
+                           ("text_field", "--text-field"), ("data", "--data"),
+                           ("windows", "--windows"), ("calib", "--calib"),
+                           ("dtype", "--dtype"), ("model", "--model")):
+            if msg.startswith(field + " ") or msg.startswith(field + "("):
+                msg = opt + msg[len(field):]
+                break
+        raise ValueError(msg) from None
     t0 = time.perf_counter()
     res = evaluate(cfg, dev)
     res["seconds"] = round(time.perf_counter() - t0, 2)
@@ -138,6 +154,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     else:
         for k, v in res.items():
             print(f"{k:22s} {v:.6g}" if isinstance(v, float) else f"{k:22s} {v}")
+    return 0
+
+
+def _print_layers(model: str, dtype: str) -> int:
+    """``numfab eval --print-layers``: the names rules patterns match, with each layer's
+    type and weight shape."""
+    import torch
+
+    from simulator.torch import layer_names
+
+    from .models import load_model
+
+    loaded = load_model(model, dtype)
+    mods = dict(loaded.model.named_modules())
+    for n in layer_names(loaded.model):
+        m = mods[n]
+        w = getattr(m, "weight", None)
+        shape = "x".join(map(str, w.shape)) if isinstance(w, torch.Tensor) else ""
+        print(f"{n or '(model)':60s} {type(m).__name__:16s} {shape}")
     return 0
 
 
@@ -418,17 +453,37 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--seed", type=natural_int, default=0)
     pg.set_defaults(func=_cmd_gemm)
     pe = sub.add_parser(
-        "eval", help="evaluate a bundled model in chosen formats",
-        description="Run a bundled model (smollm2, minilm, digits) with its transformer "
-        "Linear layers' weights / input activations / KV cache in the given formats and "
-        "print the metrics against the unquantized model.")
-    pe.add_argument("--model", default="smollm2", help="smollm2, minilm or digits")
+        "eval", help="evaluate a model in chosen formats",
+        description="Run a bundled model (smollm2, minilm, digits) or your own (a Hugging "
+        "Face directory, a GGUF file) with its Linear layers' weights / input activations "
+        "/ KV cache in the given formats (or per a rules file) and print the metrics "
+        "against the unquantized model: GPTQ-convention perplexity over windows of "
+        "--seq-len tokens, KL divergence and top-1 agreement for your own text or model.")
+    pe.add_argument("--model", default="smollm2",
+                    help="smollm2, minilm, digits, a local Hugging Face checkpoint "
+                    "directory or a .gguf file (no downloads)")
     pe.add_argument("--weights", help="weight format (e.g. mxfp4)")
     pe.add_argument("--acts", help="input-activation format (e.g. mxfp8_e4m3)")
     pe.add_argument("--kv", help="KV-cache format (e.g. nvfp4)")
     pe.add_argument("--hadamard", action="store_true", help="block Hadamard rotation")
     pe.add_argument("--gptq", action="store_true", help="GPTQ weights (calibrated)")
     pe.add_argument("--tokens", type=positive_int, default=1024, help="SmolLM2 evaluation tokens")
+    pe.add_argument("--data", help="evaluation text: a file, a directory of text files or "
+                    "a .jsonl file (default: the bundled pydoc text)")
+    pe.add_argument("--text-field", default="text", help="the text field of .jsonl lines")
+    pe.add_argument("--seq-len", type=positive_int,
+                    help="tokens per window (default 2048, or the model's maximum)")
+    pe.add_argument("--windows", type=positive_int,
+                    help="evaluate the first N windows (default: all)")
+    pe.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                    help="the model's dtype (default float32)")
+    pe.add_argument("--config", metavar="FILE",
+                    help="rules file (TOML or JSON): layer pattern -> LayerSpec fields, as "
+                    "simulate() takes; replaces --weights/--acts/--kv/--hadamard/--gptq")
+    pe.add_argument("--calib", help="calibration text for GPTQ/SmoothQuant (default: the "
+                    "windows of --data after the evaluated ones)")
+    pe.add_argument("--print-layers", action="store_true",
+                    help="list the model's layer names (what rules patterns match) and exit")
     pe.add_argument("--json", action="store_true", help="print one JSON object")
     pe.add_argument("--device", type=device_arg, default="auto", metavar="DEVICE",
                     help=DEVICE_HELP)

@@ -23,11 +23,14 @@ arithmetic differs by rounding between devices.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import math
+import os
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +38,7 @@ import torch
 import formats
 
 from ._args import check_device
-from .models import BLOCKS, check_name, digits_data, load
+from .models import BLOCKS, check_dtype, check_model, digits_data, is_bundled, load
 
 __all__ = ["ACCUMULATOR", "EvalConfig", "device_name", "evaluate", "format_bits", "max_tokens",
            "resolve_device", "text"]
@@ -64,9 +67,41 @@ class EvalConfig:
     gptq: bool = False
     tokens: int = 1024
     block: int | None = None  # quantize only this transformer block (sensitivity)
+    # your own model and text (numfab.lm): a corpus, its windows, the model's dtype, a
+    # rules file (layer patterns -> LayerSpec fields, as simulate() takes), calibration text
+    data: str | None = None
+    text_field: str = "text"
+    seq_len: int | None = None
+    windows: int | None = None
+    dtype: str = "float32"
+    rules: str | None = None
+    calib: str | None = None
 
     def __post_init__(self) -> None:
-        check_name(self.model)
+        if not isinstance(self.model, str):
+            check_model(self.model)
+        looks_like_path = ("/" in self.model or os.sep in self.model
+                           or self.model.lower().endswith(".gguf") or self.model in (".", ".."))
+        if not looks_like_path:
+            check_model(self.model)  # a bundled name (errors suggest close names), or a
+            # path given without a separator that exists here; paths are read when used
+        check_dtype(self.dtype)
+        # (paths are read where they are used: a results file names them, and a report
+        # of it may be written where they do not exist)
+        for field in ("data", "rules", "calib"):
+            v = getattr(self, field)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise ValueError(f"{field} must be a path (str), not {v!r}")
+        if not isinstance(self.text_field, str) or not self.text_field:
+            raise ValueError(f"text_field must be a field name, not {self.text_field!r}")
+        for field, lo in (("seq_len", 2), ("windows", 1)):
+            v = getattr(self, field)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+                raise ValueError(f"{field} must be an integer >= {lo}, not {v!r}")
+        if self.rules is not None and any(getattr(self, f) for f in
+                                          ("weights", "acts", "kv", "hadamard", "gptq")):
+            raise ValueError("rules (a rules file) says which layers get which formats: "
+                             "leave weights, acts, kv, hadamard and gptq unset with it")
         for field in ("weights", "acts", "kv"):
             v = getattr(self, field)
             if v is not None:
@@ -267,6 +302,8 @@ def evaluate(cfg: EvalConfig, device: str | torch.device = "auto") -> dict[str, 
     from simulator.torch import LayerSpec, simulate
 
     dev = resolve_device(device)
+    if own(cfg):
+        return evaluate_own(cfg, dev)
     loaded = load(cfg.model)
     model = loaded.model.to(dev)
     res: dict[str, Any] = {"bits_weights": format_bits(cfg.weights),
@@ -336,3 +373,127 @@ def _nearest(e: torch.Tensor) -> torch.Tensor:
     s = e @ e.T
     s.fill_diagonal_(-math.inf)
     return s.argmax(-1)
+
+
+def own(cfg: EvalConfig) -> bool:
+    """Whether ``cfg`` evaluates through :mod:`numfab.lm` (a model path, a corpus, a
+    rules file, a dtype or windows of its own) rather than the bundled evaluations."""
+    return (not is_bundled(cfg.model) or cfg.data is not None or cfg.rules is not None
+            or cfg.seq_len is not None or cfg.windows is not None or cfg.dtype != "float32"
+            or cfg.calib is not None)
+
+
+def load_rules(path: str) -> list[tuple[str, dict[str, Any]]]:
+    """A rules file: TOML (``["model.layers.*.mlp.*"]`` tables of LayerSpec fields) or JSON
+    (an object of such objects), in file order; each rule checked as a LayerSpec."""
+    import json
+
+    import tomllib
+
+    from simulator.torch import LayerSpec
+
+    p = Path(path).expanduser()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"rules file {path!r}: cannot read it ({exc.strerror})") from None
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"rules file {path!r}: not valid "
+                         f"{'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {exc}") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"rules file {path!r}: needs at least one rule, a layer pattern "
+                         "with a table of LayerSpec fields")
+    out = []
+    for pattern, spec in data.items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"rules file {path!r}: rule {pattern!r} must be a table of "
+                             f"LayerSpec fields, not {type(spec).__name__}")
+        try:
+            LayerSpec(**spec)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"rules file {path!r}: rule {pattern!r}: {exc}") from None
+        out.append((pattern, spec))
+    return out
+
+
+def _default_rules(cfg: EvalConfig, model: torch.nn.Module) -> dict[str, Any]:
+    """weights/acts/kv/hadamard/gptq on every Linear layer but the output head (and kv on
+    every attention module), scaled as the bundled evaluations scale them."""
+    from simulator.torch import LayerSpec
+    from simulator.torch.layers import kv_children
+
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    names = [n for n, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and m is not head]
+    rules: dict[str, Any] = {}
+    if (cfg.weights or cfg.acts or cfg.hadamard) and names:
+        rules = _spec(dataclasses.replace(cfg, block=None), model,
+                      "(" + "|".join(re.escape(n) for n in names) + ")")
+    if cfg.kv:
+        att = [n for n, m in model.named_modules() if n and kv_children(m) is not None]
+        if not att:
+            raise ValueError(f"kv={cfg.kv}: model {cfg.model} has no attention module with "
+                             "k_proj/v_proj (or key/value) projections")
+        rules["re:(" + "|".join(re.escape(n) for n in att) + ")"] = LayerSpec(kv=cfg.kv)
+    return rules
+
+
+def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
+    """A causal language model (bundled or your own) on a corpus (the bundled pydoc text
+    by default): numfab.lm's GPTQ-convention perplexity, KL divergence and top-1
+    agreement, against the reference pass computed once (disk-cached)."""
+    from simulator.torch import simulate
+
+    from . import lm
+    from .models import load_model, package_dir
+
+    loaded = lm_loaded = load_model(cfg.model, cfg.dtype)
+    if loaded.kind != "causal-lm":
+        raise ValueError(f"model {cfg.model!r} is {'an' if loaded.kind[0] in 'ae' else 'a'} "
+                         f"{loaded.kind}: perplexity and KL need a causal language model "
+                         "(an architecture ending in ForCausalLM)")
+    model = loaded.model.to(dev)
+    txt = lm.read_corpus(cfg.data, cfg.text_field) if cfg.data else text()
+    maxpos = getattr(model.config, "max_position_embeddings", None) or 2048
+    seq_len = cfg.seq_len or min(2048, int(maxpos))
+    if seq_len > maxpos:
+        raise ValueError(f"seq_len (--seq-len) {seq_len} exceeds the model's maximum of "
+                         f"{maxpos} positions")
+    ids = lm.tokenize(loaded.tokenizer, txt)
+    wins = lm.windows(ids, seq_len, cfg.windows)
+    if is_bundled(cfg.model):
+        mhash = lm.content_hash(next(iter(sorted(package_dir(cfg.model).glob("*.gguf")))))
+    else:
+        mhash = lm.content_hash(cfg.model)
+    key = lm.reference_key(mhash, txt, seq_len, wins.shape[0], cfg.dtype, dev)
+    passes = lm.PASSES[0]
+    ref = lm.reference(lm_loaded, wins, dev, key)
+    rules: Any = load_rules(cfg.rules) if cfg.rules else _default_rules(cfg, model)
+    # bits per element describe one format for every layer: not a rules file's mix
+    res: dict[str, Any] = {} if cfg.rules else {"bits_weights": format_bits(cfg.weights),
+                                                "bits_acts": format_bits(cfg.acts)}
+    res["reference_pass"] = lm.PASSES[0] - passes
+    sim = simulate(model, rules) if rules else None
+    try:
+        if sim is not None and any(s.needs_calibration for s in sim.layers.values()):
+            if cfg.calib:
+                cids = lm.tokenize(loaded.tokenizer, lm.read_corpus(cfg.calib, cfg.text_field,
+                                                                    "--calib"))
+                cw = lm.windows(cids, seq_len, None, "--calib")[:8]
+            else:
+                have = ids.numel() // seq_len - wins.shape[0]
+                cw = lm.windows(ids, seq_len, min(8, max(have, 1)),
+                                "--data (calibration: the windows after the evaluated "
+                                "ones; give --calib or fewer --windows)", skip=wins.shape[0])
+            sim.calibrate(list(lm.iter_windows(cw, dev)))
+        res.update(lm.score(model, wins, ref, dev))
+    finally:
+        if sim is not None:
+            sim.restore()
+    return res

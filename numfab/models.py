@@ -195,3 +195,102 @@ def _digits() -> Loaded:
     torch.save(model.state_dict(), tmp)
     tmp.rename(path)
     return Loaded("digits", "cnn", model.eval())
+
+
+#: torch dtypes by the names --dtype takes
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def is_bundled(name: str) -> bool:
+    return name in MODELS
+
+
+def check_model(spec: Any, what: str = "model") -> str:
+    """A bundled model name, or a local Hugging Face checkpoint directory (holding a
+    config.json), or a GGUF file: returned as given. Anything else is an error: numfab
+    assumes no network access, so a hub name is not fetched."""
+    if not isinstance(spec, str):
+        raise TypeError(f"{what} must be a model name or a path (str), not "
+                        f"{type(spec).__name__}")
+    if spec in MODELS:
+        return spec
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ValueError(f"{what} {spec!r}: the directory holds no config.json (a Hugging "
+                             "Face checkpoint directory has one, written by save_pretrained)")
+        return spec
+    if p.is_file():
+        if p.suffix.lower() != ".gguf":
+            raise ValueError(f"{what} {spec!r}: a model file must be a GGUF file (.gguf); a "
+                             "Hugging Face checkpoint is given as its directory")
+        try:
+            with open(p, "rb") as fh:
+                magic = fh.read(4)
+        except OSError as exc:
+            raise ValueError(f"{what} {spec!r}: cannot read it ({exc.strerror})") from None
+        if magic != b"GGUF":
+            raise ValueError(f"{what} {spec!r}: not a GGUF file (no GGUF magic)")
+        return spec
+    if p.exists():
+        raise ValueError(f"{what} {spec!r}: neither a directory nor a file")
+    if "/" in spec or os.sep in spec or spec.lower().endswith(".gguf"):
+        raise ValueError(f"{what} {spec!r}: no such file or directory (a local Hugging Face "
+                         "checkpoint directory or .gguf file; numfab does not download "
+                         "models)")
+    close = difflib.get_close_matches(spec, list(MODELS), n=3, cutoff=0.4)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ValueError(f"unknown model {spec!r}{hint}; models: {', '.join(MODELS)}, or a local "
+                     "path: a Hugging Face checkpoint directory or a .gguf file (numfab "
+                     "does not download models: save one with save_pretrained())")
+
+
+def check_dtype(name: Any, what: str = "dtype") -> torch.dtype:
+    if not isinstance(name, str) or name not in DTYPES:
+        raise ValueError(f"{what} must be one of {', '.join(DTYPES)}, not {name!r}")
+    return DTYPES[name]
+
+
+def load_model(spec: str, dtype: str = "float32") -> Loaded:
+    """A bundled model (by name, as :func:`load`; float32 as bundled, then cast) or a local
+    checkpoint: a Hugging Face directory (causal LMs through ``AutoModelForCausalLM``,
+    other architectures through ``AutoModel``) or a GGUF file (dequantized by
+    transformers; those weights are the reference). Loaded in ``dtype``, eval mode, with
+    its tokenizer (required: the evaluation tokenizes text)."""
+    check_model(spec)
+    dt = check_dtype(dtype)
+    if is_bundled(spec):
+        b = load(spec)
+        return b if dt == torch.float32 else Loaded(b.name, b.kind, b.model.to(dt),
+                                                    b.tokenizer)
+    return _load_path(str(Path(spec).expanduser().resolve()), dtype)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_path(path: str, dtype: str) -> Loaded:
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    p = Path(path)
+    dt = DTYPES[dtype]
+    kw: dict[str, Any] = {"dtype": dt}
+    where, src = (str(p.parent), {"gguf_file": p.name}) if p.is_file() else (str(p), {})
+    try:
+        config = AutoConfig.from_pretrained(where, **src)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
+        raise ValueError(f"model {path!r}: its config cannot be read: {exc}") from None
+    archs = list(getattr(config, "architectures", None) or [])
+    causal = any(a.endswith("ForCausalLM") for a in archs) or bool(src)
+    try:
+        tok = AutoTokenizer.from_pretrained(where, **src)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"model {path!r} has no usable tokenizer (numfab tokenizes the "
+                         f"evaluation text with it; save it beside the model with "
+                         f"tokenizer.save_pretrained): {exc}") from None
+    cls = AutoModelForCausalLM if causal else AutoModel
+    try:
+        model = cls.from_pretrained(where, **src, **kw)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"model {path!r}: cannot be loaded by transformers' "
+                         f"{cls.__name__}: {exc}") from None
+    return Loaded(path, "causal-lm" if causal else "encoder", model.eval(), tok)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write, check_input_file, check_output_dir
-from .sweep import read_results
+from .sweep import read_failures, read_results
 
 __all__ = ["MAIN_METRIC", "write_report"]
 
@@ -22,8 +22,10 @@ def _label(c: dict[str, Any]) -> str:
     given = {k: c[k] for k in ("weights", "acts", "kv") if c.get(k)}
     if len(set(given.values())) > 1:  # formats that differ are each named
         fmt = " ".join(f"{k}={v}" for k, v in given.items())
+    elif c.get("rules"):
+        fmt = f"rules {Path(c['rules']).name}"
     else:
-        fmt = next(iter(given.values()), "float32 (reference)")
+        fmt = next(iter(given.values()), f"{c.get('dtype') or 'float32'} (reference)")
     tech = [t for t in ("hadamard", "gptq") if c.get(t)]
     return fmt + (" + " + "+".join(tech) if tech else "")
 
@@ -157,8 +159,10 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
     for model, rs in sorted(by_model.items()):
         grid = [r for r in rs if r["config"].get("block") is None]
         blocks = [r for r in rs if r["config"].get("block") is not None]
-        metric, lower = MAIN_METRIC.get(model, ("", True))
-        cols = _COLUMNS.get(model, sorted(grid[0]["metrics"]) if grid else [])
+        own = any("kl_top_k" in r["metrics"] for r in rs)  # numfab.lm's evaluation
+        metric, lower = ("kl", True) if own else MAIN_METRIC.get(model, ("", True))
+        cols = (["perplexity", "kl", "top1_agreement", "tokens_per_s"] if own else
+                _COLUMNS.get(model, sorted(grid[0]["metrics"]) if grid else []))
         lines += [f"## {model}", ""]
         if model == "smollm2":
             lines += ["Reference: SmolLM2-135M-Instruct with its Q4_1 GGUF weights "
@@ -171,10 +175,13 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
         for r in (grid[i] for _, i in order):
             m = r["metrics"]
             vals = " | ".join(f"{m[c]:.4g}" if c in m else "-" for c in cols)
-            lines.append(f"| {_label(r['config'])} | {m['bits_weights']:g}, "
-                         f"{m['bits_acts']:g} | {vals} | {r['seconds']:.1f} |")
+            bits = (f"{m['bits_weights']:g}, {m['bits_acts']:g}" if "bits_weights" in m
+                    else "per rule")
+            lines.append(f"| {_label(r['config'])} | {bits} | {vals} | "
+                         f"{r['seconds']:.1f} |")
         lines.append("")
-        quantized = [r for r in grid if r["config"].get("weights") or r["config"].get("acts")]
+        quantized = [r for r in grid if (r["config"].get("weights") or r["config"].get("acts"))
+                     and "bits_weights" in r["metrics"]]
         if quantized and metric:
             fig, ax = plt.subplots(figsize=(7, 4.5))
             for had, mk in ((False, "o"), (True, "s")):
@@ -219,6 +226,13 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
             lines += [f"Per-block sensitivity ({fmt} in one block at a time): most "
                       f"sensitive block {worst['config']['block']} ({metric} "
                       f"{worst['metrics'][metric]:.4g}).", "", f"![sensitivity]({png})", ""]
+    failed = read_failures(results)
+    if failed:
+        lines += ["## Failed points", "", "Not in the results file; rerun the sweep to "
+                  "retry them.", ""]
+        lines += [f"- {_label(f['config'])} ({f['config'].get('model')}): {f['error']}"
+                  for f in failed if isinstance(f.get("config"), dict)]
+        lines.append("")
     return atomic_write(outd / "report.md", "\n".join(lines) + "\n")
 
 

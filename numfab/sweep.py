@@ -33,13 +33,19 @@ from typing import Any
 from ._args import check_device
 from ._io import atomic_write, check_input_file, check_output_file, exclusive_lock
 from ._noise import drop_known_noise, dropping
-from .evaluate import EvalConfig, check_format, max_tokens, resolve_device
-from .models import BLOCKS, MODELS
+from .evaluate import EvalConfig, check_format, load_rules, max_tokens, resolve_device
+from .models import BLOCKS, check_model
 
-__all__ = ["load_sweep", "points", "read_results", "run_sweep"]
+__all__ = ["PointsFailed", "failures_path", "load_sweep", "points", "read_failures",
+           "read_results", "run_sweep"]
 
 _KEYS = {"models": list, "formats": list, "quantize": list, "hadamard": list, "gptq": list,
-         "tokens": int, "sensitivity": str, "blocks": int}
+         "tokens": int, "sensitivity": str, "blocks": int,
+         # your own model and text (numfab.lm): the keys of EvalConfig
+         "data": str, "text_field": str, "seq_len": int, "windows": int, "dtype": str,
+         "calib": str, "rules": list}
+#: the sweep keys passed to every point as they are
+_OWN = ("data", "text_field", "seq_len", "windows", "dtype", "calib")
 
 
 def _line_of(text: str, key: str) -> int:
@@ -73,6 +79,9 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         if not isinstance(v, _KEYS[k]) or isinstance(v, bool) and _KEYS[k] is int:
             raise bad(k, f"must be {_KEYS[k].__name__}, not {type(v).__name__}")
     for k in ("models", "formats"):
+        if k == "formats" and "formats" not in cfg and cfg.get("rules"):
+            cfg["formats"] = []  # the rules files are the points
+            continue
         if not cfg.get(k):
             raise bad(k, "is required and must not be empty") if k in cfg else \
                 ValueError(f"{p}: key {k!r} is required")
@@ -80,17 +89,32 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     for k in ("hadamard", "gptq"):
         cfg.setdefault(k, [False])
     for k, kind in (("models", str), ("formats", str), ("quantize", str),
-                    ("hadamard", bool), ("gptq", bool)):
+                    ("hadamard", bool), ("gptq", bool), ("rules", str)):
+        if k not in cfg:
+            continue
         vals = cfg[k]
-        if not vals or any(not isinstance(v, kind) for v in vals):
+        if (not vals and k != "formats") or any(not isinstance(v, kind) for v in vals):
             what = "true/false" if kind is bool else "strings"
             raise bad(k, f"must be a non-empty list of {what}")
         dup = sorted({str(v) for v in vals if vals.count(v) > 1})
         if dup:
             raise bad(k, f"lists {', '.join(dup)} more than once")
     for m in cfg["models"]:
-        if m not in MODELS:
-            raise bad("models", f"unknown model {m!r}; models: {', '.join(MODELS)}")
+        try:
+            check_model(m, "model")
+        except ValueError as exc:
+            raise bad("models", str(exc)) from None
+    own = {k: cfg[k] for k in _OWN if k in cfg}
+    for r in cfg.get("rules", []):
+        try:
+            load_rules(r)
+        except ValueError as exc:
+            raise bad("rules", str(exc)) from None
+    try:  # every point's own settings, checked once on the first model
+        EvalConfig(cfg["models"][0], **own)
+    except ValueError as exc:
+        key = next((k for k in _OWN if str(exc).startswith(k)), "data")
+        raise bad(key, str(exc)) from None
     for f in cfg["formats"]:
         try:
             check_format(f)
@@ -131,8 +155,9 @@ def points(cfg: dict[str, Any]) -> list[EvalConfig]:
     then the grid, then (with ``sensitivity``) each transformer block alone."""
     out: list[EvalConfig] = []
     q = cfg["quantize"]
+    own = {k: cfg[k] for k in _OWN if k in cfg}
     for m in cfg["models"]:
-        out.append(EvalConfig(m, tokens=cfg["tokens"]))
+        out.append(EvalConfig(m, tokens=cfg["tokens"], **own))
         for f, had, gq in itertools.product(cfg["formats"], cfg["hadamard"], cfg["gptq"]):
             if (had or gq) and m == "digits":
                 continue  # the CNN's convolutions take neither
@@ -141,12 +166,40 @@ def points(cfg: dict[str, Any]) -> list[EvalConfig]:
             out.append(EvalConfig(m, weights=f if "weights" in q else None,
                                   acts=f if "acts" in q else None,
                                   kv=f if "kv" in q and m != "digits" else None,
-                                  hadamard=had, gptq=gq, tokens=cfg["tokens"]))
+                                  hadamard=had, gptq=gq, tokens=cfg["tokens"], **own))
+        for r in cfg.get("rules", []):
+            out.append(EvalConfig(m, tokens=cfg["tokens"], rules=r, **own))
         if "sensitivity" in cfg and m in BLOCKS:
             s = cfg["sensitivity"]
             for b in range(cfg.get("blocks", BLOCKS[m])):
                 out.append(EvalConfig(m, weights=s, acts=s, tokens=cfg["tokens"], block=b))
     return out
+
+
+def _try_point(cfg: EvalConfig, threads: int, device: str) -> dict[str, Any]:
+    """:func:`_run_point`, a failure returned as ``{"key", "config", "error"}``."""
+    try:
+        return _run_point(cfg, threads, device)
+    except (ValueError, TypeError, OSError, RuntimeError, ModuleNotFoundError) as exc:
+        return {"key": cfg.key(), "config": asdict(cfg),
+                "error": f"{type(exc).__name__}: {exc}"}
+
+
+def failures_path(results: str | Path) -> Path:
+    """Where a sweep records the points that failed (beside its results file)."""
+    p = Path(results)
+    return p.with_name(p.name + ".failed.json")
+
+
+def read_failures(results: str | Path) -> list[dict[str, Any]]:
+    """The failed points a sweep recorded for ``results`` (empty if none)."""
+    p = failures_path(results)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [d for d in data if isinstance(d, dict) and "key" in d and "error" in d] \
+        if isinstance(data, list) else []
 
 
 def _run_point(cfg: EvalConfig, threads: int, device: str) -> dict[str, Any]:
@@ -207,7 +260,7 @@ def _record_problem(obj: Any) -> str | None:
     m = obj["metrics"]
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in m.values()):
         return "a metric is not a number"
-    missing = [k for k in ("bits_weights", "bits_acts") if k not in m]
+    missing = [k for k in ("bits_weights", "bits_acts") if k not in m and not cfg.rules]
     return f"metrics lack {', '.join(missing)}" if missing else None
 
 
@@ -315,18 +368,35 @@ def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int = 1,
 
             bar = tqdm(total=len(todo) + len(scan.records), initial=len(scan.records),
                        unit="point")
+        failed: list[dict[str, Any]] = []
         try:
             for rec in _execute(todo, jobs, scheduler, device):
+                if bar is not None:
+                    bar.update(1)
+                if "error" in rec:  # not a result: recorded beside, for the report
+                    failed.append(rec)
+                    continue
                 lines.append(json.dumps(rec).encode())
                 save()
                 if on_point is not None:
                     on_point(rec)
-                if bar is not None:
-                    bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
+            fp = failures_path(path)
+            if failed:
+                atomic_write(fp, json.dumps(failed, indent=1))
+            elif fp.exists():
+                fp.unlink()  # every point this run tried succeeded
+        if failed:
+            shown = "\n".join(f"  {f['key']}: {f['error']}" for f in failed[:10])
+            raise PointsFailed(f"{len(failed)} point(s) failed (recorded in {fp}; the "
+                               f"results file holds the others; rerun to retry):\n{shown}")
     return path
+
+
+class PointsFailed(ValueError):
+    """Some points of a sweep failed; the others are in the results file."""
 
 
 def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None, device: str
@@ -346,7 +416,7 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None, device: s
             raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
                              "no point was run, the results file is unchanged") from None
         try:
-            futs: Any = [client.submit(_run_point, p, 1, device, pure=False) for p in todo]
+            futs: Any = [client.submit(_try_point, p, 1, device, pure=False) for p in todo]
             for fut in das(futs):
                 yield fut.result()
         finally:
@@ -361,6 +431,6 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None, device: s
     init = drop_known_noise if dropping() else None
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
                              initializer=init) as pool:
-        futs = [pool.submit(_run_point, p, threads, device) for p in todo]
+        futs = [pool.submit(_try_point, p, threads, device) for p in todo]
         for fut in as_completed(futs):
             yield fut.result()

@@ -329,8 +329,8 @@ BAD_POINTS = {
                   r"kv: model digits \(a CNN\) has no KV cache"),
     "digits-hadamard": (dict(model="digits", weights="int8", hadamard=True), ValueError,
                         r"hadamard: model digits .*apply to smollm2, minilm"),
-    "model-none": (dict(model=None), TypeError, r"model must be a model name \(str\), not "
-                   "NoneType"),
+    "model-none": (dict(model=None), TypeError, r"model must be a model name or a path \(str\), "
+                   "not NoneType"),
     "model-list": (dict(model=["digits"]), TypeError, r"model must be a model name"),
     "model-unknown": (dict(model="llama"), ValueError, r"unknown model 'llama'.*models: "),
     "weights-unknown": (dict(model="digits", weights="int99x"), ValueError, r"weights: "),
