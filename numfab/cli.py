@@ -157,6 +157,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def jobs_arg(text: str) -> int | str:
+    """argparse type of --jobs: a positive integer or 'auto'."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def _print_layers(model: str, dtype: str) -> int:
     """``numfab eval --print-layers``: the names rules patterns match, with each layer's
     type and weight shape."""
@@ -494,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
         "appending each result to a JSON-lines file as it finishes; rerunning resumes.")
     ps.add_argument("sweep", help="the sweep file (TOML)")
     ps.add_argument("-o", "--results", help="results file (default: SWEEP.jsonl)")
-    ps.add_argument("--jobs", type=positive_int, default=1, help="local worker processes")
+    ps.add_argument("--jobs", type=jobs_arg, default=1,
+                    help="local worker processes, or 'auto': one per visible GPU, each on "
+                    "its own (one worker without a GPU)")
     ps.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
     ps.add_argument("--quiet", action="store_true", help="no progress bar")
     ps.add_argument("--device", type=device_arg, default="auto", metavar="DEVICE",

@@ -326,7 +326,7 @@ def _same_sweep(path: Path, scan: _Scan, want_hash: str) -> None:
                          "use another results file")
 
 
-def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int = 1,
+def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int | str = 1,
               scheduler: str | None = None, progress: bool = True,
               on_point: Callable[[dict[str, Any]], None] | None = None,
               device: str = "auto") -> Path:
@@ -342,9 +342,12 @@ def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int = 1,
     local workers, by each Dask worker for itself. It is not part of a point's identity
     (its key): formats round alike on every device, so a sweep may resume on another
     device; each record names the device that computed it (``"device"``).
+
+    ``jobs="auto"``: with ``device`` CUDA, one local worker per visible GPU, each working
+    on its own GPU (a worker loads a model once and runs many points); else one worker.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    if jobs != "auto" and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a positive integer or 'auto', not {jobs!r}")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
         raise ValueError(f"scheduler must be a Dask scheduler address such as "
                          f"'tcp://host:8786', not {scheduler!r}")
@@ -399,7 +402,22 @@ class PointsFailed(ValueError):
     """Some points of a sweep failed; the others are in the results file."""
 
 
-def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None, device: str
+#: the device a pinned local worker runs its points on (set by _pin in the worker)
+_WORKER_DEVICE: list[str] = []
+
+
+def _pin(devices: Any, init: Callable[[], None] | None) -> None:
+    """Worker initializer: take one device off the shared queue for this worker."""
+    if init is not None:
+        init()
+    _WORKER_DEVICE.append(devices.get())
+
+
+def _try_pinned(cfg: EvalConfig, threads: int, device: str) -> dict[str, Any]:
+    return _try_point(cfg, threads, _WORKER_DEVICE[0] if _WORKER_DEVICE else device)
+
+
+def _execute(todo: list[EvalConfig], jobs: int | str, scheduler: str | None, device: str
              ) -> Iterator[dict[str, Any]]:
     if not todo:
         return
@@ -416,7 +434,11 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None, device: s
             raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); "
                              "no point was run, the results file is unchanged") from None
         try:
-            futs: Any = [client.submit(_try_point, p, 1, device, pure=False) for p in todo]
+            # a CUDA sweep holds one GPU per point: the workers declare GPU resources
+            # (dask worker --resources GPU=1 per GPU)
+            res = {"resources": {"GPU": 1}} if device.startswith("cuda") else {}
+            futs: Any = [client.submit(_try_point, p, 1, device, pure=False, **res)
+                         for p in todo]
             for fut in das(futs):
                 yield fut.result()
         finally:
@@ -424,13 +446,31 @@ def _execute(todo: list[EvalConfig], jobs: int, scheduler: str | None, device: s
         return
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     # spawned workers: a forked child inherits OpenMP pools mid-state and can hang
     ctx = multiprocessing.get_context("spawn")
     # workers drop the known log noise when this process does (the numfab command)
     init = drop_known_noise if dropping() else None
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
-                             initializer=init) as pool:
-        futs = [pool.submit(_try_point, p, threads, device) for p in todo]
+    pinned: list[str] = []
+    if jobs == "auto":
+        import torch
+
+        if device.startswith("cuda") and torch.cuda.device_count() > 1:
+            pinned = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        jobs = max(1, len(pinned))
+    assert isinstance(jobs, int)
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    if pinned:
+        queue = ctx.Manager().Queue()
+        for d in pinned:
+            queue.put(d)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pin,
+                                   initargs=(queue, init))
+        run: Callable[..., dict[str, Any]] = _try_pinned
+    else:
+        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
+                                   initializer=init)
+        run = _try_point
+    with pool:
+        futs = [pool.submit(run, p, threads, device) for p in todo]
         for fut in as_completed(futs):
             yield fut.result()

@@ -128,7 +128,7 @@ def test_sweep_reference_once_resume_and_failures(own: Path, tmp_path: Path) -> 
     assert "Failed points" in rep.read_text() and "bad.toml" in rep.read_text()
     before = out.read_bytes()
     bad.write_text('["model.layers.1.*"]\nweight = "int8"\n')  # fixed: the rerun runs it
-    run_sweep(load_sweep(sw), out, progress=False, device="cpu")
+    run_sweep(load_sweep(sw), out, progress=False, device="cpu", jobs="auto")  # 1 worker
     _, recs = read_results(out)
     assert len(recs) == 5 and out.read_bytes().startswith(before)
     assert sum(r["metrics"]["reference_pass"] for r in recs.values()) == 1
