@@ -27,14 +27,14 @@ import torch
 WORDS = [f"w{i}" for i in range(5000)]
 
 
-def build(d: Path, layers: int) -> None:
+def build(d: Path, layers: int, windows: int) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     if (d / "config.json").exists():
         return
     rng = random.Random(0)
-    text = " ".join(rng.choice(WORDS) for _ in range(40 * 2048))
+    text = " ".join(rng.choice(WORDS) for _ in range((windows + 4) * 2048))
     d.mkdir(parents=True, exist_ok=True)
     (d.parent / "corpus.txt").write_text(text)
     tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
@@ -104,7 +104,10 @@ def main() -> int:
     ap.add_argument("what", nargs="*", default=["eval"], choices=("eval", "sweep"))
     ap.add_argument("--dir", default="/tmp/numfab-llama8b/model")
     ap.add_argument("--layers", type=int, default=32)
-    ap.add_argument("--windows", type=int, default=16)
+    ap.add_argument("--windows", type=int, default=16, help="windows of the eval runs")
+    ap.add_argument("--sweep-windows", type=int, default=128,
+                    help="windows of each sweep point (long enough that loading the model "
+                    "once per worker does not dominate)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device")
@@ -112,12 +115,12 @@ def main() -> int:
     print(f"device: {torch.cuda.get_device_name()} x {torch.cuda.device_count()}", flush=True)
     d = Path(args.dir)
     t0 = time.perf_counter()
-    build(d, args.layers)
+    build(d, args.layers, max(args.windows, args.sweep_windows))
     print(f"checkpoint ready in {time.perf_counter() - t0:.1f} s", flush=True)
     if "eval" in args.what:
         run_eval(d, args.windows)
     if "sweep" in args.what:
-        run_sweep(d, args.windows)
+        run_sweep(d, args.sweep_windows)
     return 0
 
 
