@@ -453,7 +453,7 @@ def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
     from . import lm
     from .models import load_model, package_dir
 
-    loaded = lm_loaded = load_model(cfg.model, cfg.dtype)
+    loaded = lm_loaded = load_model(cfg.model, cfg.dtype, dev)
     if loaded.kind != "causal-lm":
         raise ValueError(f"model {cfg.model!r} is {'an' if loaded.kind[0] in 'ae' else 'a'} "
                          f"{loaded.kind}: perplexity and KL need a causal language model "

@@ -251,29 +251,34 @@ def check_dtype(name: Any, what: str = "dtype") -> torch.dtype:
     return DTYPES[name]
 
 
-def load_model(spec: str, dtype: str = "float32") -> Loaded:
+def load_model(spec: str, dtype: str = "float32", device: Any = None) -> Loaded:
     """A bundled model (by name, as :func:`load`; float32 as bundled, then cast) or a local
     checkpoint: a Hugging Face directory (causal LMs through ``AutoModelForCausalLM``,
     other architectures through ``AutoModel``) or a GGUF file (dequantized by
     transformers; those weights are the reference). Loaded in ``dtype``, eval mode, with
-    its tokenizer (required: the evaluation tokenizes text)."""
+    its tokenizer (required: the evaluation tokenizes text). A checkpoint given a CUDA
+    ``device`` is loaded straight onto it (no full copy in host memory first)."""
     check_model(spec)
     dt = check_dtype(dtype)
     if is_bundled(spec):
         b = load(spec)
         return b if dt == torch.float32 else Loaded(b.name, b.kind, b.model.to(dt),
                                                     b.tokenizer)
-    return _load_path(str(Path(spec).expanduser().resolve()), dtype)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    onto = str(dev) if dev.type == "cuda" and importlib.util.find_spec("accelerate") else ""
+    return _load_path(str(Path(spec).expanduser().resolve()), dtype, onto)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_path(path: str, dtype: str) -> Loaded:
+def _load_path(path: str, dtype: str, onto: str = "") -> Loaded:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     _quiet_transformers()
     p = Path(path)
     dt = DTYPES[dtype]
     kw: dict[str, Any] = {"dtype": dt}
+    if onto:
+        kw["device_map"] = {"": onto}
     where, src = (str(p.parent), {"gguf_file": p.name}) if p.is_file() else (str(p), {})
     try:
         config = AutoConfig.from_pretrained(where, **src)
