@@ -447,17 +447,15 @@ def _default_rules(cfg: EvalConfig, model: torch.nn.Module) -> dict[str, Any]:
 def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
     """A causal language model (bundled or your own) on a corpus (the bundled pydoc text
     by default): numfab.lm's GPTQ-convention perplexity, KL divergence and top-1
-    agreement, against the reference pass computed once (disk-cached)."""
+    agreement; an encoder: the cosine of its hidden states; against the reference pass
+    computed once (disk-cached)."""
     from simulator.torch import simulate
 
     from . import lm
     from .models import load_model, package_dir
 
     loaded = lm_loaded = load_model(cfg.model, cfg.dtype, dev)
-    if loaded.kind != "causal-lm":
-        raise ValueError(f"model {cfg.model!r} is {'an' if loaded.kind[0] in 'ae' else 'a'} "
-                         f"{loaded.kind}: perplexity and KL need a causal language model "
-                         "(an architecture ending in ForCausalLM)")
+    causal = loaded.kind == "causal-lm"
     model = loaded.model.to(dev)
     txt = lm.read_corpus(cfg.data, cfg.text_field) if cfg.data else text()
     maxpos = getattr(model.config, "max_position_embeddings", None) or 2048
@@ -471,7 +469,7 @@ def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
         mhash = lm.content_hash(next(iter(sorted(package_dir(cfg.model).glob("*.gguf")))))
     else:
         mhash = lm.content_hash(cfg.model)
-    key = lm.reference_key(mhash, txt, seq_len, wins.shape[0], cfg.dtype, dev)
+    key = lm.reference_key(mhash + loaded.kind, txt, seq_len, wins.shape[0], cfg.dtype, dev)
     passes = lm.PASSES[0]
     ref = lm.reference(lm_loaded, wins, dev, key)
     rules: Any = load_rules(cfg.rules) if cfg.rules else _default_rules(cfg, model)
@@ -492,7 +490,8 @@ def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
                                 "--data (calibration: the windows after the evaluated "
                                 "ones; give --calib or fewer --windows)", skip=wins.shape[0])
             sim.calibrate(list(lm.iter_windows(cw, dev)))
-        res.update(lm.score(model, wins, ref, dev))
+        res.update(lm.score(model, wins, ref, dev) if causal
+                   else lm.score_hidden(model, wins, ref, dev))
     finally:
         if sim is not None:
             sim.restore()

@@ -1,5 +1,6 @@
 """Your own language model on your own text: GPTQ-convention perplexity, KL divergence and
-top-1 agreement against the unquantized model, its reference pass computed once.
+top-1 agreement against the unquantized model (an encoder: the cosine of its hidden
+states), its reference pass computed once.
 
 - The corpus (:func:`read_corpus`): a text file, a directory of text files (every file
   below it, in sorted path order) or a JSON-lines file (``.jsonl``) with a text field;
@@ -40,7 +41,7 @@ from ._io import atomic_write
 from .models import Loaded, cache_dir
 
 __all__ = ["PASSES", "TOP_K", "content_hash", "read_corpus", "reference", "score",
-           "windows"]
+           "score_hidden", "windows"]
 
 #: the reference's top-k tokens the KL divergence is computed on (the rest as one bucket)
 TOP_K = 256
@@ -180,8 +181,9 @@ def reference(loaded: Loaded, wins: torch.Tensor, device: torch.device, key: str
     """The unquantized model's per-window mean NLL, top-k log-probabilities and ids, and
     argmax (CPU tensors), from the disk cache under ``key`` where it is there (None:
     no cache)."""
+    compute = _reference if loaded.kind == "causal-lm" else _reference_hidden
     if key is None:
-        return _reference(loaded, wins, device, None)
+        return compute(loaded, wins, device, None)
     path = cache_dir() / "reference" / f"{key}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     # one computing process per key: a sweep's other workers wait, then read the cache
@@ -193,7 +195,7 @@ def reference(loaded: Loaded, wins: torch.Tensor, device: torch.device, key: str
                     return dict(torch.load(path, weights_only=True))
                 except Exception:  # noqa: BLE001, S110 - a damaged entry is recomputed
                     pass
-            return _reference(loaded, wins, device, path)
+            return compute(loaded, wins, device, path)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -267,6 +269,44 @@ def iter_windows(wins: torch.Tensor, device: torch.device) -> Iterator[torch.Ten
     """Each window as a (1, seq_len) batch on ``device`` (calibration batches)."""
     for w in wins:
         yield w[None].to(device)
+
+
+# --- encoders: the last hidden states ------------------------------------------------------
+def _hidden(model: torch.nn.Module, win: torch.Tensor) -> torch.Tensor:
+    """float32 last hidden states (seq_len, hidden) of one window (1, seq_len)."""
+    with torch.no_grad():
+        return model(input_ids=win).last_hidden_state[0].float()
+
+
+def _reference_hidden(loaded: Loaded, wins: torch.Tensor, device: torch.device,
+                      path: Path | None) -> dict[str, torch.Tensor]:
+    PASSES[0] += 1
+    hid = torch.stack([_hidden(loaded.model, w[None].to(device)).cpu() for w in wins])
+    ref = {"hidden": hid}
+    if path is not None:
+        atomic_write(path, lambda fh: torch.save(ref, fh))
+    return ref
+
+
+def score_hidden(model: torch.nn.Module, wins: torch.Tensor, ref: dict[str, torch.Tensor],
+                 device: torch.device) -> dict[str, Any]:
+    """An encoder against its reference: the mean cosine of each token's last hidden
+    state (``cosine``) and of each window's mean-pooled embedding
+    (``embedding_cosine``)."""
+    cos, emb = [], []
+    t0 = time.perf_counter()
+    for j, w in enumerate(wins):
+        h = _hidden(model, w[None].to(device))
+        r = ref["hidden"][j].to(device)
+        cos.append(float(torch.nn.functional.cosine_similarity(h, r, dim=-1).mean()))
+        emb.append(float(torch.nn.functional.cosine_similarity(h.mean(0), r.mean(0), dim=0)))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    sec = time.perf_counter() - t0
+    n = len(cos)
+    return {"cosine": sum(cos) / n, "embedding_cosine": sum(emb) / n, "windows": n,
+            "seq_len": int(wins.shape[1]),
+            "tokens_per_s": n * int(wins.shape[1]) / sec if sec > 0 else float("inf")}
 
 
 def reference_key(model_hash: str, text: str, seq_len: int, n: int, dtype: str,

@@ -159,9 +159,13 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
     for model, rs in sorted(by_model.items()):
         grid = [r for r in rs if r["config"].get("block") is None]
         blocks = [r for r in rs if r["config"].get("block") is not None]
-        own = any("kl_top_k" in r["metrics"] for r in rs)  # numfab.lm's evaluation
-        metric, lower = ("kl", True) if own else MAIN_METRIC.get(model, ("", True))
-        cols = (["perplexity", "kl", "top1_agreement", "tokens_per_s"] if own else
+        # numfab.lm's evaluations: a causal LM's KL, an encoder's hidden-state cosine
+        own_lm = any("kl_top_k" in r["metrics"] for r in rs)
+        own_enc = any("embedding_cosine" in r["metrics"] for r in rs)
+        metric, lower = (("kl", True) if own_lm else ("cosine", False) if own_enc
+                         else MAIN_METRIC.get(model, ("", True)))
+        cols = (["perplexity", "kl", "top1_agreement", "tokens_per_s"] if own_lm else
+                ["cosine", "embedding_cosine", "tokens_per_s"] if own_enc else
                 _COLUMNS.get(model, sorted(grid[0]["metrics"]) if grid else []))
         lines += [f"## {model}", ""]
         if model == "smollm2":

@@ -14,7 +14,7 @@ import torch
 from numfab import lm
 from numfab.cli import main
 from numfab.evaluate import EvalConfig, evaluate
-from tests.numfab.own_models import corpus, save_llama, write_gguf
+from tests.numfab.own_models import corpus, save_bert, save_llama, write_gguf
 
 SEQ = 32
 
@@ -229,3 +229,36 @@ def test_print_layers(own: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--model", str(own / "tiny"), "--print-layers"]) == 0
     out = capsys.readouterr().out
     assert "model.layers.1.mlp.down_proj" in out and "64x128" in out and "lm_head" in out
+
+
+def test_encoder_hidden_state_cosine(own: Path, tmp_path: Path) -> None:
+    """An encoder (BertModel, through AutoModel): the cosine of its last hidden states
+    to the unquantized ones, per token and per mean-pooled window, computed by hand."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from simulator.torch import simulate
+
+    bert = save_bert(tmp_path / "bert", (own / "corpus.txt").read_text())
+    data = str(own / "corpus.txt")
+    ref = evaluate(EvalConfig(str(bert), data=data, windows=3), "cpu")
+    got = evaluate(EvalConfig(str(bert), data=data, windows=3, weights="mxfp4"), "cpu")
+    assert ref["cosine"] == pytest.approx(1.0) and ref["seq_len"] == 128
+    m = AutoModel.from_pretrained(bert).eval()
+    ids = AutoTokenizer.from_pretrained(bert)((own / "corpus.txt").read_text(),
+                                             return_tensors="pt").input_ids
+    cos, emb = [], []
+    with torch.no_grad():
+        hs = [m(input_ids=ids[:, i * 128:(i + 1) * 128]).last_hidden_state[0]
+              for i in range(3)]
+        from simulator.torch import LayerSpec
+
+        rules = {n: LayerSpec(weight="mxfp4") for n, mod in m.named_modules()
+                 if isinstance(mod, torch.nn.Linear)}
+        with simulate(m, rules):
+            qs = [m(input_ids=ids[:, i * 128:(i + 1) * 128]).last_hidden_state[0]
+                  for i in range(3)]
+    for h, q in zip(hs, qs, strict=True):
+        cos.append(float(torch.nn.functional.cosine_similarity(h, q, dim=-1).mean()))
+        emb.append(float(torch.nn.functional.cosine_similarity(h.mean(0), q.mean(0), dim=0)))
+    assert got["cosine"] == pytest.approx(sum(cos) / 3, rel=1e-6) and got["cosine"] < 1
+    assert got["embedding_cosine"] == pytest.approx(sum(emb) / 3, rel=1e-6)
