@@ -324,7 +324,10 @@ class BlockScaled:
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(s_all[:, None] > 0, x / s_all[:, None], 0.0)
             q = np.asarray(self.element.quantize(y, overflow="saturate")) * s_all[:, None]
-            err = ((q - x) ** 2).sum(axis=1)
+            # blocks of magnitudes near float64's limit square to Inf: no candidate is
+            # then better than the first (the block maximum's scale), which stays
+            with np.errstate(over="ignore", invalid="ignore"):
+                err = ((q - x) ** 2).sum(axis=1)
             better = err < best_err
             best = np.where(better, cand, best)
             best_err = np.where(better, err, best_err)

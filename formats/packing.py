@@ -13,14 +13,15 @@ __all__ = ["pack", "unpack"]
 
 
 def pack(codes: Any, bits: int) -> np.ndarray:
-    """Pack ``bits``-wide codes (1..16) into a little-endian bit stream of bytes.
+    """Pack ``bits``-wide codes (1..32) into a little-endian bit stream of bytes.
 
     Code ``i`` occupies stream bits ``[i*bits, (i+1)*bits)``, bit ``k`` of the stream being
     bit ``k % 8`` of byte ``k // 8``. So 4-bit codes go two per byte, low nibble first;
-    6-bit codes four per three bytes; 8 and 16 bits are the usual little-endian bytes. The
-    last byte is zero-padded. The input is flattened in C order.
+    6-bit codes four per three bytes; 8, 16 and 32 bits are the usual little-endian bytes
+    (32: a float32 scale's codes). The last byte is zero-padded. The input is flattened in
+    C order.
     """
-    bits = check_int(bits, "bits", 1, 16)
+    bits = check_int(bits, "bits", 1, 32)
     arr = np.asarray(codes)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"codes must be integers, not dtype {arr.dtype}")
@@ -35,7 +36,7 @@ def pack(codes: Any, bits: int) -> np.ndarray:
 
 def unpack(data: Any, bits: int, count: int) -> np.ndarray:
     """Inverse of :func:`pack`: the first ``count`` codes of the byte stream ``data``."""
-    bits = check_int(bits, "bits", 1, 16)
+    bits = check_int(bits, "bits", 1, 32)
     arr = np.asarray(data)
     if arr.dtype != np.uint8:
         raise TypeError(f"data must be a uint8 array, not dtype {arr.dtype}")

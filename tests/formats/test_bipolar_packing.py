@@ -35,7 +35,7 @@ def test_bipolar_rounding() -> None:
         f.from_twos_complement(np.array([4]))
 
 
-@pytest.mark.parametrize("bits", range(1, 17))
+@pytest.mark.parametrize("bits", [*range(1, 17), 17, 23, 24, 31, 32])
 def test_pack_round_trip(bits: int) -> None:
     rng = np.random.default_rng(bits)
     for count in (0, 1, 7, 8, 1001):
@@ -51,3 +51,26 @@ def test_pack_layout() -> None:
     codes = np.array([0b000001, 0b000010, 0b000011, 0b111111])
     stream = sum(int(c) << (6 * i) for i, c in enumerate(codes))
     np.testing.assert_array_equal(formats.pack(codes, 6), list(stream.to_bytes(3, "little")))
+
+
+@pytest.mark.parametrize("bits", [17, 24, 31, 32])
+def test_pack_wide_layout(bits: int) -> None:
+    """Codes wider than 16 bits (a float32 scale's): the same little-endian bit stream,
+    against Python's integers."""
+    codes = np.random.default_rng(bits).integers(0, 2**bits, 37)
+    stream = sum(int(c) << (bits * i) for i, c in enumerate(codes))
+    want = list(stream.to_bytes((37 * bits + 7) // 8, "little"))
+    np.testing.assert_array_equal(formats.pack(codes, bits), want)
+
+
+def test_block_pack_float32_scales() -> None:
+    """A block format with float32 scales packs (its 32-bit scale codes) and unpacks to
+    the same values."""
+    f = formats.parse("int8_g64_float32")
+    x = np.random.default_rng(3).standard_normal((4, 128)).astype(np.float32)
+    enc = f.encode(x)
+    data = enc.pack()
+    assert len(data) == 4 * 128 + 8 * 4
+    back = f.unpack(data, (4, 128))
+    np.testing.assert_array_equal(back.dequantize(), enc.dequantize())
+    np.testing.assert_array_equal(back.scales, enc.scales)
