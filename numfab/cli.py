@@ -129,8 +129,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.print_layers:
         return _print_layers(args.model, args.dtype)
     dev = resolve_device(args.device, "--device")
+    from .models import is_bundled
+
+    model = args.model
+    if not is_bundled(model) and Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
     try:
-        cfg = EvalConfig(args.model, weights=args.weights, acts=args.acts, kv=args.kv,
+        cfg = EvalConfig(model, weights=args.weights, acts=args.acts, kv=args.kv,
                          hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens,
                          data=args.data, text_field=args.text_field, seq_len=args.seq_len,
                          windows=args.windows, dtype=args.dtype, rules=args.config,

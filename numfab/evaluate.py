@@ -98,6 +98,14 @@ class EvalConfig:
             v = getattr(self, field)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
                 raise ValueError(f"{field} must be an integer >= {lo}, not {v!r}")
+        if is_bundled(self.model) and self.model != "smollm2" and own(self):
+            raise ValueError(f"data, seq_len, windows, dtype, rules and calib evaluate "
+                             f"causal language models: smollm2 or your own, not "
+                             f"{self.model}")
+        if self.block is not None and own(self):
+            raise ValueError("block (a per-block sensitivity point) applies to the bundled "
+                             "evaluation; with data, seq_len, windows, dtype, rules or calib "
+                             "use a rules file naming the block's layers")
         if self.rules is not None and any(getattr(self, f) for f in
                                           ("weights", "acts", "kv", "hadamard", "gptq")):
             raise ValueError("rules (a rules file) says which layers get which formats: "
@@ -133,7 +141,11 @@ class EvalConfig:
             raise ValueError("gptq needs a weight format (weights)")
 
     def key(self) -> str:
-        return "|".join(f"{k}={v}" for k, v in asdict(self).items())
+        """The point's identity in a results file: every field, but the your-own-model
+        fields only where they differ from their defaults (so keys written before those
+        fields existed still match their configs)."""
+        return "|".join(f"{k}={v}" for k, v in asdict(self).items()
+                        if k not in _OWN_DEFAULTS or v != _OWN_DEFAULTS[k])
 
     @property
     def datapath(self) -> Any:
@@ -373,6 +385,11 @@ def _nearest(e: torch.Tensor) -> torch.Tensor:
     s = e @ e.T
     s.fill_diagonal_(-math.inf)
     return s.argmax(-1)
+
+
+#: the your-own-model fields of EvalConfig and their defaults
+_OWN_DEFAULTS = {"data": None, "text_field": "text", "seq_len": None, "windows": None,
+                 "dtype": "float32", "rules": None, "calib": None}
 
 
 def own(cfg: EvalConfig) -> bool:

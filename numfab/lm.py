@@ -232,11 +232,12 @@ def _kl_topk(ref_v: torch.Tensor, ref_i: torch.Tensor, logp: torch.Tensor) -> to
     head = (p * (ref_v - q_v)).sum(-1)
     if ref_i.shape[-1] == logp.shape[-1]:
         return head  # the whole vocabulary: no bucket (its mass is rounding only)
-    p_rest = (1.0 - p.sum(-1)).clamp_min(0.0)
-    q_rest = (1.0 - q_v.exp().sum(-1)).clamp_min(0.0)
-    tail = torch.where(p_rest > 0, p_rest * (p_rest.log() - q_rest.clamp_min(1e-30).log()),
+    # the rest's mass 1 - sum(top-k) in float64 from the log-sum-exp (no cancellation)
+    p_rest = (-torch.expm1(torch.logsumexp(ref_v.double(), -1))).clamp_min(0.0)
+    q_rest = (-torch.expm1(torch.logsumexp(q_v.double(), -1))).clamp_min(1e-300)
+    tail = torch.where(p_rest > 0, p_rest * (p_rest.log() - q_rest.log()),
                        torch.zeros_like(p_rest))
-    return head + tail
+    return head + tail.to(head.dtype)
 
 
 def score(model: torch.nn.Module, wins: torch.Tensor, ref: dict[str, torch.Tensor],

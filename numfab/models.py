@@ -262,8 +262,12 @@ def load_model(spec: str, dtype: str = "float32", device: Any = None) -> Loaded:
     dt = check_dtype(dtype)
     if is_bundled(spec):
         b = load(spec)
-        return b if dt == torch.float32 else Loaded(b.name, b.kind, b.model.to(dt),
-                                                    b.tokenizer)
+        if dt == torch.float32:
+            return b
+        import copy
+
+        # a copy: load() caches the float32 model for every later caller
+        return Loaded(b.name, b.kind, copy.deepcopy(b.model).to(dt), b.tokenizer)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     onto = str(dev) if dev.type == "cuda" and importlib.util.find_spec("accelerate") else ""
     return _load_path(str(Path(spec).expanduser().resolve()), dtype, onto)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,18 @@ MAIN_METRIC = {"smollm2": ("kl", True), "minilm": ("cosine", False),
                "digits": ("accuracy", False)}
 _COLUMNS = {"smollm2": ["perplexity", "kl", "top1_agreement"],
             "minilm": ["cosine", "retrieval_agreement"], "digits": ["accuracy"]}
+
+
+def _file_stem(model: str) -> str:
+    """A file name for plots of ``model`` inside the report folder: a bundled name as it
+    is; a model path by its last part (characters other than letters, digits, ``-_.``
+    replaced) and a short hash of the whole path (two paths never share plots)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", model):
+        return model
+    import hashlib
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(model).name or "model").lstrip(".") or "model"
+    return f"{stem}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
 
 
 def _label(c: dict[str, Any]) -> str:
@@ -46,6 +59,10 @@ def _priced(grid: list[dict[str, Any]], metric: str, target: str
     for r in grid:
         c = r["config"]
         name = _label(c)
+        if c.get("rules"):
+            left_out.append(f"{name}: a rules file's formats differ by layer (no one "
+                            "datapath or bits per element)")
+            continue
         if c.get("kv"):
             left_out.append(f"{name} (kv={c['kv']}): the KV cache's attention products are "
                             "another GEMM, not priced here")
@@ -58,6 +75,10 @@ def _priced(grid: list[dict[str, Any]], metric: str, target: str
             cost = format_cost(dp, target=target)
         except ValueError as exc:
             left_out.append(f"{name}: {exc}")
+            continue
+        if "bits_weights" not in r["metrics"]:
+            left_out.append(f"{name}: a rules file's formats differ by layer (no one "
+                            "datapath or bits per element)")
             continue
         bits = max(r["metrics"]["bits_weights"], r["metrics"]["bits_acts"])
         pts.append((r, dp, cost, bits))
@@ -120,7 +141,7 @@ def _front_table(model: str, pts: list[_Point], metric: str, lower: bool, outd: 
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{model}: {metric} vs hardware cost")
     fig.tight_layout()
-    png = f"{model}_pareto.png"
+    png = f"{_file_stem(model)}_pareto.png"
     _save(fig, outd / png)
     plt.close(fig)
     return lines + ["", f"![{model} Pareto]({png})", ""]
@@ -207,7 +228,7 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
             ax.set_title(f"{model}: {metric} vs bits per element")
             ax.legend()
             fig.tight_layout()
-            png = f"{model}_{metric}_vs_bits.png"
+            png = f"{_file_stem(model)}_{metric}_vs_bits.png"
             _save(fig, outd / png)
             plt.close(fig)
             lines += [f"![{model} {metric} vs bits]({png})", ""]
@@ -223,7 +244,7 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
             ax.set_ylabel(metric)
             ax.set_title(f"{model}: per-block sensitivity to {fmt}")
             fig.tight_layout()
-            png = f"{model}_sensitivity.png"
+            png = f"{_file_stem(model)}_sensitivity.png"
             _save(fig, outd / png)
             plt.close(fig)
             worst = max(blocks, key=lambda r: r["metrics"][metric] * (1 if lower else -1))

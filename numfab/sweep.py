@@ -19,6 +19,7 @@ given its scheduler address.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -34,7 +35,7 @@ from ._args import check_device
 from ._io import atomic_write, check_input_file, check_output_file, exclusive_lock
 from ._noise import drop_known_noise, dropping
 from .evaluate import EvalConfig, check_format, load_rules, max_tokens, resolve_device
-from .models import BLOCKS, check_model
+from .models import BLOCKS, check_model, is_bundled
 
 __all__ = ["PointsFailed", "failures_path", "load_sweep", "points", "read_failures",
            "read_results", "run_sweep"]
@@ -99,11 +100,19 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         dup = sorted({str(v) for v in vals if vals.count(v) > 1})
         if dup:
             raise bad(k, f"lists {', '.join(dup)} more than once")
-    for m in cfg["models"]:
+    for i, m in enumerate(cfg["models"]):
         try:
             check_model(m, "model")
         except ValueError as exc:
             raise bad("models", str(exc)) from None
+        if not is_bundled(m) and Path(m).expanduser().exists():
+            # a local path, recorded absolute: results stay readable from anywhere
+            cfg["models"][i] = str(Path(m).expanduser().resolve())
+    for k in ("data", "calib"):
+        if k in cfg:
+            cfg[k] = str(Path(cfg[k]).expanduser().resolve())
+    if "rules" in cfg:
+        cfg["rules"] = [str(Path(r).expanduser().resolve()) for r in cfg["rules"]]
     own = {k: cfg[k] for k in _OWN if k in cfg}
     for r in cfg.get("rules", []):
         try:
@@ -126,6 +135,10 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     if not 16 <= cfg["tokens"] <= max_tokens():
         raise bad("tokens", f"must be between 16 and {max_tokens()}, not {cfg['tokens']}")
     with_blocks = {m: BLOCKS[m] for m in cfg["models"] if m in BLOCKS}
+    if "sensitivity" in cfg and (own or cfg.get("rules")):
+        raise bad("sensitivity", "runs the bundled per-block evaluation; with your own "
+                  "model's keys (data, seq_len, windows, dtype, calib, rules) list the "
+                  "blocks' layers in rules files instead")
     if "sensitivity" in cfg:
         if not with_blocks:
             raise bad("sensitivity", "needs a model with transformer blocks in 'models' "
@@ -147,7 +160,21 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
 
 
 def config_hash(cfg: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    """The sweep's identity: its settings and the content of every file it names (models
+    given as paths, data, calib, rules), so a changed file is a different sweep."""
+    from .lm import content_hash
+
+    files = [m for m in cfg.get("models", []) if "/" in m] + \
+        [cfg[k] for k in ("data", "calib") if k in cfg] + list(cfg.get("rules", []))
+    content = {}
+    for f in files:
+        try:
+            content[f] = content_hash(f)
+        except OSError:
+            content[f] = "unreadable"
+    blob = json.dumps(cfg, sort_keys=True) + (json.dumps(content, sort_keys=True)
+                                              if content else "")
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def points(cfg: dict[str, Any]) -> list[EvalConfig]:
@@ -372,6 +399,7 @@ def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int | str = 1,
             bar = tqdm(total=len(todo) + len(scan.records), initial=len(scan.records),
                        unit="point")
         failed: list[dict[str, Any]] = []
+        finished = False
         try:
             for rec in _execute(todo, jobs, scheduler, device):
                 if bar is not None:
@@ -383,13 +411,14 @@ def run_sweep(cfg: dict[str, Any], results: str | Path, *, jobs: int | str = 1,
                 save()
                 if on_point is not None:
                     on_point(rec)
+            finished = True
         finally:
             if bar is not None:
                 bar.close()
             fp = failures_path(path)
             if failed:
                 atomic_write(fp, json.dumps(failed, indent=1))
-            elif fp.exists():
+            elif finished and fp.exists():
                 fp.unlink()  # every point this run tried succeeded
         if failed:
             shown = "\n".join(f"  {f['key']}: {f['error']}" for f in failed[:10])
@@ -437,6 +466,12 @@ def _execute(todo: list[EvalConfig], jobs: int | str, scheduler: str | None, dev
             # a CUDA sweep holds one GPU per point: the workers declare GPU resources
             # (dask worker --resources GPU=1 per GPU)
             res = {"resources": {"GPU": 1}} if device.startswith("cuda") else {}
+            workers = client.scheduler_info().get("workers", {})
+            if res and not any(w.get("resources", {}).get("GPU") for w in workers.values()):
+                raise ValueError(f"--device {device} on a Dask cluster: no worker of "
+                                 f"{scheduler} declares a GPU resource, so no point could "
+                                 "run; start each GPU worker with `dask worker ... "
+                                 "--resources GPU=1` (one per GPU), or use --device auto")
             futs: Any = [client.submit(_try_point, p, 1, device, pure=False, **res)
                          for p in todo]
             for fut in das(futs):
@@ -454,23 +489,25 @@ def _execute(todo: list[EvalConfig], jobs: int | str, scheduler: str | None, dev
     if jobs == "auto":
         import torch
 
-        if device.startswith("cuda") and torch.cuda.device_count() > 1:
+        # every visible GPU, unless the device names one (cuda:N: that one alone)
+        if device == "cuda" and torch.cuda.device_count() > 1:
             pinned = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         jobs = max(1, len(pinned))
     assert isinstance(jobs, int)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-    if pinned:
-        queue = ctx.Manager().Queue()
-        for d in pinned:
-            queue.put(d)
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pin,
-                                   initargs=(queue, init))
-        run: Callable[..., dict[str, Any]] = _try_pinned
-    else:
-        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
-                                   initializer=init)
-        run = _try_point
-    with pool:
-        futs = [pool.submit(run, p, threads, device) for p in todo]
-        for fut in as_completed(futs):
-            yield fut.result()
+    with contextlib.ExitStack() as stack:
+        if pinned:
+            queue = stack.enter_context(ctx.Manager()).Queue()
+            for d in pinned:
+                queue.put(d)
+            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pin,
+                                       initargs=(queue, init))
+            run: Callable[..., dict[str, Any]] = _try_pinned
+        else:
+            pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,
+                                       initializer=init)
+            run = _try_point
+        with pool:
+            futs = [pool.submit(run, p, threads, device) for p in todo]
+            for fut in as_completed(futs):
+                yield fut.result()

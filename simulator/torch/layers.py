@@ -234,7 +234,7 @@ class QuantLayer(nn.Module):
         else:
             xc = x.movedim(1, -1)  # convolutions: channels are K
             y = fake_quant(xc, self.spec.act, self.spec.act_granularity).movedim(-1, 1)
-        if shared:
+        if shared and y is not x:  # (an empty x comes back as itself: nothing to keep)
             _SHARED.setdefault(x, {})[key] = (x._version, y)
         return y
 

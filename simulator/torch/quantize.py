@@ -82,7 +82,9 @@ def quantize(x: torch.Tensor, f: Any, whole: bool = False) -> torch.Tensor:
     xc = x.contiguous()
     if torch.compiler.is_compiling():
         return quantize_op(xc, str(f), whole)
-    if torch.is_grad_enabled() and x.requires_grad:
+    if (torch.is_grad_enabled() and x.requires_grad) or type(x) is not torch.Tensor \
+            or x.device.type not in ("cpu", "cuda"):
+        # autograd, tensor subclasses (fake, functorch, DTensor) and meta tensors: the op
         return quantize_op(xc, _name(f), whole)
     # eager without a gradient: the op's body itself (what the op runs), without the
     # dispatcher's Python layers (~50 us a call on a GPU model's hot path)

@@ -101,9 +101,9 @@ def test_gguf_model(own: Path) -> None:
 
 def test_sweep_reference_once_resume_and_failures(own: Path, tmp_path: Path) -> None:
     """A sweep on the tiny model: the reference pass runs once for all its points
-    (counted in each record), a rerun resumes with nothing to do, and a point that
-    fails (a rules pattern matching no layer) is recorded beside the results, not in
-    them, and listed by the report."""
+    (counted in each record); a point that fails (a rules pattern matching no layer) is
+    recorded beside the results, not in them, listed by the report, and retried by a
+    rerun; a changed rules file makes it another sweep."""
     from numfab.report import write_report
     from numfab.sweep import PointsFailed, load_sweep, read_failures, read_results, run_sweep
 
@@ -127,12 +127,21 @@ def test_sweep_reference_once_resume_and_failures(own: Path, tmp_path: Path) -> 
     rep = write_report(out, tmp_path / "rep")
     assert "Failed points" in rep.read_text() and "bad.toml" in rep.read_text()
     before = out.read_bytes()
-    bad.write_text('["model.layers.1.*"]\nweight = "int8"\n')  # fixed: the rerun runs it
-    run_sweep(load_sweep(sw), out, progress=False, device="cpu", jobs="auto")  # 1 worker
-    _, recs = read_results(out)
-    assert len(recs) == 5 and out.read_bytes().startswith(before)
-    assert sum(r["metrics"]["reference_pass"] for r in recs.values()) == 1
-    assert not read_failures(out)
+    # a rerun retries only the failed point (one worker: --jobs auto without a GPU)
+    with pytest.raises(PointsFailed, match="1 point"):
+        run_sweep(load_sweep(sw), out, progress=False, device="cpu", jobs="auto")
+    assert out.read_bytes() == before and len(read_failures(out)) == 1
+    # a file the sweep names changed: another sweep (its content is in the config hash)
+    bad.write_text('["model.layers.1.*"]\nweight = "int8"\n')
+    with pytest.raises(ValueError, match="different sweep configuration"):
+        run_sweep(load_sweep(sw), out, progress=False, device="cpu")
+    assert out.read_bytes() == before
+    out2 = tmp_path / "s2.jsonl"
+    run_sweep(load_sweep(sw), out2, progress=False, device="cpu")
+    _, recs = read_results(out2)
+    assert len(recs) == 5 and not read_failures(out2)
+    # the reference was cached by the first sweep: no pass here
+    assert sum(r["metrics"]["reference_pass"] for r in recs.values()) == 0
 
 
 def test_rules_reach_only_their_layers(own: Path, tmp_path: Path,
@@ -262,3 +271,26 @@ def test_encoder_hidden_state_cosine(own: Path, tmp_path: Path) -> None:
         emb.append(float(torch.nn.functional.cosine_similarity(h.mean(0), q.mean(0), dim=0)))
     assert got["cosine"] == pytest.approx(sum(cos) / 3, rel=1e-6) and got["cosine"] < 1
     assert got["embedding_cosine"] == pytest.approx(sum(emb) / 3, rel=1e-6)
+
+
+def test_old_keys_still_match() -> None:
+    """A point's key leaves the your-own-model fields out at their defaults: results
+    written before they existed (keys of the old fields only) still resume."""
+    old_fields = ("model", "weights", "acts", "kv", "hadamard", "gptq", "tokens", "block")
+    c = EvalConfig("digits", weights="int8")
+    old_key = "|".join(f"{k}={getattr(c, k)}" for k in old_fields)
+    assert c.key() == old_key
+    assert EvalConfig("smollm2", dtype="bfloat16").key() == \
+        "|".join(f"{k}={getattr(EvalConfig('smollm2'), k)}" for k in old_fields) \
+        + "|dtype=bfloat16"
+
+
+def test_report_plots_of_a_model_path(own: Path, tmp_path: Path) -> None:
+    """Plots of a model given as a path are named inside the report folder (its last
+    part and a hash), never beside the model."""
+    from numfab.report import _file_stem
+
+    stem = _file_stem(str(own / "tiny"))
+    assert "/" not in stem and stem.startswith("tiny-")
+    assert _file_stem("smollm2") == "smollm2"
+    assert _file_stem("/a/tiny") != _file_stem("/b/tiny")
