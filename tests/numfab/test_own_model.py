@@ -103,7 +103,7 @@ def test_sweep_reference_once_resume_and_failures(own: Path, tmp_path: Path) -> 
     """A sweep on the tiny model: the reference pass runs once for all its points
     (counted in each record); a point that fails (a rules pattern matching no layer) is
     recorded beside the results, not in them, listed by the report, and retried by a
-    rerun; a changed rules file makes it another sweep."""
+    rerun; a changed rules file makes it another sweep (refused on this results file)."""
     from numfab.report import write_report
     from numfab.sweep import PointsFailed, load_sweep, read_failures, read_results, run_sweep
 
@@ -136,12 +136,6 @@ def test_sweep_reference_once_resume_and_failures(own: Path, tmp_path: Path) -> 
     with pytest.raises(ValueError, match="different sweep configuration"):
         run_sweep(load_sweep(sw), out, progress=False, device="cpu")
     assert out.read_bytes() == before
-    out2 = tmp_path / "s2.jsonl"
-    run_sweep(load_sweep(sw), out2, progress=False, device="cpu")
-    _, recs = read_results(out2)
-    assert len(recs) == 5 and not read_failures(out2)
-    # the reference was cached by the first sweep: no pass here
-    assert sum(r["metrics"]["reference_pass"] for r in recs.values()) == 0
 
 
 def test_rules_reach_only_their_layers(own: Path, tmp_path: Path,
