@@ -471,7 +471,7 @@ def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
     from . import lm
     from .models import load_model, package_dir
 
-    loaded = lm_loaded = load_model(cfg.model, cfg.dtype, dev)
+    loaded = load_model(cfg.model, cfg.dtype, dev)
     causal = loaded.kind == "causal-lm"
     model = loaded.model.to(dev)
     txt = lm.read_corpus(cfg.data, cfg.text_field) if cfg.data else text()
@@ -488,7 +488,7 @@ def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
         mhash = lm.content_hash(cfg.model)
     key = lm.reference_key(mhash + loaded.kind, txt, seq_len, wins.shape[0], cfg.dtype, dev)
     passes = lm.PASSES[0]
-    ref = lm.reference(lm_loaded, wins, dev, key)
+    ref = lm.reference(loaded, wins, dev, key)
     rules: Any = load_rules(cfg.rules) if cfg.rules else _default_rules(cfg, model)
     # bits per element describe one format for every layer: not a rules file's mix
     res: dict[str, Any] = {} if cfg.rules else {"bits_weights": format_bits(cfg.weights),

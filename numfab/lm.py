@@ -190,14 +190,20 @@ def reference(loaded: Loaded, wins: torch.Tensor, device: torch.device, key: str
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if path.exists():
-                try:
-                    return dict(torch.load(path, weights_only=True))
-                except Exception:  # noqa: BLE001, S110 - a damaged entry is recomputed
-                    pass
-            return compute(loaded, wins, device, path)
+            cached = _load_cached(path)
+            return cached if cached is not None else compute(loaded, wins, device, path)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
+    """A cached reference, or None where there is none or it is damaged (recomputed)."""
+    if not path.exists():
+        return None
+    try:
+        return dict(torch.load(path, weights_only=True))
+    except Exception:  # noqa: BLE001 - any damage means: compute it again
+        return None
 
 
 def _reference(loaded: Loaded, wins: torch.Tensor, device: torch.device,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,17 +20,25 @@ def corpus(seed: int = 1, n: int = 4000) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
-def save_llama(out: Path, text: str, layers: int = 2) -> Path:
+def _word_tokenizer(text: str, unk: str, **special: str) -> Any:
+    """A word-level tokenizer trained on ``text`` (whitespace words), with ``unk`` and the
+    ``special`` tokens (e.g. bos_token="<s>") first in its vocabulary."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tk = Tokenizer(models.WordLevel(unk_token=unk))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
     tk.train_from_iterator([text], trainers.WordLevelTrainer(
-        vocab_size=200, special_tokens=["<unk>", "<s>"]))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>")
+        vocab_size=200, special_tokens=[unk, *special.values()]))
+    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token=unk, **special)
+
+
+def save_llama(out: Path, text: str, layers: int = 2) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _word_tokenizer(text, "<unk>", bos_token="<s>")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=tk.get_vocab_size(), hidden_size=64, intermediate_size=128,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=256)
     LlamaForCausalLM(cfg).save_pretrained(out)
@@ -102,16 +111,11 @@ def write_gguf(path: Path, seed: int = 0) -> Path:
 
 def save_bert(out: Path, text: str) -> Path:
     """A tiny random BERT encoder (``BertModel``: loaded through AutoModel)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
 
-    tk = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tk.train_from_iterator([text], trainers.WordLevelTrainer(
-        vocab_size=200, special_tokens=["[UNK]", "[PAD]"]))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]")
+    tok = _word_tokenizer(text, "[UNK]", pad_token="[PAD]")
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tk.get_vocab_size(), hidden_size=64, num_hidden_layers=2,
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2,
                      num_attention_heads=4, intermediate_size=128, max_position_embeddings=128)
     BertModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
