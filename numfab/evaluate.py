@@ -493,7 +493,7 @@ def evaluate_own(cfg: EvalConfig, dev: torch.device) -> dict[str, Any]:
     # bits per element describe one format for every layer: not a rules file's mix
     res: dict[str, Any] = {} if cfg.rules else {"bits_weights": format_bits(cfg.weights),
                                                 "bits_acts": format_bits(cfg.acts)}
-    res["reference_pass"] = lm.PASSES[0] - passes
+    res["reference_windows"] = lm.PASSES[0] - passes
     sim = simulate(model, rules) if rules else None
     try:
         if sim is not None and any(s.needs_calibration for s in sim.layers.values()):

@@ -20,8 +20,9 @@ states), its reference pass computed once.
 - The reference (per window: its mean NLL, top-k log-probabilities and token ids, and
   argmax) is computed once per (model content, corpus content, seq_len, windows, dtype,
   device kind) and cached on disk under ``$NUMFAB_CACHE/reference`` (keyed by content
-  hashes: a changed checkpoint or corpus gets a fresh reference). :data:`PASSES` counts
-  the reference passes this process ran.
+  hashes: a changed checkpoint or corpus gets a fresh reference), in shards that a
+  sweep's workers compute side by side. :data:`PASSES` counts the windows of reference
+  this process computed.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ __all__ = ["PASSES", "TOP_K", "content_hash", "read_corpus", "reference", "score
 
 #: the reference's top-k tokens the KL divergence is computed on (the rest as one bucket)
 TOP_K = 256
-#: reference passes run in this process (not loaded from the cache)
+#: windows of reference pass computed in this process (not loaded from the cache)
 PASSES = [0]
-_VERSION = "1"  # of the cached reference's layout
+_VERSION = "2"  # of the cached reference's layout
 
 
 def _unreadable(what: str, p: Path, exc: OSError) -> ValueError:
@@ -176,28 +177,60 @@ def _nll(logp: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
     return -logp.gather(1, win[0, 1:, None]).mean()
 
 
+#: windows per shard of a cached reference: a sweep's workers compute different shards
+#: of one reference side by side (each takes a shard no other worker holds)
+SHARD = 8
+
+
 def reference(loaded: Loaded, wins: torch.Tensor, device: torch.device, key: str | None
               ) -> dict[str, torch.Tensor]:
     """The unquantized model's per-window mean NLL, top-k log-probabilities and ids, and
-    argmax (CPU tensors), from the disk cache under ``key`` where it is there (None:
-    no cache)."""
+    argmax (an encoder: its last hidden states; CPU tensors), from the disk cache under
+    ``key`` where it is there (None: no cache).
+
+    The cache holds it in shards of :data:`SHARD` windows, each behind its own file lock:
+    a process computes the shards no other process holds, then waits for the others'
+    (so a sweep's workers share one reference pass, none computes a window twice)."""
     compute = _reference if loaded.kind == "causal-lm" else _reference_hidden
     if key is None:
-        return compute(loaded, wins, device, None)
-    path = cache_dir() / "reference" / f"{key}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # one computing process per key: a sweep's other workers wait, then read the cache
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            cached = _load_cached(path)
-            return cached if cached is not None else compute(loaded, wins, device, path)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        return compute(loaded, wins, device)
+    d = cache_dir() / "reference" / key
+    d.mkdir(parents=True, exist_ok=True)
+    n = wins.shape[0]
+    bounds = [(a, min(a + SHARD, n)) for a in range(0, n, SHARD)]
+    shards: dict[int, dict[str, torch.Tensor]] = {}
+    wait = False  # first pass: skip shards another process holds; then wait for them
+    while len(shards) < len(bounds):
+        for i, (a, b) in enumerate(bounds):
+            if i in shards:
+                continue
+            path = d / f"{i:05d}.pt"
+            with open(path.with_suffix(".lock"), "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    continue  # another process computes it: take the next one
+                try:
+                    got = _load_cached(path)
+                    if got is None:
+                        got = compute(loaded, wins[a:b], device)
+                        _save(path, got)
+                    shards[i] = got
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        wait = True
+    parts = [shards[i] for i in range(len(bounds))]
+    return {k: parts[0][k] if parts[0][k].dim() == 0 else torch.cat([p[k] for p in parts])
+            for k in parts[0]}
+
+
+def _save(path: Path, shard: dict[str, torch.Tensor]) -> None:
+    atomic_write(path, lambda fh: torch.save(shard, fh))
 
 
 def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
-    """A cached reference, or None where there is none or it is damaged (recomputed)."""
+    """A cached reference shard, or None where there is none or it is damaged
+    (recomputed)."""
     if not path.exists():
         return None
     try:
@@ -206,9 +239,9 @@ def _load_cached(path: Path) -> dict[str, torch.Tensor] | None:
         return None
 
 
-def _reference(loaded: Loaded, wins: torch.Tensor, device: torch.device,
-               path: Path | None) -> dict[str, torch.Tensor]:
-    PASSES[0] += 1
+def _reference(loaded: Loaded, wins: torch.Tensor, device: torch.device
+               ) -> dict[str, torch.Tensor]:
+    PASSES[0] += wins.shape[0]
     model = loaded.model
     vocab = None
     nll, topv, topi, arg = [], [], [], []
@@ -222,12 +255,9 @@ def _reference(loaded: Loaded, wins: torch.Tensor, device: torch.device,
         topv.append(v.cpu())
         topi.append(i.to(torch.int32).cpu())
         arg.append(logp.argmax(-1).to(torch.int32).cpu())
-    ref = {"nll": torch.stack(nll), "top_logp": torch.stack(topv),
-           "top_ids": torch.stack(topi), "argmax": torch.stack(arg),
-           "vocab": torch.tensor(vocab)}
-    if path is not None:
-        atomic_write(path, lambda fh: torch.save(ref, fh))
-    return ref
+    return {"nll": torch.stack(nll), "top_logp": torch.stack(topv),
+            "top_ids": torch.stack(topi), "argmax": torch.stack(arg),
+            "vocab": torch.tensor(vocab)}
 
 
 def _kl_topk(ref_v: torch.Tensor, ref_i: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -285,14 +315,11 @@ def _hidden(model: torch.nn.Module, win: torch.Tensor) -> torch.Tensor:
         return model(input_ids=win).last_hidden_state[0].float()
 
 
-def _reference_hidden(loaded: Loaded, wins: torch.Tensor, device: torch.device,
-                      path: Path | None) -> dict[str, torch.Tensor]:
-    PASSES[0] += 1
-    hid = torch.stack([_hidden(loaded.model, w[None].to(device)).cpu() for w in wins])
-    ref = {"hidden": hid}
-    if path is not None:
-        atomic_write(path, lambda fh: torch.save(ref, fh))
-    return ref
+def _reference_hidden(loaded: Loaded, wins: torch.Tensor, device: torch.device
+                      ) -> dict[str, torch.Tensor]:
+    PASSES[0] += wins.shape[0]
+    return {"hidden": torch.stack([_hidden(loaded.model, w[None].to(device)).cpu()
+                                   for w in wins])}
 
 
 def score_hidden(model: torch.nn.Module, wins: torch.Tensor, ref: dict[str, torch.Tensor],
