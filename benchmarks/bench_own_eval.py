@@ -32,12 +32,14 @@ def build(d: Path, layers: int, windows: int) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    if (d / "config.json").exists():
-        return
     rng = random.Random(0)
     text = " ".join(rng.choice(WORDS) for _ in range((windows + 4) * 2048))
     d.mkdir(parents=True, exist_ok=True)
-    (d.parent / "corpus.txt").write_text(text)
+    corpus = d.parent / "corpus.txt"
+    if not corpus.exists() or corpus.stat().st_size < len(text):
+        corpus.write_text(text)  # the same words (seed 0), longer
+    if (d / "config.json").exists():
+        return
     tk = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
     tk.train_from_iterator([text], trainers.WordLevelTrainer(
@@ -129,7 +131,7 @@ def main() -> int:
     ap.add_argument("--dir", default="/tmp/numfab-llama8b/model")
     ap.add_argument("--layers", type=int, default=32)
     ap.add_argument("--windows", type=int, default=16, help="windows of the eval runs")
-    ap.add_argument("--sweep-windows", type=int, default=128,
+    ap.add_argument("--sweep-windows", type=int, default=256,
                     help="windows of each sweep point (long enough that loading the model "
                     "once per worker does not dominate)")
     args = ap.parse_args()

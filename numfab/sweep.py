@@ -442,6 +442,23 @@ def _pin(devices: Any, init: Callable[[], None] | None) -> None:
     _WORKER_DEVICE.append(devices.get())
 
 
+def _pinned_pool(ctx: Any, devices: list[str], init: Callable[[], None] | None,
+                 stack: contextlib.ExitStack) -> ProcessPoolExecutor:
+    """One spawned worker per entry of ``devices``, each holding its own (``_pin``)."""
+    # a plain queue handed to each worker as it starts (no Manager: its server process
+    # would first import this program's main module, seconds before a worker could start)
+    queue = ctx.Queue()
+    stack.callback(queue.close)
+    for d in devices:
+        queue.put(d)
+    return ProcessPoolExecutor(max_workers=len(devices), mp_context=ctx, initializer=_pin,
+                               initargs=(queue, init))
+
+
+def _worker_device() -> str:
+    return _WORKER_DEVICE[0]
+
+
 def _try_pinned(cfg: EvalConfig, threads: int, device: str) -> dict[str, Any]:
     return _try_point(cfg, threads, _WORKER_DEVICE[0] if _WORKER_DEVICE else device)
 
@@ -497,11 +514,7 @@ def _execute(todo: list[EvalConfig], jobs: int | str, scheduler: str | None, dev
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     with contextlib.ExitStack() as stack:
         if pinned:
-            queue = stack.enter_context(ctx.Manager()).Queue()
-            for d in pinned:
-                queue.put(d)
-            pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pin,
-                                       initargs=(queue, init))
+            pool = _pinned_pool(ctx, pinned, init, stack)
             run: Callable[..., dict[str, Any]] = _try_pinned
         else:
             pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -333,3 +334,34 @@ def test_reference_shards_shared_by_concurrent_workers(tmp_path: Path,
     done.clear()
     again = lm.reference(loaded, wins, torch.device("cpu"), "k")
     assert sorted(w for _, w in done) == [2, 3] and again["nll"].tolist() == list(range(8))
+
+
+def _device_when_both_started(d: str) -> str:
+    """A pinned worker's device, once two workers run this at once (a worker blocked
+    here takes no other task: each of two such tasks runs on its own worker)."""
+    import time as _time
+
+    from numfab import sweep
+
+    Path(d, str(os.getpid())).touch()
+    end = _time.monotonic() + 120
+    while len(os.listdir(d)) < 2 and _time.monotonic() < end:
+        _time.sleep(0.05)
+    return sweep._worker_device()
+
+
+def test_pinned_workers_each_hold_one_device(tmp_path: Path) -> None:
+    """--jobs auto on several GPUs: each spawned worker takes its own device (both used,
+    none twice)."""
+    import contextlib
+    import multiprocessing
+
+    from numfab import sweep
+
+    with contextlib.ExitStack() as stack:
+        pool = sweep._pinned_pool(multiprocessing.get_context("spawn"), ["gpu-a", "gpu-b"],
+                                  None, stack)
+        with pool:
+            got = [pool.submit(_device_when_both_started, str(tmp_path)) for _ in range(2)]
+            seen = sorted(f.result() for f in got)
+    assert seen == ["gpu-a", "gpu-b"]
