@@ -118,6 +118,9 @@ def _accumulating(dp: Any) -> tuple[str, dict[str, Any]]:
     if acc.order is Order.PAIRWISE:
         missing.append("pairwise summation (a PE accumulates sequentially or through an "
                        "adder tree)")
+    if acc.order is Order.FUSED:
+        missing.append("the fused multi-term adder (order='fused': not yet a PE; its "
+                       "arithmetic is simulator.gemm's)")
     pf = acc.product_format
     if pf is not None and not isinstance(pf, Minifloat):
         missing.append(f"products rounded to {pf} (PEs round products to minifloats)")

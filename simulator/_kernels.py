@@ -195,17 +195,50 @@ def make_int_adder(bits, lo, hi, policy):
     return addi
 
 
+@numba.njit(**_INLINE)
+def expo(x):  # pragma: no cover - jitted
+    """floor(log2|x|) of a nonzero normal float64 (-1023 for 0 and subnormals, 1024 for
+    Inf/NaN), from its bits."""
+    return ((np.float64(x).view(np.int64) >> 52) & 2047) - 1023
+
+
+@numba.njit(**_INLINE)
+def align(x, inv, q, mode):  # pragma: no cover - jitted
+    """``x`` on the grid ``q`` (a power of two, ``inv`` = 1/q) by the deterministic
+    ``mode``: exact float64 arithmetic (x/q is exact, its integer part too)."""
+    v = x * inv
+    if mode == RNE:
+        r = np.rint(v)
+    elif mode == RNA:
+        t = np.trunc(v)
+        r = t + (math.copysign(1.0, v) if abs(v - t) >= 0.5 else 0.0)
+    elif mode == RTZ:
+        r = np.trunc(v)
+    elif mode == UP:
+        r = np.ceil(v)
+    else:
+        r = np.floor(v)
+    return r * q
+
+
 def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide, acc_int,
-              add_int, grid):
+              add_int, grid, fuse_w=0, fuse_mode=RTZ, fuse_acc=True, fround=None):
     """The GEMM kernel for one accumulator configuration (all arguments are constants).
 
     W: products per addend (1, or the adder-tree width); has_scale: block scales;
     pairwise: pairwise order within each chunk; chunk_j: addends per chunk (0: none);
     stoch: stochastic accumulator rounding; err: record the first overflow;
     prod / tree: rounders of products and tree sums; add: float accumulator adder;
-    wide: chunk-promotion adder; acc_int: integer accumulator (add_int, grid 2**grid).
+    wide: chunk-promotion adder; acc_int: integer accumulator (add_int, grid 2**grid);
+    fuse_w > 0: the fused multi-term adder (Order.FUSED): window fuse_w bits, shifted-out
+    bits rounded by fuse_mode, the accumulator aligned too (fuse_acc), each step's exact
+    sum rounded by fround (fuse_acc) or added by add.
     """
     W = int(W)
+    fuse_w = int(fuse_w)
+    fuse = fuse_w > 0
+    if fround is None:
+        fround = make_rounder(0, ())
     chunk_j = int(chunk_j)
     scale_grid = 2.0 ** int(grid)
 
@@ -226,6 +259,8 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
             accf = np.zeros(N)
             acci = np.zeros(N, np.int64)
             widef = np.zeros(N)
+            pbuf = np.zeros((W if fuse else 1, N))
+            emx = np.zeros(N, np.int64)
             buf = np.zeros((CJ if pairwise else 1, N))
             bufi = np.zeros((CJ if pairwise else 1, N), np.int64)
             step = 0
@@ -234,6 +269,51 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
                 k0 = j * W
                 k1 = min(k0 + W, K)
                 jj = j % CJ
+                if fuse:
+                    # one fused step: exponents, then the terms aligned to the largest
+                    for n in range(N):
+                        emx[n] = expo(accf[n]) if (fuse_acc and accf[n] != 0.0) else -2000
+                    for k in range(k0, k1):
+                        a = A[xa, m, k]
+                        sa = sA[xa, m, k // bsA] if has_scale else 1.0
+                        for n in range(N):
+                            p = prod(a * B[xb, k, n], 0)[0]
+                            if has_scale:
+                                p = p * (sa * sB[xb, k // bsB, n])
+                            pbuf[k - k0, n] = p
+                            if p != 0.0:
+                                emx[n] = max(emx[n], expo(p))
+                    for n in range(N):
+                        e = emx[n]
+                        if e > 1023:  # Inf or NaN among the terms: their IEEE sum
+                            tot = accf[n] if fuse_acc else 0.0
+                            for i in range(k1 - k0):
+                                tot += pbuf[i, n]
+                        elif e < -1500:  # every term zero
+                            tot = accf[n] if fuse_acc else 0.0
+                            for i in range(k1 - k0):
+                                tot += pbuf[i, n]
+                        else:
+                            eq = max(e - fuse_w, np.int64(-1022))
+                            q = pow2(eq)
+                            inv = pow2(-eq)
+                            tot = align(accf[n], inv, q, fuse_mode) if fuse_acc else 0.0
+                            for i in range(k1 - k0):
+                                tot += align(pbuf[i, n], inv, q, fuse_mode)
+                        r = rand62(seed, (np.int64(t) * N + n) * J + step) if stoch else 0
+                        if fuse_acc:
+                            s, o = fround(tot, r)
+                        else:
+                            s, o = add(accf[n], tot, r)
+                        accf[n] = s
+                        if err and o and bad < 0:
+                            bad = np.int64(step) * N + n
+                    step += 1
+                    if chunk_j > 0 and (jj == CJ - 1 or j == J - 1):
+                        for n in range(N):
+                            widef[n] = wide(widef[n], accf[n], 0)[0]
+                            accf[n] = 0.0
+                    continue
                 if W == 1 and not has_scale and not acc_int and not pairwise:
                     # the common case, fused: acc = round(acc + product)
                     a = A[xa, m, k0]

@@ -7,6 +7,7 @@ sum is computed (numba kernels, BLAS fast paths) is decided in :mod:`simulator.g
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from formats import Choice, FixedBase, Format, Minifloat, Overflow, Rounding, parse
@@ -25,6 +26,12 @@ class Order(Choice):
     #: a hardware adder tree: groups of ``tree_width`` products summed exactly (or rounded
     #: once to ``tree_format``), each group sum then added sequentially into the accumulator
     TREE = "tree"
+    #: a fused multi-term adder, as tensor cores sum: each step takes the accumulator and
+    #: the next ``tree_width`` products, aligns them to the largest exponent among them
+    #: within an ``align_bits``-bit window (bits below it shifted out with
+    #: ``align_rounding``: truncation by default), sums the aligned terms exactly and
+    #: rounds the sum once into the accumulator (``rounding``)
+    FUSED = "fused"
 
 
 def _format(value: Any, parameter: str) -> Format | None:
@@ -81,7 +88,8 @@ class Accumulator:
         (IEEE: Inf, ``fn``: NaN, finite formats: saturate; integers: ``wrap``).
         ``error`` raises naming the output element and step.
     order : :class:`Order` — ``sequential`` (default), ``pairwise`` or ``tree``
-    tree_width : products per adder-tree group (``order="tree"`` only)
+    tree_width : products per adder-tree group (``order="tree"``) or per step of the
+        fused adder (``order="fused"``)
     tree_format : format each group sum is rounded to once (``tree_rounding``) before it
         enters the accumulator; ``None``: the group sum is exact
     chunk : chunked promotion: after every ``chunk`` products the accumulator's partial sum
@@ -89,6 +97,14 @@ class Accumulator:
     chunk_format : the wide accumulator of chunked promotion (default float32)
     product_format : ``None``: products enter exact (fused); else each product is first
         rounded to this format with ``product_rounding``
+    align_bits : ``order="fused"``: the window's width w: each term keeps its bits down
+        to 2**(E - w), E the largest exponent (floor(log2|x|)) among the step's nonzero
+        terms; w + ceil(log2(tree_width + 2)) <= 52 (the aligned sum exact in float64)
+    align_rounding : how a term's bits below the window go (any deterministic mode;
+        default ``toward_zero``: truncation, as tensor cores shift out)
+    align_acc : ``True`` (default): the accumulator is one of the aligned terms (the
+        step is one fused (n+1)-term addition, rounded once); ``False``: the products
+        alone are aligned and summed exactly, then added into the accumulator
     seed : int seed of the counter-based random stream of stochastic rounding
     rand_bits : random bits per stochastic rounding (default: 50 - mantissa bits, the most
         float64 intermediate sums keep exact)
@@ -105,6 +121,9 @@ class Accumulator:
     chunk_format: Any = "float32"
     product_format: Any = None
     product_rounding: Any = Rounding.NEAREST_EVEN
+    align_bits: int | None = None
+    align_rounding: Any = Rounding.TOWARD_ZERO
+    align_acc: bool = True
     seed: int | None = None
     rand_bits: int | None = None
 
@@ -141,13 +160,34 @@ class Accumulator:
         put(self, "overflow", policy)
         order = Order.coerce(self.order, "order")
         put(self, "order", order)
-        if order is Order.TREE:
+        if order in (Order.TREE, Order.FUSED):
             if (isinstance(self.tree_width, bool) or not isinstance(self.tree_width, int)
                     or self.tree_width < 1):
-                raise ValueError(f"tree_width must be a positive int with order 'tree', not "
-                                 f"{self.tree_width!r}")
+                raise ValueError(f"tree_width must be a positive int with order "
+                                 f"'{order.value}', not {self.tree_width!r}")
         elif self.tree_width is not None or self.tree_format is not None:
-            raise ValueError("tree_width and tree_format need order='tree'")
+            raise ValueError("tree_width and tree_format need order='tree' (tree_width: "
+                             "or 'fused')")
+        if order is Order.FUSED:
+            if not isinstance(fmt, Minifloat) or str(fmt) == "float64":
+                raise ValueError(f"order 'fused' rounds each step's sum into a "
+                                 f"floating-point accumulator: format must be a Minifloat "
+                                 f"other than float64, not {fmt or 'exact'}")
+            if self.tree_format is not None:
+                raise ValueError("tree_format applies to order='tree'; the fused adder "
+                                 "rounds each step once, into the accumulator")
+            top = 52 - math.ceil(math.log2(self.tree_width + 2))  # type: ignore[operator]
+            ab = self.align_bits
+            if isinstance(ab, bool) or not isinstance(ab, int) or not 1 <= ab <= top:
+                raise ValueError(f"align_bits (the fused adder's window) must be an int in "
+                                 f"1..{top} for tree_width {self.tree_width}, not {ab!r}")
+            if not isinstance(self.align_acc, bool):
+                raise TypeError(f"align_acc must be a bool, not {self.align_acc!r}")
+        elif self.align_bits is not None or self.align_acc is not True:
+            raise ValueError("align_bits and align_acc need order='fused'")
+        put(self, "align_rounding", _deterministic(self.align_rounding, "align_rounding"))
+        if order is not Order.FUSED and self.align_rounding is not Rounding.TOWARD_ZERO:
+            raise ValueError("align_rounding needs order='fused'")
         tf = _format(self.tree_format, "tree_format")
         if tf is not None:
             if not isinstance(tf, Minifloat):
@@ -161,7 +201,7 @@ class Accumulator:
             if fmt is None or isinstance(fmt, FixedBase):
                 raise ValueError("chunk (promotion to a wider accumulator) needs a "
                                  "floating-point accumulator format")
-            if order is Order.TREE and self.chunk % self.tree_width:  # type: ignore[operator]
+            if order in (Order.TREE, Order.FUSED) and self.chunk % self.tree_width:  # type: ignore[operator]
                 raise ValueError(f"chunk ({self.chunk}) must be a multiple of tree_width "
                                  f"({self.tree_width})")
         cf = _format(self.chunk_format, "chunk_format")
@@ -228,6 +268,12 @@ class Accumulator:
                          + (f"@{self.tree_format}" if self.tree_format is not None else ""))
             if self.tree_rounding is not Rounding.NEAREST_EVEN:
                 parts.append(f"tree_rounding={self.tree_rounding.value}")
+        elif self.order is Order.FUSED:
+            parts.append(f"fused{self.tree_width}w{self.align_bits}")
+            if self.align_rounding is not Rounding.TOWARD_ZERO:
+                parts.append(f"align_rounding={self.align_rounding.value}")
+            if not self.align_acc:
+                parts.append("align_acc=false")
         elif self.order is not Order.SEQUENTIAL:
             parts.append(self.order.value)
         if self.chunk is not None:
@@ -269,12 +315,19 @@ class Accumulator:
                     except ValueError:
                         raise ValueError(f"accumulator {text!r}: {key} must be an int, not "
                                          f"{value!r}") from None
-                elif key in ("overflow", "tree_rounding", "product_rounding", "chunk_format"):
+                elif key in ("overflow", "tree_rounding", "product_rounding", "chunk_format",
+                             "align_rounding"):
                     kw[key] = value
+                elif key == "align_acc":
+                    if value not in ("true", "false"):
+                        raise ValueError(f"accumulator {text!r}: align_acc must be true or "
+                                         f"false, not {value!r}")
+                    kw[key] = value == "true"
                 else:
                     raise ValueError(f"accumulator {text!r}: unknown setting {key!r}; "
                                      "settings: overflow, tree_rounding, product_rounding, "
-                                     "chunk_format, seed, rand_bits")
+                                     "chunk_format, align_rounding, align_acc, seed, "
+                                     "rand_bits")
             elif part in modes:
                 kw["rounding"] = part
             elif part == Order.PAIRWISE.value:
@@ -284,6 +337,10 @@ class Accumulator:
                 kw.update(order=Order.TREE, tree_width=_int_of(width, text, "tree width"))
                 if tf:
                     kw["tree_format"] = tf
+            elif part.startswith("fused") and part[5:6].isdigit() and "w" in part:
+                n, _, w = part[5:].partition("w")
+                kw.update(order=Order.FUSED, tree_width=_int_of(n, text, "fused terms"),
+                          align_bits=_int_of(w, text, "fused window (align_bits)"))
             elif part.startswith("chunk") and "->" in part:
                 n, _, cf = part[5:].partition("->")
                 kw.update(chunk=_int_of(n, text, "chunk"), chunk_format=cf)
@@ -293,7 +350,7 @@ class Accumulator:
                 raise ValueError(
                     f"accumulator {text!r}: cannot read {part!r}; after the format come a "
                     f"rounding mode ({', '.join(sorted(modes))}), pairwise, tree<w>[@fmt], "
-                    "chunk<n>-><fmt>, products@<fmt> or key=value settings")
+                    "fused<n>w<bits>, chunk<n>-><fmt>, products@<fmt> or key=value settings")
         return cls(**kw)
 
 

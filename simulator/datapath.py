@@ -112,7 +112,7 @@ class Datapath:
             else:
                 acc = Accumulator.parse(acc)
         put(self, "accumulator", acc)
-        tree = acc.tree_width if acc.order is Order.TREE else None
+        tree = acc.tree_width if acc.order in (Order.TREE, Order.FUSED) else None
         if self.k is None:
             put(self, "k", tree or 1)
         else:

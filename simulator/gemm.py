@@ -291,6 +291,12 @@ def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int, exact_add: boo
     wide = K.make_adder(1, _rounder(acc.chunk_format, Rounding.NEAREST_EVEN)) \
         if str(acc.chunk_format) != "float64" else K.make_adder(0, None)
     chunk_j = 0 if acc.chunk is None else acc.chunk // W
+    if acc.order is Order.FUSED:
+        assert isinstance(fmt, Minifloat) and acc.align_bits is not None
+        fround = _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0)
+        return K.make_gemm(W, has_scale, False, chunk_j, acc.rounding is Rounding.STOCHASTIC,
+                           err, prod, tree, add, wide, False, add_int, grid,
+                           acc.align_bits, _MODE[acc.align_rounding], acc.align_acc, fround)
     return K.make_gemm(W, has_scale, acc.order is Order.PAIRWISE, chunk_j,
                        acc.rounding is Rounding.STOCHASTIC, err, prod, tree, add, wide,
                        acc_int, add_int, grid)
@@ -450,14 +456,18 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     Bt, ib = _layout(opb, batch)
     shape = batch + (M, N)
     fmt = acc.format
-    W = acc.tree_width if acc.order is Order.TREE else 1
+    W = acc.tree_width if acc.order in (Order.TREE, Order.FUSED) else 1
     assert W is not None
     has_scale = opa.scales is not None or opb.scales is not None
     for op, name in ((opa, "a"), (opb, "b")):
-        if op.scales is not None and W > 1 and op.block % W:
+        # (the fused adder scales each product itself: its steps may span blocks)
+        if op.scales is not None and W > 1 and op.block % W and acc.order is Order.TREE:
             raise ValueError(f"tree_width ({W}) must divide {name}'s block size ({op.block}): "
                              "an adder-tree group lies within one block")
-    rounded = acc.product_format is not None or acc.tree_format is not None
+    # the fused adder's alignment rounds terms (to at most twice their magnitude, on a
+    # grid no finer than theirs): no BLAS fast path, no exact-tree check
+    fused = acc.order is Order.FUSED
+    rounded = acc.product_format is not None or acc.tree_format is not None or fused
     J = -(-Kd // W)
     if not has_scale and not rounded:
         # a cheap first look (a bound on each operand's quantum from its format and its
@@ -473,7 +483,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     finite = fa and fb and fsa and fsb
     stats = ((ea, qa, fa), (eb, qb, fb), (sa_max, sa_q, fsa), (sb_max, sb_q, fsb))
     q_el, max_el, q_add, bound, span = _bounds(stats, J, W, rounded)
-    if finite and W > 1 and max_el > 0 and math.log2(max_el / q_el) > 53:
+    if finite and W > 1 and not fused and max_el > 0 and math.log2(max_el / q_el) > 53:
         raise ValueError(f"an adder tree of width {W} over these operands spans "
                          f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
                          "use a smaller tree_width or narrower operand formats")

@@ -101,16 +101,95 @@ def ref_accumulate(addends: list[Any], acc: Accumulator, seed_index: int) -> Any
     return wide if acc.chunk else part
 
 
+def _ref_align(x: Fraction, q: Fraction, mode: Rounding) -> Fraction:
+    """``x`` on the grid ``q`` by ``mode`` (exact rationals)."""
+    v = x / q
+    fl = math.floor(v)
+    rem = v - fl
+    if mode is Rounding.TOWARD_ZERO:
+        n = fl if v >= 0 else math.ceil(v)
+    elif mode is Rounding.DOWN:
+        n = fl
+    elif mode is Rounding.UP:
+        n = math.ceil(v)
+    elif mode is Rounding.NEAREST_AWAY:
+        n = fl + (1 if (rem > Fraction(1, 2) or (rem == Fraction(1, 2) and v > 0)) else 0)
+        if rem == Fraction(1, 2) and v < 0:
+            n = fl
+    else:
+        n = fl + (1 if (rem > Fraction(1, 2) or (rem == Fraction(1, 2) and fl % 2)) else 0)
+    return n * q
+
+
+def ref_fused(groups: list[list[Any]], acc: Accumulator, seed_index: int) -> Any:
+    """One output element through the fused multi-term adder (Order.FUSED): per step,
+    the accumulator (``align_acc``) and the step's products aligned to the largest
+    exponent within ``align_bits``, summed exactly, rounded once into the accumulator."""
+    fmt = acc.format
+    w = acc.align_bits
+    assert w is not None
+    wide: Any = Fraction(0)
+    part: Any = Fraction(0)
+    per_chunk = acc.chunk // acc.tree_width if acc.chunk else len(groups)  # type: ignore
+    for j, g in enumerate(groups):
+        terms = ([part] if acc.align_acc else []) + list(g)
+        if any(isinstance(x, float) for x in terms):  # Inf/NaN: the IEEE sum
+            tot: Any = sum(float(x) for x in terms)
+        else:
+            nz = [abs(x) for x in terms if x != 0]
+            if nz:
+                e = max(_floor_log2(x) for x in nz)
+                q = Fraction(2) ** max(e - w, -1022)
+                tot = sum(_ref_align(x, q, acc.align_rounding) for x in terms)
+            else:
+                tot = Fraction(0)
+        r = rand62(acc.seed or 0, seed_index + j)
+        if acc.align_acc:
+            part = ref_round(tot, fmt, acc.rounding, acc.overflow, r, acc.rand_bits or 0)
+        else:
+            part = ref_round(_add(part, tot), fmt, acc.rounding, acc.overflow, r,
+                             acc.rand_bits or 0)
+        if acc.chunk and ((j + 1) % per_chunk == 0 or j == len(groups) - 1):
+            wide = ref_round(_add(wide, part), acc.chunk_format, Rounding.NEAREST_EVEN)
+            part = Fraction(0)
+    return wide if acc.chunk else part
+
+
+def _floor_log2(x: Fraction) -> int:
+    """floor(log2 x) of a positive rational, exactly."""
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    return e if Fraction(2) ** e <= x else e - 1
+
+
 def ref_gemm_operands(opa: Operand, opb: Operand, acc: Accumulator) -> list[list[Any]]:
     """The accumulator's value of every output element of ``opa @ opb.T`` (2-D operands
     with K last), before the tensor scales, as exact Fractions (or float inf/nan)."""
     A, B = np.asarray(opa.elements, np.float64), np.asarray(opb.elements, np.float64)
     M, Kd = A.shape
     N = B.shape[0]
-    W = acc.tree_width if acc.order is Order.TREE else 1
+    W = acc.tree_width if acc.order in (Order.TREE, Order.FUSED) else 1
     assert W is not None
     J = -(-Kd // W)
     out = []
+    if acc.order is Order.FUSED:
+        for m in range(M):
+            row = []
+            for n in range(N):
+                groups = []
+                for j in range(J):
+                    terms: list[Any] = []
+                    for k in range(j * W, min(j * W + W, Kd)):
+                        p = _mul(A[m, k], B[n, k])
+                        if acc.product_format is not None:
+                            pf = acc.product_format
+                            p = ref_round(p, pf, acc.product_rounding, pf.default_overflow)
+                        sa = opa.scales[m, k // opa.block] if opa.scales is not None else 1.0
+                        sb = opb.scales[n, k // opb.block] if opb.scales is not None else 1.0
+                        terms.append(_mul(_mul(p, sa), sb))
+                    groups.append(terms)
+                row.append(ref_fused(groups, acc, (m * N + n) * J))
+            out.append(row)
+        return out
     for m in range(M):
         row = []
         for n in range(N):

@@ -72,6 +72,14 @@ ACCS = [
     Accumulator(None),
     Accumulator("exact", product_format="bfloat16"),
     Accumulator("float32", product_format="e4m3"),
+    Accumulator("float32", rounding="toward_zero", order="fused", tree_width=4, align_bits=13),
+    Accumulator("float16", rounding="toward_zero", order="fused", tree_width=8, align_bits=10,
+                chunk=32),
+    Accumulator("float32", order="fused", tree_width=16, align_bits=24,
+                align_rounding="nearest_even"),
+    Accumulator("bfloat16", order="fused", tree_width=4, align_bits=12, align_acc=False),
+    Accumulator("float16", rounding="stochastic", seed=5, order="fused", tree_width=4,
+                align_bits=14),
 ]
 
 
@@ -84,7 +92,9 @@ CI_ACCS = ["float32,nearest_even", "float16,nearest_even", "float16,toward_zero"
            "bfloat16,toward_zero,pairwise", "float16,nearest_even,tree8@e6m12,tree_rounding="
            "toward_zero", "bfloat16,nearest_even,chunk16->float16",
            "float32,nearest_even,products@bfloat16,product_rounding=toward_zero",
-           "bfloat16,stochastic,seed=3,rand_bits=4", "exact", "exact,products@bfloat16"]
+           "bfloat16,stochastic,seed=3,rand_bits=4", "exact", "exact,products@bfloat16",
+           "float16,toward_zero,fused8w10,chunk32->float32",
+           "bfloat16,nearest_even,fused4w12,align_acc=false"]
 
 
 def _ci(accs: list[Accumulator]) -> list[Accumulator]:
@@ -106,7 +116,7 @@ def test_float_accumulators_against_reference(acc: Accumulator) -> None:
         # the exact accumulator keeps at most 62 significant bits (a documented limit)
         with pytest.raises(ValueError, match="at most 62 significant bits"):
             gemm(a, b, a_format="float16", b_format="float16", accumulator=acc)
-    elif acc.tree_width is not None:
+    elif acc.tree_width is not None and acc.order.value == "tree":
         # an exact adder-tree group must fit float64's 53 bits (a documented limit)
         with pytest.raises(ValueError, match="beyond float64's exact 53"):
             gemm(a, b, a_format="float16", b_format="float16", accumulator=acc)
@@ -116,8 +126,11 @@ def test_float_accumulators_against_reference(acc: Accumulator) -> None:
 
 BLOCK_ACCS = [Accumulator("float16"), Accumulator("float32"),
               Accumulator("float16", order="tree", tree_width=32),
-              Accumulator("bfloat16", order="tree", tree_width=16), Accumulator(None)]
-BLOCK_FMTS = ["mxfp4", "mxfp8_e4m3", "nvfp4", "bfp8_b16", "mxint8"]
+              Accumulator("bfloat16", order="tree", tree_width=16), Accumulator(None),
+              # a fused step spanning two NVFP4 blocks (each product scaled by its own)
+              Accumulator("float32", rounding="toward_zero", order="fused", tree_width=32,
+                          align_bits=13, chunk=64)]
+BLOCK_FMTS = ["mxfp4", "mxfp8_e4m3", "nvfp4", "bfp8_b16", "mxint8", "nvfp4"]
 
 
 # CI: each format with one accumulator, each accumulator once (NUMFAB_FULL=1: all pairs)
@@ -127,7 +140,7 @@ BLOCK_FMTS = ["mxfp4", "mxfp8_e4m3", "nvfp4", "bfp8_b16", "mxint8"]
 def test_block_gemm_against_reference(fmt: str, acc: Accumulator) -> None:
     a, b = _data(2, 80, 3, seed=5)
     block = parse(fmt).block_size
-    if acc.tree_width is not None and acc.tree_width > block:
+    if acc.order.value == "tree" and acc.tree_width is not None and acc.tree_width > block:
         acc = Accumulator(acc.format, order="tree", tree_width=block)
     _compare(a, b, fmt, fmt, acc)
 
@@ -187,3 +200,51 @@ def test_directed_rounding_lifts_tiny_sums(mode: str) -> None:
     b = rng.standard_normal((64, 4)) * 2.0**-45
     _compare(a, b, "mxfp4", "mxfp4",
              Accumulator("float16", rounding=mode, order="tree", tree_width=8))
+
+
+def test_fused_adder_hand_examples() -> None:
+    """The fused multi-term adder by hand: with a 13-bit window and truncation, 1 + 2**-13
+    is kept and 1 + 2**-14 is lost (as an H100's FP8 tensor core does, issue 19);
+    cancellation inside one step keeps nothing the window shifted out; the accumulator
+    aligned with the step's products (align_acc) or added after them."""
+    fused = Accumulator("float32", rounding="toward_zero", order="fused", tree_width=4,
+                        align_bits=13)
+
+    def dot(xs: list[float], acc: Accumulator = fused) -> float:
+        return float(gemm(np.array([xs]), np.ones((len(xs), 1)), accumulator=acc)[0, 0])
+
+    assert dot([1.0, 2.0**-13]) == 1.0 + 2.0**-13
+    assert dot([1.0, 2.0**-14]) == 1.0
+    assert dot([1.0, 2.0**-14], Accumulator("float32")) == 1.0 + 2.0**-14
+    # 1, -1 and 2**-20 in one step: aligned to 2**0, the small term is shifted out
+    assert dot([1.0, -1.0, 2.0**-20]) == 0.0
+    # ... but alone in the next step (after the accumulator cancelled to 0) it survives
+    assert dot([1.0, -1.0, 0.0, 0.0, 2.0**-20]) == 2.0**-20
+    # truncation toward zero of a negative term: -2**-14 - 2**-15 shifted to 0 beside 1
+    assert dot([1.0, -(2.0**-14) - 2.0**-15]) == 1.0
+    assert dot([1.0, -(2.0**-14) - 2.0**-15],
+               Accumulator("float32", rounding="toward_zero", order="fused", tree_width=4,
+                           align_bits=13, align_rounding="down")) == 1.0 - 2.0**-13
+    # the accumulator (1) and the next step's 2**-20: aligned together, lost; the
+    # products alone (align_acc=False): exact 2**-20, then added in float32
+    sep = Accumulator("float32", rounding="toward_zero", order="fused", tree_width=4,
+                      align_bits=13, align_acc=False)
+    assert dot([1.0, 0, 0, 0, 2.0**-20]) == 1.0
+    assert dot([1.0, 0, 0, 0, 2.0**-20], sep) == 1.0 + 2.0**-20
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"order": "fused", "tree_width": 4}, "align_bits"),
+    ({"order": "fused", "tree_width": 4, "align_bits": 50}, r"1\.\.49"),
+    ({"order": "fused", "tree_width": 4, "align_bits": 13, "format": "int16"}, "Minifloat"),
+    ({"order": "fused", "tree_width": 4, "align_bits": 13, "tree_format": "e6m12"},
+     "tree_format"),
+    ({"align_bits": 13}, "need order='fused'"),
+    ({"align_rounding": "nearest_even"}, "needs order='fused'"),
+    ({"order": "fused", "tree_width": 4, "align_bits": 13, "align_rounding": "stochastic"},
+     "deterministic"),
+    ({"order": "fused", "tree_width": 4, "align_bits": 13, "chunk": 6}, "multiple"),
+])
+def test_fused_adder_bad_settings(kw: dict, match: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=match):
+        Accumulator(**kw)

@@ -1,0 +1,50 @@
+"""probe_accumulator: it infers known datapaths from simulator.gemm run as a black box
+(the same probes run on a GPU's matmul), and refuses what it cannot probe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator import Accumulator
+from simulator.probe import gemm_dot, probe_accumulator, simulated_dot, validation_set
+
+
+@pytest.mark.parametrize(("acc", "fmt", "out"), [
+    # an H100-FP8-like datapath: 4 terms, 13-bit window, truncation, promotion every 128
+    ("float32,toward_zero,fused4w13,chunk128->float32", "e4m3", "float32"),
+    # a wide window with rounding (its step rounding observable), bfloat16 operands
+    ("float32,nearest_even,fused8w26,align_rounding=nearest_even", "bfloat16", "float32"),
+    # products summed apart from the accumulator, bfloat16 output
+    ("float32,toward_zero,fused16w24,align_acc=false", "bfloat16", "bfloat16"),
+    # plain float32 per-add accumulation
+    ("float32,toward_zero", "float16", "float32"),
+], ids=lambda x: str(x))
+def test_probe_recovers_known_datapaths(acc: str, fmt: str, out: str) -> None:
+    truth = Accumulator.parse(acc)
+    r = probe_accumulator(simulated_dot(truth, fmt, fmt, out), fmt, out_format=out,
+                          k_max=256, checks=512)
+    assert r.accumulator == truth, str(r)
+    assert (r.checked, r.mismatches) == (512, 0)
+    assert "reproduced bit for bit" in str(r)
+
+
+def test_gemm_dot_embeds_probes_on_the_diagonal() -> None:
+    a, b = validation_set("e4m3", count=40, k_max=37, seed=3)
+    got = gemm_dot(lambda A, B: A @ B)(a, b)
+    assert got.shape == (40,)
+    np.testing.assert_array_equal(got, (a * b).sum(1))  # exact: e4m3 products in float64
+
+
+def test_probe_bad_input() -> None:
+    dot = simulated_dot(Accumulator("float32"), "e4m3")
+    with pytest.raises(TypeError, match="dot must be a callable"):
+        probe_accumulator("cublas", "e4m3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a_format must be a floating-point"):
+        probe_accumulator(dot, "int8")
+    with pytest.raises(ValueError, match="unknown"):
+        probe_accumulator(dot, "e9m9x")
+    with pytest.raises(ValueError, match="k_max must be an int >= 8"):
+        probe_accumulator(dot, "e4m3", k_max=2)
+    with pytest.raises(ValueError, match="returned 1 values for"):
+        probe_accumulator(lambda a, b: np.zeros(1), "e4m3")
