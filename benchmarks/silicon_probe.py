@@ -27,8 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator import Accumulator, gemm
-from simulator.probe import (gemm_dot, gpu_matmul, model_dot, probe_accumulator,
-                             validation_set)
+from simulator.probe import gemm_dot, gpu_matmul, model_dot, probe_accumulator, validation_set
 
 # name: (target, a, b, out, fast_accum)
 CALLS = {
