@@ -175,12 +175,12 @@ def main() -> int:
             rec["fixture_mismatches"] = int((~((got == want) | (np.isnan(got) & np.isnan(
                 want)))).sum())
             summary["calls"][name] = rec
+            if fixtures:
+                np.savez_compressed(od / "h100_fixtures.npz", **fixtures)
         except Exception as exc:  # noqa: BLE001 - one call failing must not stop the rest
             traceback.print_exc()
             summary["calls"][name] = {"error": f"{type(exc).__name__}: {exc}"}
         (od / "summary.json").write_text(json.dumps(summary, indent=1))
-    if fixtures:
-        np.savez_compressed(od / "h100_fixtures.npz", **fixtures)
     return 0
 
 

@@ -222,7 +222,8 @@ def align(x, inv, q, mode):  # pragma: no cover - jitted
 
 
 def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide, acc_int,
-              add_int, grid, fuse_w=0, fuse_mode=RTZ, fuse_acc=True, fround=None):
+              add_int, grid, fuse_w=0, fuse_mode=RTZ, fuse_acc=True, fround=None,
+              fuse_emin=None):
     """The GEMM kernel for one accumulator configuration (all arguments are constants).
 
     W: products per addend (1, or the adder-tree width); has_scale: block scales;
@@ -232,11 +233,16 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
     wide: chunk-promotion adder; acc_int: integer accumulator (add_int, grid 2**grid);
     fuse_w > 0: the fused multi-term adder (Order.FUSED): window fuse_w bits, shifted-out
     bits rounded by fuse_mode, the accumulator aligned too (fuse_acc), each step's exact
-    sum rounded by fround (fuse_acc) or added by add.
+    sum rounded by fround (fuse_acc) or added by add; fuse_emin = (emin_a, emin_b): a
+    product's exponent is its operands' exponents added (each at least its format's
+    emin), not its own.
     """
     W = int(W)
     fuse_w = int(fuse_w)
     fuse = fuse_w > 0
+    by_ops = fuse_emin is not None
+    emin_a, emin_b = (np.int64(fuse_emin[0]), np.int64(fuse_emin[1])) if by_ops else (
+        np.int64(0), np.int64(0))
     if fround is None:
         fround = make_rounder(0, ())
     chunk_j = int(chunk_j)
@@ -282,7 +288,11 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
                                 p = p * (sa * sB[xb, k // bsB, n])
                             pbuf[k - k0, n] = p
                             if p != 0.0:
-                                emx[n] = max(emx[n], expo(p))
+                                if by_ops:
+                                    ep = max(expo(a), emin_a) + max(expo(B[xb, k, n]), emin_b)
+                                else:
+                                    ep = expo(p)
+                                emx[n] = max(emx[n], ep)
                     for n in range(N):
                         e = emx[n]
                         if e > 1023:  # Inf or NaN among the terms: their IEEE sum

@@ -105,6 +105,10 @@ class Accumulator:
     align_acc : ``True`` (default): the accumulator is one of the aligned terms (the
         step is one fused (n+1)-term addition, rounded once); ``False``: the products
         alone are aligned and summed exactly, then added into the accumulator
+    align_from : ``"value"`` (default): a product's exponent is its own;
+        ``"exponents"``: the sum of its operands' exponents (each at least its format's
+        emin), as a multiplier that aligns before it normalizes (a product of
+        significands in [2, 4) then keeps one bit more); scalar minifloat operands only
     seed : int seed of the counter-based random stream of stochastic rounding
     rand_bits : random bits per stochastic rounding (default: 50 - mantissa bits, the most
         float64 intermediate sums keep exact)
@@ -124,6 +128,7 @@ class Accumulator:
     align_bits: int | None = None
     align_rounding: Any = Rounding.TOWARD_ZERO
     align_acc: bool = True
+    align_from: str = "value"
     seed: int | None = None
     rand_bits: int | None = None
 
@@ -183,8 +188,12 @@ class Accumulator:
                                  f"1..{top} for tree_width {self.tree_width}, not {ab!r}")
             if not isinstance(self.align_acc, bool):
                 raise TypeError(f"align_acc must be a bool, not {self.align_acc!r}")
-        elif self.align_bits is not None or self.align_acc is not True:
-            raise ValueError("align_bits and align_acc need order='fused'")
+            if self.align_from not in ("value", "exponents"):
+                raise ValueError(f"align_from must be 'value' or 'exponents', not "
+                                 f"{self.align_from!r}")
+        elif (self.align_bits is not None or self.align_acc is not True
+              or self.align_from != "value"):
+            raise ValueError("align_bits, align_acc and align_from need order='fused'")
         put(self, "align_rounding", _deterministic(self.align_rounding, "align_rounding"))
         if order is not Order.FUSED and self.align_rounding is not Rounding.TOWARD_ZERO:
             raise ValueError("align_rounding needs order='fused'")
@@ -274,6 +283,8 @@ class Accumulator:
                 parts.append(f"align_rounding={self.align_rounding.value}")
             if not self.align_acc:
                 parts.append("align_acc=false")
+            if self.align_from != "value":
+                parts.append(f"align_from={self.align_from}")
         elif self.order is not Order.SEQUENTIAL:
             parts.append(self.order.value)
         if self.chunk is not None:
@@ -316,7 +327,7 @@ class Accumulator:
                         raise ValueError(f"accumulator {text!r}: {key} must be an int, not "
                                          f"{value!r}") from None
                 elif key in ("overflow", "tree_rounding", "product_rounding", "chunk_format",
-                             "align_rounding"):
+                             "align_rounding", "align_from"):
                     kw[key] = value
                 elif key == "align_acc":
                     if value not in ("true", "false"):
@@ -326,7 +337,8 @@ class Accumulator:
                 else:
                     raise ValueError(f"accumulator {text!r}: unknown setting {key!r}; "
                                      "settings: overflow, tree_rounding, product_rounding, "
-                                     "chunk_format, align_rounding, align_acc, seed, "
+                                     "chunk_format, align_rounding, align_acc, align_from, "
+                                     "seed, "
                                      "rand_bits")
             elif part in modes:
                 kw["rounding"] = part

@@ -271,7 +271,7 @@ def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0) -> An
 
 @functools.lru_cache(maxsize=64)
 def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int, exact_add: bool,
-            round_products: bool) -> Any:
+            round_products: bool, emins: tuple[int, int] | None = None) -> Any:
     prod = _rounder(acc.product_format if round_products else None, acc.product_rounding)
     tree = _rounder(acc.tree_format, acc.tree_rounding)
     fmt = acc.format
@@ -296,7 +296,8 @@ def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int, exact_add: boo
         fround = _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0)
         return K.make_gemm(W, has_scale, False, chunk_j, acc.rounding is Rounding.STOCHASTIC,
                            err, prod, tree, add, wide, False, add_int, grid,
-                           acc.align_bits, _MODE[acc.align_rounding], acc.align_acc, fround)
+                           acc.align_bits, _MODE[acc.align_rounding], acc.align_acc, fround,
+                           emins)
     return K.make_gemm(W, has_scale, acc.order is Order.PAIRWISE, chunk_j,
                        acc.rounding is Rounding.STOCHASTIC, err, prod, tree, add, wide,
                        acc_int, add_int, grid)
@@ -523,7 +524,16 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         growth = math.exp(J * math.log1p(fmt.eps)) * 2.0
         top = min(fmt.max, (bound + J * fmt.smallest_subnormal) * growth) + bound
         exact_add = math.log2(top / q_add) <= 52
-    kern = _kernel(acc, W, has_scale, grid, exact_add, round_products)
+    emins = None
+    if fused and acc.align_from == "exponents":
+        for op, name in ((opa, "a"), (opb, "b")):
+            if not isinstance(op.fmt, Minifloat) or op.scales is not None or \
+                    acc.product_format is not None:
+                raise ValueError(f"align_from='exponents' takes the exponents of scalar "
+                                 f"minifloat operands (products not rounded); {name} is "
+                                 f"{op.fmt}")
+        emins = (opa.fmt.emin, opb.fmt.emin)
+    kern = _kernel(acc, W, has_scale, grid, exact_add, round_products, emins)
     Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2), np.float64)
     # scalar operands: one scale of 1 spanning all of K
     if opa.scales is None:

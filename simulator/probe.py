@@ -54,6 +54,7 @@ class ProbeResult:
     align_acc: bool | None  #: the accumulator aligned with the step's products
     acc_rounding: Rounding | None  #: rounding of each step's sum into the accumulator
     chunk: int | None  #: promotion interval into float32 (None: none up to k_max)
+    align_from: str | None  #: a product aligned by its own exponent or its operands' sum
     probes: int  #: probe dot products run
     checked: int  #: random/adversarial dot products compared with the model
     mismatches: int  #: of those, how many the model does not reproduce bit for bit
@@ -69,6 +70,9 @@ class ProbeResult:
             f"alignment window:      {show(self.window, ' bits below the largest exponent')}",
             f"shifted-out bits:      {show(self.align_rounding)}",
             f"accumulator aligned:   {show(self.align_acc)}",
+            "product exponent:      "
+            + ("its operands' exponents added" if self.align_from == "exponents"
+               else show(self.align_from and "its own")),
             f"step sum rounding:     {show(self.acc_rounding)}",
             "promotion interval:    "
             + (f"every {self.chunk} products into float32" if self.chunk else "none seen"),
@@ -109,13 +113,15 @@ class _Maker:
             return False
         return True
 
-    def rows(self, wanted: list[list[float]], K: int) -> tuple[np.ndarray, np.ndarray]:
+    def rows(self, wanted: list[list[Any]], K: int) -> tuple[np.ndarray, np.ndarray]:
         a = np.zeros((len(wanted), K))
         b = np.zeros((len(wanted), K))
         memo: dict[float, tuple[float, float]] = {}
         for p, row in enumerate(wanted):
             for k, v in enumerate(row):
-                if v != 0.0:
+                if isinstance(v, tuple):  # an explicit (a, b) pair
+                    a[p, k], b[p, k] = v
+                elif v != 0.0:
                     if v not in memo:
                         memo[v] = self.pair(v)
                     a[p, k], b[p, k] = memo[v]
@@ -161,7 +167,7 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
     notes: list[str] = []
     count = [0]
 
-    def run(wanted: list[list[float]], K: int) -> np.ndarray:
+    def run(wanted: list[list[Any]], K: int) -> np.ndarray:
         a, b = mk.rows(wanted, K)
         got = np.asarray(dot(a, b), np.float64).reshape(-1)
         if got.shape != (len(wanted),):
@@ -231,21 +237,22 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
             notes.append(f"shifted-out bits: pattern {sig} is none of the rounding modes")
 
     # 4. promotion and accumulator alignment: B, then a small t2 alone at step start p
-    #    (p = n, 2n, ...): t2 survives where the accumulator was promoted (reset) before p,
-    #    or at every p if the accumulator is not aligned with the products
+    #    (p = n, 2n, ...), then -B far later: t2 survives where the accumulator was
+    #    promoted (reset) before p (B and t2 then sit in the wide register), or at every p
+    #    if the accumulator is not aligned with the products
     chunk: int | None = None
     align_acc: bool | None = None
-    if w is not None and w + 2 < acc_f.precision and w + 2 <= S:
-        t2 = 2.0**(E - w - 2)
+    t2 = 2.0**(E - (w or 0) - 2)
+    if w is not None and w + 2 < acc_f.precision and w + 2 <= S and mk.ok(t2):
         ps = list(range(n, k_max, n))
+        Kp = 2 * k_max + n
         wanted = []
         for p in ps:
-            row = [0.0] * (p + 1)
-            row[0], row[p] = B, t2
+            row = [0.0] * Kp
+            row[0], row[p], row[Kp - 1] = B, t2, -B
             wanted.append(row)
-        Kp = ps[-1] + 1 if ps else n + 1
-        got = run([r + [0.0] * (Kp - len(r)) for r in wanted], Kp) if ps else np.zeros(0)
-        surv = [p for p, g in zip(ps, got, strict=True) if g == B + t2]
+        got = run(wanted, Kp) if ps else np.zeros(0)
+        surv = [p for p, g in zip(ps, got, strict=True) if g == t2]
         if ps and len(surv) == len(ps):
             align_acc = False
         else:
@@ -260,6 +267,20 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
     elif w is None:
         notes.append("promotion and accumulator alignment: not observable (the window is "
                      "as wide as the accumulator)")
+
+    # 4b. a product's alignment exponent: its own, or its operands' exponents added (a
+    #     product 1.5 x 1.5 = 2.25 then aligns as 2**0, keeping one bit more)
+    align_from: str | None = None
+    if n >= 3 and w is not None:
+        pair = _wide_pair(fa, fb, E - 2)
+        if pair is not None and mk.ok(2.0**(E - 2 - w)):
+            x, y = pair
+            es = math.frexp(x)[1] + math.frexp(y)[1] - 2
+            tt = 2.0**(es - w)
+            g = run([[(x, y), (-x, y), tt]], 3)[0]
+            align_from = "exponents" if g == tt else "value" if g == 0.0 else None
+            if align_from is None:
+                notes.append(f"alignment exponent: {g!r} is neither {tt!r} nor 0")
 
     # 5. rounding of a step's sum into the accumulator: observable where the aligned sum
     #    holds more bits than the accumulator
@@ -282,7 +303,8 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
             return Accumulator(acc_f, rounding=acc_r, chunk=chunk)
         return Accumulator(acc_f, rounding=acc_r, order=Order.FUSED, tree_width=n,
                            align_bits=min(w if w is not None else top, top),
-                           align_rounding=al_r, align_acc=al_acc, chunk=chunk)
+                           align_rounding=al_r, align_acc=al_acc, chunk=chunk,
+                           align_from=align_from or "value")
 
     # what the probes could not see is chosen by a set of random/adversarial dot
     # products (another seed than the reported check)
@@ -311,8 +333,20 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
         got = np.asarray(dot(a, b), np.float64).reshape(-1)
         same = (got == want) | (np.isnan(got) & np.isnan(want))
         checked, mism = len(got), int((~same).sum())
-    return ProbeResult(model, out, n, w, align_mode, align_acc, acc_mode, chunk,
+    return ProbeResult(model, out, n, w, align_mode, align_acc, acc_mode, chunk, align_from,
                        count[0], checked, mism, tuple(notes))
+
+
+def _wide_pair(fa: Minifloat, fb: Minifloat, es: int) -> tuple[float, float] | None:
+    """(1.5 * 2**ea, 1.5 * 2**eb), normal values of the formats with ea + eb = es."""
+    for ea in range(fa.emin, fa.emax + 1):
+        eb = es - ea
+        x, y = 1.5 * 2.0**ea, 1.5 * 2.0**eb
+        if fb.emin <= eb <= fb.emax and x <= fa.max and y <= fb.max \
+                and float(fa.quantize(np.float64(x))) == x \
+                and float(fb.quantize(np.float64(y))) == y:
+            return x, y
+    return None
 
 
 # --- dot products through simulator.gemm, and test sets ----------------------------------
@@ -444,6 +478,10 @@ def gpu_matmul(target: str, a_format: Any, b_format: Any = None, *, out_format: 
         one = torch.ones((), dtype=torch.float32, device=dev)
 
         def mm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+            pad = -A.shape[1] % 16  # _scaled_mm takes K in multiples of 16: zeros after
+            if pad:
+                A = np.pad(A, ((0, 0), (0, pad)))
+                B = np.pad(B, ((0, pad), (0, 0)))
             x = torch.from_numpy(A).to(dev).to(ta)
             y = torch.from_numpy(np.ascontiguousarray(B.T)).to(dev).to(tb).t()
             c = torch._scaled_mm(x, y, scale_a=one, scale_b=one, out_dtype=od,

@@ -124,7 +124,8 @@ def _ref_align(x: Fraction, q: Fraction, mode: Rounding) -> Fraction:
 def ref_fused(groups: list[list[Any]], acc: Accumulator, seed_index: int) -> Any:
     """One output element through the fused multi-term adder (Order.FUSED): per step,
     the accumulator (``align_acc``) and the step's products aligned to the largest
-    exponent within ``align_bits``, summed exactly, rounded once into the accumulator."""
+    exponent within ``align_bits``, summed exactly, rounded once into the accumulator.
+    ``groups``: per step, (product, its alignment exponent or None: its own)."""
     fmt = acc.format
     w = acc.align_bits
     assert w is not None
@@ -132,13 +133,15 @@ def ref_fused(groups: list[list[Any]], acc: Accumulator, seed_index: int) -> Any
     part: Any = Fraction(0)
     per_chunk = acc.chunk // acc.tree_width if acc.chunk else len(groups)  # type: ignore
     for j, g in enumerate(groups):
-        terms = ([part] if acc.align_acc else []) + list(g)
+        terms = ([part] if acc.align_acc else []) + [v for v, _ in g]
+        exps = ([_floor_log2(abs(part))] if acc.align_acc and part != 0 else []) + [
+            (_floor_log2(abs(v)) if ex is None else ex) for v, ex in g
+            if not isinstance(v, float) and v != 0]
         if any(isinstance(x, float) for x in terms):  # Inf/NaN: the IEEE sum
             tot: Any = sum(float(x) for x in terms)
         else:
-            nz = [abs(x) for x in terms if x != 0]
-            if nz:
-                e = max(_floor_log2(x) for x in nz)
+            if exps:
+                e = max(exps)
                 q = Fraction(2) ** max(e - w, -1022)
                 tot = sum(_ref_align(x, q, acc.align_rounding) for x in terms)
             else:
@@ -185,7 +188,12 @@ def ref_gemm_operands(opa: Operand, opb: Operand, acc: Accumulator) -> list[list
                             p = ref_round(p, pf, acc.product_rounding, pf.default_overflow)
                         sa = opa.scales[m, k // opa.block] if opa.scales is not None else 1.0
                         sb = opb.scales[n, k // opb.block] if opb.scales is not None else 1.0
-                        terms.append(_mul(_mul(p, sa), sb))
+                        ex = None
+                        if acc.align_from == "exponents" and A[m, k] != 0 and B[n, k] != 0 \
+                                and math.isfinite(A[m, k] * B[n, k]):
+                            ex = max(_floor_log2(abs(Fraction(A[m, k]))), opa.fmt.emin) + \
+                                max(_floor_log2(abs(Fraction(B[n, k]))), opb.fmt.emin)
+                        terms.append((_mul(_mul(p, sa), sb), ex))
                     groups.append(terms)
                 row.append(ref_fused(groups, acc, (m * N + n) * J))
             out.append(row)
