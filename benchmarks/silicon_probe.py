@@ -29,22 +29,26 @@ import numpy as np
 from simulator import Accumulator, gemm
 from simulator.probe import gemm_dot, gpu_matmul, model_dot, probe_accumulator, validation_set
 
-# name: (target, a, b, out, fast_accum)
+# name: (target, a, b, out, fast_accum, named model)
 CALLS = {
-    "scaled_mm_e4m3_e4m3_f32": ("scaled_mm", "float8_e4m3fn", "float8_e4m3fn", "float32", False),
-    "scaled_mm_e4m3_e5m2_f32": ("scaled_mm", "float8_e4m3fn", "float8_e5m2", "float32", False),
+    "scaled_mm_e4m3_e4m3_f32": ("scaled_mm", "float8_e4m3fn", "float8_e4m3fn", "float32", False,
+                                "h100_fp8_scaled_mm"),
+    "scaled_mm_e4m3_e5m2_f32": ("scaled_mm", "float8_e4m3fn", "float8_e5m2", "float32", False,
+                                "h100_fp8_scaled_mm"),
     "scaled_mm_e4m3_e4m3_bf16": ("scaled_mm", "float8_e4m3fn", "float8_e4m3fn", "bfloat16",
-                                 False),
+                                 False, "h100_fp8_scaled_mm"),
     "scaled_mm_e4m3_e5m2_bf16": ("scaled_mm", "float8_e4m3fn", "float8_e5m2", "bfloat16",
-                                 False),
+                                 False, "h100_fp8_scaled_mm"),
     "scaled_mm_fast_e4m3_e4m3_f32": ("scaled_mm", "float8_e4m3fn", "float8_e4m3fn", "float32",
-                                     True),
-    "triton_e4m3_e4m3_f32": ("triton", "float8_e4m3fn", "float8_e4m3fn", "float32", False),
-    "triton_e4m3_e5m2_f32": ("triton", "float8_e4m3fn", "float8_e5m2", "float32", False),
-    "triton_bf16_f32": ("triton", "bfloat16", "bfloat16", "float32", False),
-    "triton_f16_f32": ("triton", "float16", "float16", "float32", False),
-    "matmul_bf16": ("matmul", "bfloat16", "bfloat16", "bfloat16", False),
-    "matmul_f16": ("matmul", "float16", "float16", "float16", False),
+                                     True, "h100_fp8_fast_accum"),
+    "triton_e4m3_e4m3_f32": ("triton", "float8_e4m3fn", "float8_e4m3fn", "float32", False,
+                             "h100_fp8_triton"),
+    "triton_e4m3_e5m2_f32": ("triton", "float8_e4m3fn", "float8_e5m2", "float32", False,
+                             "h100_fp8_triton"),
+    "triton_bf16_f32": ("triton", "bfloat16", "bfloat16", "float32", False, "h100_bf16_triton"),
+    "triton_f16_f32": ("triton", "float16", "float16", "float32", False, "h100_fp16_triton"),
+    "matmul_bf16": ("matmul", "bfloat16", "bfloat16", "bfloat16", False, "h100_bf16_matmul"),
+    "matmul_f16": ("matmul", "float16", "float16", "float16", False, "h100_fp16_matmul"),
 }
 
 SIM = "float32,toward_zero,fused4w13,chunk128->float32"  # --simulate's stand-in
@@ -110,6 +114,8 @@ def main() -> int:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--quick", action="store_true", help="GEMMs a quarter the size")
     ap.add_argument("--simulate", action="store_true")
+    ap.add_argument("--named", action="store_true",
+                    help="validate the named models (simulator.silicon) instead of probing")
     ap.add_argument("--k-max", type=int, default=2048)
     args = ap.parse_args()
     od = Path(args.out)
@@ -122,7 +128,7 @@ def main() -> int:
     print(f"device: {device}", flush=True)
     summary = {"device": device, "calls": {}}
     fixtures: dict[str, np.ndarray] = {}
-    for name, (target, fa, fb, out, fast) in CALLS.items():
+    for name, (target, fa, fb, out, fast, known) in CALLS.items():
         if args.only and name not in args.only:
             continue
         t0 = time.perf_counter()
@@ -135,21 +141,28 @@ def main() -> int:
                                            out_format=out))
             else:
                 mm = gpu_matmul(target, fa, fb, out_format=out, fast_accum=fast)
-            r = probe_accumulator(gemm_dot(mm, min_size=128), fa, fb, out_format=out,
-                                  k_max=args.k_max, checks=4096)
             print(f"\n== {name}: {target} {fa} x {fb} -> {out}"
-                  f"{' fast_accum' if fast else ''} ({time.perf_counter() - t0:.1f} s)\n{r}",
-                  flush=True)
+                  f"{' fast_accum' if fast else ''}", flush=True)
             rec = {"target": target, "a": fa, "b": fb, "out": out, "fast_accum": fast,
-                   "model": str(r.accumulator), "probe": str(r), "probes": r.probes,
-                   "checked": r.checked, "check_mismatches": r.mismatches, "gemms": []}
+                   "gemms": []}
+            if args.named:
+                model = Accumulator.named(known)
+                rec.update(named=known, model=str(model))
+                print(f"named model {known}: {model}", flush=True)
+            else:
+                r = probe_accumulator(gemm_dot(mm, min_size=128), fa, fb, out_format=out,
+                                      k_max=args.k_max, checks=4096)
+                model = r.accumulator
+                print(f"probed ({time.perf_counter() - t0:.1f} s)\n{r}", flush=True)
+                rec.update(model=str(model), probe=str(r), probes=r.probes,
+                           checked=r.checked, check_mismatches=r.mismatches)
             total = bad = 0
             worst = 0.0
             for what, A, B in gemms(fa, fb, args.quick):
                 t1 = time.perf_counter()
                 got = np.asarray(mm(A, B), np.float64)
                 want = np.asarray(gemm(A, B, a_format=fa, b_format=fb,
-                                       accumulator=r.accumulator, out_format=out))
+                                       accumulator=model, out_format=out))
                 same = (got == want) | (np.isnan(got) & np.isnan(want))
                 n_bad = int((~same).sum())
                 u = ulps(got, want, out)
@@ -171,7 +184,7 @@ def main() -> int:
                 fixtures[f"{name}.a"] = codes(a, fa)
                 fixtures[f"{name}.b"] = codes(b, fb)
                 fixtures[f"{name}.out"] = got
-            want = model_dot(r.accumulator, fa, fb, out)(a, b)
+            want = model_dot(model, fa, fb, out)(a, b)
             rec["fixture_mismatches"] = int((~((got == want) | (np.isnan(got) & np.isnan(
                 want)))).sum())
             summary["calls"][name] = rec

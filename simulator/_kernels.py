@@ -23,6 +23,8 @@ from formats.stream import rand62
 # the kernels' integer codes of the modes and policies (Rounding.code, Overflow.code)
 RNE, RNA, RTZ, UP, DOWN, _STOCH = (m.code for m in Rounding)
 SAT, OINF, _ONAN, WRAP, OERR = (m.code for m in Overflow)
+#: the accumulator's inf_on_overflow: +-Inf beyond the range in every rounding mode
+OINF_ALL = max(m.code for m in Overflow) + 1
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _PJIT = {**_JIT, "parallel": True}
@@ -71,7 +73,7 @@ def round_float(y, r, man, emin_b, maxv, mode, policy, rbits):  # pragma: no cov
             np.float64) - 1.0
         q = math.copysign(fl + (1.0 if top * (1.0 / (1 << rbits)) > u else 0.0), v)
     res = q * ulp
-    if policy == OINF and (mode == RNE or mode == RNA):
+    if (policy == OINF and (mode == RNE or mode == RNA)) or policy == OINF_ALL:
         # IEEE overflow of a nearest mode: +-Inf, which Inf and NaN inputs already are
         big = abs(res) > maxv
         return (np.copysign(np.inf, res) if big else res), big & (abs(y) != np.inf)

@@ -109,6 +109,9 @@ class Accumulator:
         ``"exponents"``: the sum of its operands' exponents (each at least its format's
         emin), as a multiplier that aligns before it normalizes (a product of
         significands in [2, 4) then keeps one bit more); scalar minifloat operands only
+    inf_on_overflow : a sum beyond the format's range becomes +-Inf in every rounding
+        mode (as tensor cores do; IEEE's directed modes give the largest finite value);
+        needs ``overflow="inf"`` (the format's default for IEEE-style formats)
     seed : int seed of the counter-based random stream of stochastic rounding
     rand_bits : random bits per stochastic rounding (default: 50 - mantissa bits, the most
         float64 intermediate sums keep exact)
@@ -129,6 +132,7 @@ class Accumulator:
     align_rounding: Any = Rounding.TOWARD_ZERO
     align_acc: bool = True
     align_from: str = "value"
+    inf_on_overflow: bool = False
     seed: int | None = None
     rand_bits: int | None = None
 
@@ -163,6 +167,11 @@ class Accumulator:
                 raise ValueError("overflow does not apply to the exact accumulator")
             policy = fmt._policy(self.overflow)
         put(self, "overflow", policy)
+        if not isinstance(self.inf_on_overflow, bool):
+            raise TypeError(f"inf_on_overflow must be a bool, not {self.inf_on_overflow!r}")
+        if self.inf_on_overflow and policy is not Overflow.INF:
+            raise ValueError(f"inf_on_overflow needs overflow='inf', not "
+                             f"{policy.value if policy else None!r} ({fmt or 'exact'})")
         order = Order.coerce(self.order, "order")
         put(self, "order", order)
         if order in (Order.TREE, Order.FUSED):
@@ -291,6 +300,8 @@ class Accumulator:
             parts.append(f"chunk{self.chunk}->{self.chunk_format}")
         elif str(self.chunk_format) != "float32":
             parts.append(f"chunk_format={self.chunk_format}")
+        if self.inf_on_overflow:
+            parts.append("inf_on_overflow")
         if self.product_format is not None:
             parts.append(f"products@{self.product_format}")
         if self.product_rounding is not Rounding.NEAREST_EVEN:
@@ -301,6 +312,15 @@ class Accumulator:
                 and self.rand_bits != 50 - self.format.man_bits:
             parts.append(f"rand_bits={self.rand_bits}")
         return ",".join(parts)
+
+    @classmethod
+    def named(cls, name: str) -> Accumulator:
+        """A model validated against silicon (:data:`simulator.silicon.NAMED`), e.g.
+        ``Accumulator.named("h100_fp8_scaled_mm")``."""
+        from .silicon import named
+
+        acc: Accumulator = named(name)
+        return acc
 
     @classmethod
     def parse(cls, text: str) -> Accumulator:
@@ -342,6 +362,8 @@ class Accumulator:
                                      "rand_bits")
             elif part in modes:
                 kw["rounding"] = part
+            elif part == "inf_on_overflow":
+                kw["inf_on_overflow"] = True
             elif part == Order.PAIRWISE.value:
                 kw["order"] = Order.PAIRWISE
             elif part.startswith("tree") and part[4:5].isdigit():

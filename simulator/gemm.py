@@ -258,10 +258,11 @@ def _stats(v: np.ndarray) -> tuple[float, float, bool]:
     return float(mx), (2.0 ** int(lowe) if lowe < 4096 else 1.0), bad == 0
 
 
-def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0) -> Any:
+def _rounder(fmt: Any, mode: Rounding, policy: Any = None, rbits: int = 0,
+             inf_always: bool = False) -> Any:
     if fmt is None:
         return K.make_rounder(0, ())
-    pol = _POLICY[fmt._policy(policy).value]
+    pol = K.OINF_ALL if inf_always else _POLICY[fmt._policy(policy).value]
     if isinstance(fmt, FixedBase):
         return K.make_rounder(2, (-fmt.ulp_exp, float(-fmt.max_neg_int), float(fmt.max_int),
                                   _MODE[mode], pol))
@@ -287,13 +288,15 @@ def _kernel(acc: Accumulator, W: int, has_scale: bool, grid: int, exact_add: boo
             add = K.make_adder(0, None)
         else:
             add = K.make_adder(2 if exact_add else 1,
-                               _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0))
+                               _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0,
+                                        acc.inf_on_overflow))
     wide = K.make_adder(1, _rounder(acc.chunk_format, Rounding.NEAREST_EVEN)) \
         if str(acc.chunk_format) != "float64" else K.make_adder(0, None)
     chunk_j = 0 if acc.chunk is None else acc.chunk // W
     if acc.order is Order.FUSED:
         assert isinstance(fmt, Minifloat) and acc.align_bits is not None
-        fround = _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0)
+        fround = _rounder(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0,
+                          acc.inf_on_overflow)
         return K.make_gemm(W, has_scale, False, chunk_j, acc.rounding is Rounding.STOCHASTIC,
                            err, prod, tree, add, wide, False, add_int, grid,
                            acc.align_bits, _MODE[acc.align_rounding], acc.align_acc, fround,
