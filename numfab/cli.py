@@ -414,6 +414,37 @@ def _cmd_gemm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from simulator import Accumulator
+    from simulator.probe import gpu_dot, probe_accumulator, simulated_dot
+    from simulator.silicon import NAMED
+
+    b = args.b or args.a
+    if args.target == "simulated":
+        if args.model is None:
+            raise ValueError("--target simulated needs --model: an accumulator (its text, "
+                             f"e.g. 'float32,toward_zero,fused4w13') or a named model "
+                             f"({', '.join(NAMED)})")
+        acc = Accumulator.named(args.model) if args.model in NAMED else \
+            Accumulator.parse(args.model)
+        dot = simulated_dot(acc, args.a, b, args.out)
+        what = f"simulator.gemm with {acc}"
+    else:
+        if args.model is not None:
+            raise ValueError("--model describes --target simulated; a GPU target is probed")
+        dot = gpu_dot(args.target, args.a, b, out_format=args.out, device=args.device,
+                      fast_accum=args.fast_accum)
+        import torch
+
+        what = (f"{args.target} on {torch.cuda.get_device_name(args.device)}"
+                + (" (use_fast_accum)" if args.fast_accum else ""))
+    r = probe_accumulator(dot, args.a, b, out_format=args.out, k_max=args.k_max,
+                          checks=args.checks)
+    print(f"probed: {what}, {args.a} x {b} -> {args.out}")
+    print(r)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="numfab",
@@ -462,6 +493,33 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--k", type=positive_int, default=1024)
     pg.add_argument("--seed", type=natural_int, default=0)
     pg.set_defaults(func=_cmd_gemm)
+    pp = sub.add_parser(
+        "probe-accumulator",
+        help="infer how a GPU matmul call accumulates (terms per step, window, "
+        "truncation, promotion)",
+        description="Run probe dot products (FPRev-style) through a matmul call and print "
+        "the datapath that explains them, as a numfab accumulator (the fused multi-term "
+        "adder: products fused per step, alignment window below the largest exponent, "
+        "truncation or rounding of the shifted-out bits, promotion interval), then check "
+        "it on random and adversarial dot products. Targets: scaled_mm (torch._scaled_mm "
+        "on FP8), matmul (torch.matmul), triton (tl.dot), simulated (simulator.gemm with "
+        "--model: checks the probe itself, no GPU).",
+    )
+    pp.add_argument("--target", required=True,
+                    choices=("scaled_mm", "matmul", "triton", "simulated"))
+    pp.add_argument("--a", default="float8_e4m3fn", help="operand A's format")
+    pp.add_argument("--b", default=None, help="operand B's format (default: A's)")
+    pp.add_argument("--out", default="float32", help="the call's output format")
+    pp.add_argument("--model", default=None,
+                    help="--target simulated: the accumulator to probe (text or named model)")
+    pp.add_argument("--fast-accum", action="store_true",
+                    help="scaled_mm: use_fast_accum=True")
+    pp.add_argument("--device", default="cuda", help="the GPU (default cuda)")
+    pp.add_argument("--k-max", type=positive_int, default=1024,
+                    help="longest probe (promotion intervals up to it are found)")
+    pp.add_argument("--checks", type=natural_int, default=4096,
+                    help="random/adversarial dot products the model must reproduce")
+    pp.set_defaults(func=_cmd_probe)
     pe = sub.add_parser(
         "eval", help="evaluate a model in chosen formats",
         description="Run a bundled model (smollm2, minilm, digits) or your own (a Hugging "

@@ -226,6 +226,20 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
         kept = [j for j, g in zip(js, got, strict=True) if g == B + 2.0**(E - j)]
         w = max(kept) if kept and max(kept) < out.precision - 1 else None
 
+    # 2b. the register a step's sum goes into: [B, B, 2**(E-j)] sums to 2**(E+1) +
+    #     2**(E-j) (one carry above the window): kept iff the register holds j + 2
+    #     significant bits
+    reg_bits: int | None = None
+    if n >= 3 and w is not None and w + 2 < acc_f.precision:
+        js = list(range(1, w + 1))
+        got = run([[B, B, 2.0**(E - j)] for j in js], 3)
+        kept = [j for j, g in zip(js, got, strict=True) if g == 2 * B + 2.0**(E - j)]
+        if kept and max(kept) < w:
+            reg_bits = max(kept) + 2
+            acc_f = _scalar(f"e{acc_f.exp_bits}m{reg_bits - 1}", "acc_format")
+            notes.append(f"a step's sum is kept to {reg_bits} significant bits "
+                         f"(accumulator {acc_f})")
+
     # 3. how shifted-out bits go: +-0.75 and +0.5 of the window's last place
     align_mode: Rounding | None = None
     if n >= 3 and w is not None and mk.ok(1.5 * 2.0**(E - w - 1)) and w + 2 <= S:
@@ -243,7 +257,8 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
     chunk: int | None = None
     align_acc: bool | None = None
     t2 = 2.0**(E - (w or 0) - 2)
-    if w is not None and w + 2 < acc_f.precision and w + 2 <= S and mk.ok(t2):
+    wide = _scalar(acc_format, "acc_format")  # the register promoted into
+    if w is not None and w + 2 < wide.precision and w + 2 <= S and mk.ok(t2):
         ps = list(range(n, k_max, n))
         Kp = 2 * k_max + n
         wanted = []
@@ -297,14 +312,26 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
                 notes.append(f"step sum rounding: pattern {sig} is none of the modes")
 
     top = 52 - math.ceil(math.log2(n + 2))
+    # 6. overflow: two products of 2**emax each sum beyond the accumulator: +Inf (a
+    #    tensor core, in every rounding mode) or its largest value (IEEE, directed); a
+    #    later step's -2**emax tells them apart through any output format
+    inf_over = False
+    xo = 2.0**acc_f.emax
+    if mk.ok(xo):
+        kk = max(n, 2)
+        row = [0.0] * (kk + 1)
+        row[0], row[1], row[kk] = xo, xo, -xo
+        inf_over = bool(run([row], kk + 1)[0] == math.inf)
 
     def build(acc_r: Rounding, al_r: Rounding, al_acc: bool) -> Accumulator:
+        # IEEE's nearest modes overflow to Inf already: the flag only says so for others
+        inf = inf_over and acc_r not in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
         if n == 1 and w is None:  # one product per step, no narrower window: sequential
-            return Accumulator(acc_f, rounding=acc_r, chunk=chunk)
+            return Accumulator(acc_f, rounding=acc_r, chunk=chunk, inf_on_overflow=inf)
         return Accumulator(acc_f, rounding=acc_r, order=Order.FUSED, tree_width=n,
                            align_bits=min(w if w is not None else top, top),
                            align_rounding=al_r, align_acc=al_acc, chunk=chunk,
-                           align_from=align_from or "value")
+                           align_from=align_from or "value", inf_on_overflow=inf)
 
     # what the probes could not see is chosen by a set of random/adversarial dot
     # products (another seed than the reported check)

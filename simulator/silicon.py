@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NAMED", "named"]
+__all__ = ["CALLS", "NAMED", "named"]
 
 _FP8 = "e8m13,toward_zero,fused32w13,align_from=exponents"
 _HALF = "float32,toward_zero,fused16w25,align_from=exponents,inf_on_overflow"
@@ -61,3 +61,26 @@ def named(name: str) -> Any:
                          + (f" (did you mean {near[0]!r}?)" if near else "")
                          + f"; named models: {', '.join(NAMED)}")
     return Accumulator.parse(NAMED[name][0])
+
+
+#: the calls recorded on the H100 (tests/data/silicon/h100_fixtures.npz: per call ``.a``,
+#: ``.b`` operand codes, ``.out`` the chip's float64 answers): name -> (a format, b format,
+#: output format, named model)
+CALLS: dict[str, tuple[str, str, str, str]] = {
+    "scaled_mm_e4m3_e4m3_f32": ("float8_e4m3fn", "float8_e4m3fn", "float32",
+                                "h100_fp8_scaled_mm"),
+    "scaled_mm_e4m3_e5m2_f32": ("float8_e4m3fn", "float8_e5m2", "float32",
+                                "h100_fp8_scaled_mm"),
+    "scaled_mm_e4m3_e4m3_bf16": ("float8_e4m3fn", "float8_e4m3fn", "bfloat16",
+                                 "h100_fp8_scaled_mm"),
+    "scaled_mm_e4m3_e5m2_bf16": ("float8_e4m3fn", "float8_e5m2", "bfloat16",
+                                 "h100_fp8_scaled_mm"),
+    "scaled_mm_fast_e4m3_e4m3_f32": ("float8_e4m3fn", "float8_e4m3fn", "float32",
+                                     "h100_fp8_fast_accum"),
+    "triton_e4m3_e4m3_f32": ("float8_e4m3fn", "float8_e4m3fn", "float32", "h100_fp8_triton"),
+    "triton_e4m3_e5m2_f32": ("float8_e4m3fn", "float8_e5m2", "float32", "h100_fp8_triton"),
+    "triton_bf16_f32": ("bfloat16", "bfloat16", "float32", "h100_bf16_triton"),
+    "triton_f16_f32": ("float16", "float16", "float32", "h100_fp16_triton"),
+    "matmul_bf16": ("bfloat16", "bfloat16", "bfloat16", "h100_bf16_matmul"),
+    "matmul_f16": ("float16", "float16", "float16", "h100_fp16_matmul"),
+}

@@ -11,8 +11,10 @@ from simulator.probe import gemm_dot, probe_accumulator, simulated_dot, validati
 
 
 @pytest.mark.parametrize(("acc", "fmt", "out"), [
-    # an H100-FP8-like datapath: 4 terms, 13-bit window, truncation, promotion every 128
-    ("float32,toward_zero,fused4w13,chunk128->float32", "e4m3", "float32"),
+    # the H100's FP8 datapath (simulator.silicon): 32 terms, 13-bit window from the
+    # operands' exponents, truncation, a 14-bit register promoted every 128 products
+    ("e8m13,toward_zero,fused32w13,align_from=exponents,chunk128->float32", "e4m3",
+     "float32"),
     # a wide window with rounding (its step rounding observable), bfloat16 operands
     ("float32,nearest_even,fused8w26,align_rounding=nearest_even", "bfloat16", "float32"),
     # products summed apart from the accumulator, bfloat16 output
@@ -48,3 +50,17 @@ def test_probe_bad_input() -> None:
         probe_accumulator(dot, "e4m3", k_max=2)
     with pytest.raises(ValueError, match="returned 1 values for"):
         probe_accumulator(lambda a, b: np.zeros(1), "e4m3")
+
+
+def test_probe_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    from numfab.cli import main
+
+    assert main(["probe-accumulator", "--target", "simulated", "--model",
+                 "h100_bf16_triton", "--a", "bfloat16", "--k-max", "64", "--checks",
+                 "128"]) == 0
+    out = capsys.readouterr().out
+    assert "terms fused per step:  16" in out and "inf_on_overflow" in out
+    assert main(["probe-accumulator", "--target", "simulated"]) == 2
+    assert "needs --model" in capsys.readouterr().err
+    assert main(["probe-accumulator", "--target", "scaled_mm", "--device", "cpu"]) == 2
+    assert "CUDA device" in capsys.readouterr().err
