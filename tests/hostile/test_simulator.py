@@ -354,8 +354,10 @@ def test_gptq_bad_hessian_or_damp(hessian: torch.Tensor, damp: float, match: str
     (dict(format="bogus"), ValueError, r"format: unknown format name 'bogus'"),
     (dict(format="mxfp4"), ValueError, r"format must be a scalar format, not the block"),
     (dict(order="zigzag"), ValueError,
-     r"order must be one of 'sequential', 'pairwise', 'tree' \(or the enum\), not 'zigzag'"),
-    (dict(order=None), ValueError, r"order must be one of 'sequential', 'pairwise', 'tree'"),
+     r"order must be one of 'sequential', 'pairwise', 'tree', 'fused' \(or the enum\), "
+     r"not 'zigzag'"),
+    (dict(order=None), ValueError, r"order must be one of 'sequential', 'pairwise', 'tree', "
+     r"'fused'"),
     (dict(order="tree", tree_width=0), ValueError,
      r"tree_width must be a positive int with order 'tree', not 0"),
     (dict(order="tree", tree_width=-1), ValueError, r"tree_width must be a positive int.*-1"),

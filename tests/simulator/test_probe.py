@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from simulator import Accumulator
 from simulator.probe import gemm_dot, probe_accumulator, simulated_dot, validation_set
 
+FULL = os.environ.get("NUMFAB_FULL") == "1"
 
-@pytest.mark.parametrize(("acc", "fmt", "out"), [
+
+# CI: the H100's FP8 datapath and one where the probes must choose among models;
+# NUMFAB_FULL=1 adds the other two
+@pytest.mark.parametrize(("acc", "fmt", "out"), [p for i, p in enumerate([
     # the H100's FP8 datapath (simulator.silicon): 32 terms, 13-bit window from the
     # operands' exponents, truncation, a 14-bit register promoted every 128 products
     ("e8m13,toward_zero,fused32w13,align_from=exponents,chunk128->float32", "e4m3",
@@ -21,7 +27,7 @@ from simulator.probe import gemm_dot, probe_accumulator, simulated_dot, validati
     ("float32,toward_zero,fused16w24,align_acc=false", "bfloat16", "bfloat16"),
     # plain float32 per-add accumulation
     ("float32,toward_zero", "float16", "float32"),
-], ids=lambda x: str(x))
+]) if FULL or i in (0, 2)], ids=lambda x: str(x))
 def test_probe_recovers_known_datapaths(acc: str, fmt: str, out: str) -> None:
     truth = Accumulator.parse(acc)
     r = probe_accumulator(simulated_dot(truth, fmt, fmt, out), fmt, out_format=out,
