@@ -32,12 +32,9 @@ $(STAMP): pyproject.toml | $(TOOLS)
 
 setup: $(STAMP)
 
-# numba's kernels are compiled once, in two halves side by side while ruff and mypy run,
-# before the test workers start (tests/warm_kernels.py says why)
 test: $(STAMP)
-	$(PY) -m tests.warm_kernels 0 & w0=$$!; $(PY) -m tests.warm_kernels 1 & w1=$$!; \
-	  $(VENV)/bin/ruff check . && $(VENV)/bin/mypy; s=$$?; \
-	  wait $$w0 && wait $$w1 && exit $$s
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n $(JOBS) -q
 
 demo: $(STAMP)
