@@ -39,6 +39,21 @@ def pow2(e):  # pragma: no cover - jitted
 
 
 @numba.njit(**_INLINE)
+def round_int(v, mode):  # pragma: no cover - jitted
+    """The float64 ``v`` rounded to an integer by the deterministic ``mode``."""
+    if mode == RNE:
+        return np.rint(v)
+    if mode == RNA:
+        t = np.trunc(v)
+        return t + (math.copysign(1.0, v) if abs(v - t) >= 0.5 else 0.0)
+    if mode == RTZ:
+        return np.trunc(v)
+    if mode == UP:
+        return np.ceil(v)
+    return np.floor(v)
+
+
+@numba.njit(**_INLINE)
 def round_float(y, r, man, emin_b, maxv, mode, policy, rbits):  # pragma: no cover
     """Round the float64 ``y`` to a minifloat (``man`` mantissa bits, biased float64
     exponent of its smallest normal ``emin_b``, largest finite ``maxv``).
@@ -52,17 +67,8 @@ def round_float(y, r, man, emin_b, maxv, mode, policy, rbits):  # pragma: no cov
     inv = np.int64((2046 + man - e_eff) << 52).view(np.float64)
     ulp = np.int64((e_eff - man) << 52).view(np.float64)
     v = y * inv
-    if mode == RNE:
-        q = np.rint(v)
-    elif mode == RNA:
-        t = np.trunc(v)
-        q = t + (math.copysign(1.0, v) if abs(v - t) >= 0.5 else 0.0)
-    elif mode == RTZ:
-        q = np.trunc(v)
-    elif mode == UP:
-        q = np.ceil(v)
-    elif mode == DOWN:
-        q = np.floor(v)
+    if mode != _STOCH:
+        q = round_int(v, mode)
     else:
         # round the magnitude up iff the top rbits of its discarded fraction exceed the
         # random number's top rbits (u below is those bits / 2**rbits, built from bits)
@@ -208,19 +214,7 @@ def expo(x):  # pragma: no cover - jitted
 def align(x, inv, q, mode):  # pragma: no cover - jitted
     """``x`` on the grid ``q`` (a power of two, ``inv`` = 1/q) by the deterministic
     ``mode``: exact float64 arithmetic (x/q is exact, its integer part too)."""
-    v = x * inv
-    if mode == RNE:
-        r = np.rint(v)
-    elif mode == RNA:
-        t = np.trunc(v)
-        r = t + (math.copysign(1.0, v) if abs(v - t) >= 0.5 else 0.0)
-    elif mode == RTZ:
-        r = np.trunc(v)
-    elif mode == UP:
-        r = np.ceil(v)
-    else:
-        r = np.floor(v)
-    return r * q
+    return round_int(x * inv, mode) * q
 
 
 def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide, acc_int,
