@@ -194,7 +194,7 @@ def reference(loaded: Loaded, wins: torch.Tensor, device: torch.device, key: str
     compute = _reference if loaded.kind == "causal-lm" else _reference_hidden
     if key is None:
         return compute(loaded, wins, device)
-    d = cache_dir() / "reference" / key
+    d = cache_dir() / "reference" / key / f"shard{SHARD}"  # a shard size, its own files
     d.mkdir(parents=True, exist_ok=True)
     n = wins.shape[0]
     bounds = [(a, min(a + SHARD, n)) for a in range(0, n, SHARD)]

@@ -190,7 +190,10 @@ class Accumulator:
             if self.tree_format is not None:
                 raise ValueError("tree_format applies to order='tree'; the fused adder "
                                  "rounds each step once, into the accumulator")
-            top = 52 - math.ceil(math.log2(self.tree_width + 2))  # type: ignore[operator]
+            # aligned terms below 2**(E+1) (2**(E+2) for products aligned by their
+            # operands' exponents), n + 1 of them: the sum exact in float64
+            wide_p = 2 if self.align_from == "exponents" else 1
+            top = 52 - math.ceil(math.log2(wide_p * (self.tree_width + 1) + 1))  # type: ignore[operator]
             ab = self.align_bits
             if isinstance(ab, bool) or not isinstance(ab, int) or not 1 <= ab <= top:
                 raise ValueError(f"align_bits (the fused adder's window) must be an int in "

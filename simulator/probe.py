@@ -311,7 +311,7 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
             if acc_mode is None:
                 notes.append(f"step sum rounding: pattern {sig} is none of the modes")
 
-    top = 52 - math.ceil(math.log2(n + 2))
+    top = 52 - math.ceil(math.log2(2 * (n + 1) + 1))  # valid for either align_from
     # 6. overflow: two products of 2**emax each sum beyond the accumulator: +Inf (a
     #    tensor core, in every rounding mode) or its largest value (IEEE, directed); a
     #    later step's -2**emax tells them apart through any output format
@@ -400,7 +400,9 @@ def gemm_dot(matmul: Callable[[np.ndarray, np.ndarray], np.ndarray], *, multiple
     """``dot(a, b)`` through one matrix multiply ``matmul(A, B) -> C`` (float64 arrays in
     and out, A (M, K), B (K, N)): probe p is row p of A and column p of B, its answer
     C[p, p]; M = N and K padded with zeros to a multiple of ``multiple`` (at least
-    ``min_size``), as tensor-core kernels want. Zeros add nothing to any partial sum."""
+    ``min_size``), as tensor-core kernels want. Zero products change no sum; an all-zero
+    step can still re-align (truncate) the accumulator where the window is narrower
+    than the register (not so on the H100's models: window + 1 >= register bits)."""
     def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         P, K = a.shape
         M = max(min_size, -(-P // multiple) * multiple)

@@ -50,6 +50,31 @@ def ref_round(x: Fraction | float, fmt: Any, mode: Rounding, overflow: Overflow 
     return fr.ref_round(val, fmt, Rounding.NEAREST_EVEN, overflow)
 
 
+def _round_acc(x: Any, acc: Accumulator, r: int) -> Any:
+    """``x`` rounded into the (minifloat) accumulator; with ``inf_on_overflow`` a value
+    rounded (in its mode, the exponent unbounded) beyond the largest finite one is
+    +-Inf, as the kernel's rounder."""
+    fmt = acc.format
+    out = ref_round(x, fmt, acc.rounding, acc.overflow, r, acc.rand_bits or 0)
+    if acc.inf_on_overflow and not isinstance(x, float) and x != 0:
+        # the top binade's grid continued upward: the rounded magnitude exceeds max iff
+        # it reaches max + ulp there
+        ulp = Fraction(2) ** (fmt.emax - fmt.man_bits)
+        v = abs(x) / ulp
+        mode = acc.rounding
+        neg = x < 0
+        if mode is Rounding.TOWARD_ZERO or (mode is Rounding.DOWN and not neg) or (
+                mode is Rounding.UP and neg):
+            q = math.floor(v)
+        elif mode in (Rounding.UP, Rounding.DOWN):
+            q = math.ceil(v)
+        else:
+            q = math.floor(v + Fraction(1, 2))  # ties: beyond max either way
+        if q * ulp > Fraction(fmt.max):
+            return -math.inf if neg else math.inf
+    return out
+
+
 def _add(a: Any, b: Any) -> Any:
     if isinstance(a, float) or isinstance(b, float):
         return float(a) + float(b)
@@ -76,7 +101,7 @@ def ref_accumulate(addends: list[Any], acc: Accumulator, seed_index: int) -> Any
             out = float(s)
         else:
             r = rand62(acc.seed or 0, seed_index + step)
-            out = ref_round(s, fmt, acc.rounding, acc.overflow, r, acc.rand_bits or 0)
+            out = _round_acc(s, acc, r)
         step += 1
         return out
 
@@ -126,7 +151,6 @@ def ref_fused(groups: list[list[Any]], acc: Accumulator, seed_index: int) -> Any
     the accumulator (``align_acc``) and the step's products aligned to the largest
     exponent within ``align_bits``, summed exactly, rounded once into the accumulator.
     ``groups``: per step, (product, its alignment exponent or None: its own)."""
-    fmt = acc.format
     w = acc.align_bits
     assert w is not None
     wide: Any = Fraction(0)
@@ -134,7 +158,8 @@ def ref_fused(groups: list[list[Any]], acc: Accumulator, seed_index: int) -> Any
     per_chunk = acc.chunk // acc.tree_width if acc.chunk else len(groups)  # type: ignore
     for j, g in enumerate(groups):
         terms = ([part] if acc.align_acc else []) + [v for v, _ in g]
-        exps = ([_floor_log2(abs(part))] if acc.align_acc and part != 0 else []) + [
+        exps = ([_floor_log2(abs(part))] if acc.align_acc and not isinstance(part, float)
+                and part != 0 else []) + [
             (_floor_log2(abs(v)) if ex is None else ex) for v, ex in g
             if not isinstance(v, float) and v != 0]
         if any(isinstance(x, float) for x in terms):  # Inf/NaN: the IEEE sum
@@ -147,11 +172,7 @@ def ref_fused(groups: list[list[Any]], acc: Accumulator, seed_index: int) -> Any
             else:
                 tot = Fraction(0)
         r = rand62(acc.seed or 0, seed_index + j)
-        if acc.align_acc:
-            part = ref_round(tot, fmt, acc.rounding, acc.overflow, r, acc.rand_bits or 0)
-        else:
-            part = ref_round(_add(part, tot), fmt, acc.rounding, acc.overflow, r,
-                             acc.rand_bits or 0)
+        part = _round_acc(tot if acc.align_acc else _add(part, tot), acc, r)
         if acc.chunk and ((j + 1) % per_chunk == 0 or j == len(groups) - 1):
             wide = ref_round(_add(wide, part), acc.chunk_format, Rounding.NEAREST_EVEN)
             part = Fraction(0)

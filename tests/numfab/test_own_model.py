@@ -330,7 +330,7 @@ def test_reference_shards_shared_by_concurrent_workers(tmp_path: Path,
     assert {name for name, _ in done} == {"w0", "w1"}  # side by side
     for ref in got.values():
         assert ref["nll"].tolist() == list(range(8)) and int(ref["vocab"]) == 7
-    (tmp_path / "reference" / "k" / "00001.pt").write_bytes(b"damaged")
+    (tmp_path / "reference" / "k" / "shard2" / "00001.pt").write_bytes(b"damaged")
     done.clear()
     again = lm.reference(loaded, wins, torch.device("cpu"), "k")
     assert sorted(w for _, w in done) == [2, 3] and again["nll"].tolist() == list(range(8))

@@ -248,3 +248,21 @@ def test_fused_adder_hand_examples() -> None:
 def test_fused_adder_bad_settings(kw: dict, match: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=match):
         Accumulator(**kw)
+
+
+@pytest.mark.parametrize("acc", ["float16,nearest_even,fused4w13",
+                                 "float16,toward_zero,fused4w13,inf_on_overflow",
+                                 "float16,down,inf_on_overflow",
+                                 "float16,up,fused8w20,align_from=exponents,inf_on_overflow"])
+def test_overflow_against_reference(acc: str) -> None:
+    """Sums beyond float16 (e5m2 57344**2): the fused adder once its accumulator is
+    Inf, and inf_on_overflow in directed modes (Inf where IEEE gives the largest value),
+    the kernel against the exact reference."""
+    a = np.full((1, 8), 57344.0)
+    b = np.full((8, 2), 57344.0)
+    b[:, 1] = -1.0
+    _compare(a, b, "e5m2", "e5m2", Accumulator.parse(acc))
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((3, 40)) * 2.0**rng.integers(0, 14, (3, 40))
+    b = rng.standard_normal((40, 3)) * 2.0**rng.integers(0, 6, (40, 3))
+    _compare(a, b, "float16", "float16", Accumulator.parse(acc))
