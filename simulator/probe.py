@@ -230,13 +230,19 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
     #     2**(E-j) (one carry above the window): kept iff the register holds j + 2
     #     significant bits
     reg_bits: int | None = None
-    if n >= 3 and w is not None and w + 2 < acc_f.precision:
+    # (the output must show 2**(E+1) + 2**(E-j): else the validation set chooses between
+    # the given register and one of w + 1 bits, the tensor cores' design)
+    reg_opts = [acc_f]
+    if n >= 3 and w is not None and w + 2 < acc_f.precision and w + 2 >= out.precision:
+        reg_opts.append(_scalar(f"e{acc_f.exp_bits}m{w}", "acc_format"))
+    elif n >= 3 and w is not None and w + 2 < acc_f.precision:
         js = list(range(1, w + 1))
         got = run([[B, B, 2.0**(E - j)] for j in js], 3)
         kept = [j for j, g in zip(js, got, strict=True) if g == 2 * B + 2.0**(E - j)]
         if kept and max(kept) < w:
             reg_bits = max(kept) + 2
             acc_f = _scalar(f"e{acc_f.exp_bits}m{reg_bits - 1}", "acc_format")
+            reg_opts = [acc_f]
             notes.append(f"a step's sum is kept to {reg_bits} significant bits "
                          f"(accumulator {acc_f})")
 
@@ -301,7 +307,9 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
     #    holds more bits than the accumulator
     acc_mode: Rounding | None = None
     pa = acc_f.precision
-    if w is None or w >= pa + 1:
+    # (observable where the aligned sum holds more bits than the register and the
+    # output shows the register's last place)
+    if (w is None or w >= pa + 1) and pa <= out.precision:
         u = 2.0**(E - pa + 1)  # the accumulator's ulp at B
         cand = [[B, 0.75 * u], [-B, -0.75 * u], [B, 0.5 * u]]
         if all(mk.ok(v) for r in cand for v in r):
@@ -323,12 +331,12 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
         row[0], row[1], row[kk] = xo, xo, -xo
         inf_over = bool(run([row], kk + 1)[0] == math.inf)
 
-    def build(acc_r: Rounding, al_r: Rounding, al_acc: bool) -> Accumulator:
+    def build(acc_r: Rounding, al_r: Rounding, al_acc: bool, reg: Minifloat) -> Accumulator:
         # IEEE's nearest modes overflow to Inf already: the flag only says so for others
         inf = inf_over and acc_r not in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY)
         if n == 1 and w is None:  # one product per step, no narrower window: sequential
-            return Accumulator(acc_f, rounding=acc_r, chunk=chunk, inf_on_overflow=inf)
-        return Accumulator(acc_f, rounding=acc_r, order=Order.FUSED, tree_width=n,
+            return Accumulator(reg, rounding=acc_r, chunk=chunk, inf_on_overflow=inf)
+        return Accumulator(reg, rounding=acc_r, order=Order.FUSED, tree_width=n,
                            align_bits=min(w if w is not None else top, top),
                            align_rounding=al_r, align_acc=al_acc, chunk=chunk,
                            align_from=align_from or "value", inf_on_overflow=inf)
@@ -339,7 +347,8 @@ def probe_accumulator(dot: Dot, a_format: Any, b_format: Any = None, *,
     o_acc = [acc_mode] if acc_mode else both
     o_al = [align_mode] if align_mode else both
     o_aa = [align_acc] if align_acc is not None else [True, False]
-    cands = list(dict.fromkeys(build(x, y, z) for x in o_acc for y in o_al for z in o_aa))
+    cands = list(dict.fromkeys(build(x, y, z, g) for x in o_acc for y in o_al for z in o_aa
+                               for g in reg_opts))
     model = cands[0]
     if len(cands) > 1 and checks:
         a, b = validation_set(fa, fb, max(256, checks // 4), seed=seed + 1,
