@@ -291,11 +291,8 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
                                 emx[n] = max(emx[n], ep)
                     for n in range(N):
                         e = emx[n]
-                        if e > 1023:  # Inf or NaN among the terms: their IEEE sum
-                            tot = accf[n] if fuse_acc else 0.0
-                            for i in range(k1 - k0):
-                                tot += pbuf[i, n]
-                        elif e < -1500:  # every term zero
+                        if e > 1023 or e < -1500:
+                            # Inf or NaN among the terms, or every term zero: the IEEE sum
                             tot = accf[n] if fuse_acc else 0.0
                             for i in range(k1 - k0):
                                 tot += pbuf[i, n]
