@@ -323,7 +323,7 @@ def _acc_of(fmt: Any) -> Accumulator:
 
 def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
          accumulator: Any = "float32", out_format: Any = None,
-         datapath: Any = None) -> Any:
+         datapath: Any = None, fallback: bool = False) -> Any:
     """Bit-true matrix product ``a @ b`` of quantized operands.
 
     ``a`` and ``b`` may also be already encoded: a :class:`Codes` (codes of a scalar
@@ -393,14 +393,37 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
             out_format, out_rounding, out_overflow = dp.out, dp.out_rounding, dp.out_overflow
         a_format, b_format, accumulator = dp.a, dp.b, dp.accumulator
     acc = _coerce_acc(accumulator)
+    if not isinstance(fallback, bool):
+        raise TypeError(f"fallback must be a bool, not {fallback!r}")
+    from . import _gemm_gpu
+
+    if _gemm_gpu.wanted(a, b):
+        return _gpu_gemm(a, b, a_format, b_format, acc, dp, out_format, out_rounding,
+                         out_overflow, fallback)
     torch_out = any(type(t).__module__.startswith("torch") for t in (a, b))
     opa = quantize_operand(a, a_format, "a")
     opb = quantize_operand(b, b_format, "b", k_axis=-2)
+    batch, out_fmt = _check_pair(opa, opb, dp, _value_bits, out_format, out_rounding,
+                                 out_overflow)
+    vals = _run(opa, opb, acc, batch)
+    ts = opa.tensor_scale * opb.tensor_scale
+    res = _epilogue(vals, ts, out_fmt, out_rounding, out_overflow)
+    if torch_out:
+        import torch
+        return torch.from_numpy(res)
+    return res
+
+
+def _check_pair(opa: Any, opb: Any, dp: Any, value_bits: Any, out_format: Any,
+                out_rounding: Any, out_overflow: Any) -> tuple[tuple[int, ...], Any]:
+    """The checks of a quantized operand pair (CPU or GPU operands: ``value_bits`` reads
+    an operand's data): K agrees, the datapath's terms, products within float64's 53
+    bits, batch dimensions broadcast, the output format. Returns (batch, out format)."""
     ka, kb = opa.elements.shape[-1], opb.elements.shape[-1]
     if ka != kb:
-        sb = opb.elements.shape[:-2] + opb.elements.shape[:-3:-1]
-        raise ValueError(f"a of shape {opa.elements.shape} is (..., M, K={ka}) and b of shape "
-                         f"{sb} is (..., K={kb}, N): the K dimensions must agree")
+        sb = tuple(opb.elements.shape[:-2]) + tuple(opb.elements.shape[:-3:-1])
+        raise ValueError(f"a of shape {tuple(opa.elements.shape)} is (..., M, K={ka}) and b "
+                         f"of shape {sb} is (..., K={kb}, N): the K dimensions must agree")
     if dp is not None and dp.terms is not None and ka > dp.terms:
         raise ValueError(f"K={ka} is more than the datapath's terms={dp.terms}: its PE keeps "
                          f"no running sum and adds exactly {dp.terms} products per output "
@@ -408,17 +431,18 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
     # products are exact in float64 when the operands' significant bits add to <= 53
     if opa.fmt.precision + opb.fmt.precision > 53:
         # the formats allow wider products than float64 holds: the values decide
-        va, vb = _value_bits(opa), _value_bits(opb)
+        va, vb = value_bits(opa), value_bits(opb)
         if va + vb > 53:
             raise ValueError(f"products of a's and b's values need {va} + {vb} > 53 "
                              f"significant bits ({opa.fmt} x {opb.fmt}) and are not exact "
                              "in float64; the operands' significant bits must add to at "
                              "most 53 (choose narrower operand formats)")
     try:
-        batch = np.broadcast_shapes(opa.elements.shape[:-2], opb.elements.shape[:-2])
+        batch = np.broadcast_shapes(tuple(opa.elements.shape[:-2]),
+                                    tuple(opb.elements.shape[:-2]))
     except ValueError:
-        raise ValueError(f"batch dimensions of a {opa.elements.shape[:-2]} and b "
-                         f"{opb.elements.shape[:-2]} do not broadcast") from None
+        raise ValueError(f"batch dimensions of a {tuple(opa.elements.shape[:-2])} and b "
+                         f"{tuple(opb.elements.shape[:-2])} do not broadcast") from None
     out_fmt = None
     if out_format is not None:
         try:
@@ -434,14 +458,56 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
             raise ValueError(f"out_format must have at most 51 significant bits (the one "
                              f"rounding goes through float64 rounded to odd), not "
                              f"{out_fmt.precision} ({out_fmt})")
-    vals = _run(opa, opb, acc, batch)
-    ts = opa.tensor_scale * opb.tensor_scale
-    res = _epilogue(vals, ts, out_fmt, out_rounding, out_overflow)
-    if torch_out:
-        import torch
-        return torch.from_numpy(res)
-    return res
+    return batch, out_fmt
 
+
+def _gpu_gemm(a: Any, b: Any, a_format: Any, b_format: Any, acc: Accumulator, dp: Any,
+              out_format: Any, out_rounding: Any, out_overflow: Any, fallback: bool) -> Any:
+    """gemm on the device of its CUDA operands (see :mod:`simulator._gemm_gpu`)."""
+    from . import _gemm_gpu as G
+
+    if acc.order is Order.PAIRWISE and fallback:
+        return _host_gemm(a, b, a_format, b_format, acc, out_format, out_rounding,
+                          out_overflow)
+    dev = G._device_of(a, b)
+    for x, name in ((a, "a"), (b, "b")):
+        c = getattr(x, "codes", x)
+        if G._gpu.is_torch(c) and c.device != dev:
+            raise ValueError(f"a and b must be on one device: {name} is on {c.device}, the "
+                             f"other on {dev}")
+    opa = G.quantize_operand(a, a_format, "a", -1)
+    opb = G.quantize_operand(b, b_format, "b", -2)
+    batch, out_fmt = _check_pair(opa, opb, dp, G.value_bits, out_format, out_rounding,
+                                 out_overflow)
+    vals = G.run(opa, opb, acc, batch)
+    ts = opa.tensor_scale * opb.tensor_scale
+    return G.epilogue(vals, ts, out_fmt, out_rounding, out_overflow)
+
+
+def _host_gemm(a: Any, b: Any, a_format: Any, b_format: Any, acc: Accumulator,
+               out_format: Any, out_rounding: Any, out_overflow: Any) -> Any:
+    """The CPU path for CUDA operands (``fallback=True``): copied to the host, computed,
+    the result copied back to the operands' device."""
+    import torch
+
+    from . import _gemm_gpu as G
+
+    dev = G._device_of(a, b)
+
+    def host(x: Any) -> Any:
+        if isinstance(x, Codes):
+            return Codes(x.codes.cpu().numpy(), x.format)
+        if isinstance(x, BlockEncoded):
+            return x._on_host()
+        return x.detach().cpu().numpy() if G._gpu.is_torch(x) else x
+
+    opa = quantize_operand(host(a), a_format, "a")
+    opb = quantize_operand(host(b), b_format, "b", k_axis=-2)
+    batch, out_fmt = _check_pair(opa, opb, None, _value_bits, out_format, out_rounding,
+                                 out_overflow)
+    res = _epilogue(_run(opa, opb, acc, batch), opa.tensor_scale * opb.tensor_scale,
+                    out_fmt, out_rounding, out_overflow)
+    return torch.from_numpy(res).to(dev)
 
 def _layout(op: Operand, batch: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(operand stacked over its own batch, index of each broadcast batch element)."""
