@@ -280,32 +280,47 @@ class QuantLayer(nn.Module):
         return y
 
     def _bit_true(self, x: torch.Tensor) -> torch.Tensor:
-        """The layer through :func:`simulator.gemm`, whose kernels run on the host: the
-        operands of a layer on a GPU are copied to the host for it, and the product
-        back (explicitly, here: the one host round trip of a simulated CUDA model)."""
+        """The layer through :func:`simulator.gemm`: on the device of a model on a GPU
+        (the CUDA kernels of simulator._gemm_gpu, bit-identical to the host's), else on
+        the host (numpy kernels)."""
         inner = self.inner
         lead = x.shape[:-1]
+        on_gpu = _gpu_on(x)
         xt = self.transform(x.detach().to(torch.float64))
-        a = rows(xt).cpu().numpy()
-        w = self.weight_transformed().detach().to(torch.float64).cpu().numpy()
-        af = scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.size)
-        wf = self._weight_format(w.shape[-1], w.size) if self.spec.weight is not None \
-            else None
+        a = rows(xt)
+        w = self.weight_transformed().detach().to(torch.float64)
+        if not on_gpu:
+            a, w = a.cpu().numpy(), w.cpu().numpy()  # type: ignore[assignment]
+        af = scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.numel()
+                    if on_gpu else a.size)
+        wf = self._weight_format(w.shape[-1], w.numel() if on_gpu else w.size) \
+            if self.spec.weight is not None else None
         if isinstance(wf, BlockScaled) and self.spec.granularity == "tensor":
             raise ValueError(f"layer {self.name!r}: bit-true routing takes per-channel or "
                              "group weight scales, not 'tensor'")
         if af is None:
             af = "float32"
-            a = a.astype(np.float32).astype(np.float64)
+            a = a.to(torch.float32).to(torch.float64) if on_gpu else \
+                a.astype(np.float32).astype(np.float64)
         if wf is None:
             wf = "float32"
-            w = w.astype(np.float32).astype(np.float64)
+            w = w.to(torch.float32).to(torch.float64) if on_gpu else \
+                w.astype(np.float32).astype(np.float64)
         # the weight's blocks lie along K: pass W.T (K, out), blocked along its K
         y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=self.spec.accumulator)
+        if not on_gpu:
+            y = torch.from_numpy(np.asarray(y))
         if inner.bias is not None:
-            y = y + inner.bias.detach().to(torch.float64).cpu().numpy()
-        return torch.from_numpy(np.asarray(y)).to(x.dtype).reshape(*lead, w.shape[0]).to(
-            x.device)
+            y = y + inner.bias.detach().to(torch.float64).to(y.device)
+        return y.to(x.dtype).reshape(*lead, w.shape[0]).to(x.device)
+
+
+def _gpu_on(x: torch.Tensor) -> bool:
+    """Whether a layer input takes simulator.gemm's GPU kernels (a CUDA tensor, or any
+    tensor inside formats._gpu.emulate)."""
+    from formats import _gpu
+
+    return _gpu.on_gpu(x)
 
 
 class KVQuant(nn.Module):

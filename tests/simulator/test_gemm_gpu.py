@@ -213,3 +213,24 @@ def test_named_silicon_models_on_the_gpu_path() -> None:
                          ("h100_fp16_triton", "float16", "float16")):
         acc = Accumulator.named(name)
         assert _compare(acc, fa, fb, K=150, spread=5, seed=11).endswith("kernel")
+
+
+def test_bit_true_linear_runs_on_the_device_path() -> None:
+    # a model "on the GPU" (emulated): simulate()'s bit-true Linear calls the GPU gemm
+    # (no host copy) and gives the host path's outputs
+    from torch import nn
+
+    from simulator.torch import LayerSpec, simulate
+
+    torch.manual_seed(3)
+    lin = nn.Linear(48, 10)
+    x = torch.randn(2, 3, 48)
+    acc = Accumulator.named("h100_fp8_fast_accum")
+    spec = LayerSpec(weight="e4m3", act="e4m3", accumulator=acc)
+    with simulate(lin, spec) as sm:
+        y = sm(x)
+    assert GG.LAST[0].endswith("kernel")
+    want = gemm(x.reshape(6, 48).double().numpy(), lin.weight.detach().double().numpy().T,
+                a_format="e4m3", b_format="e4m3", accumulator=acc)
+    want = torch.from_numpy(want + lin.bias.detach().double().numpy()).float()
+    assert torch.equal(y.reshape(6, 10), want)
