@@ -61,7 +61,8 @@ def cpu() -> None:
     b = rng.standard_normal((K, N)).astype(np.float32)
     res = {}
     for name, af, bf, acc in SPEED:
-        t = best_time(lambda: gemm(a, b, a_format=af, b_format=bf, accumulator=_acc(acc)), 3)
+        t = best_time(lambda af=af, bf=bf, acc=acc: gemm(a, b, a_format=af, b_format=bf,
+                                                         accumulator=_acc(acc)), 3)
         res[name] = M * K * N / t
         print(f"CPU {name:24s} {res[name] / 1e6:9.1f} M MAC/s", flush=True)
     res["machine"] = f"{os.cpu_count()} cores"
@@ -103,7 +104,8 @@ def speed(size: int) -> None:
         gemm(a, b, a_format=af, b_format=bf, accumulator=_acc(acc))  # compiles
         torch.cuda.synchronize()
         first = time.perf_counter() - t0
-        t = cuda_time(lambda: gemm(a, b, a_format=af, b_format=bf, accumulator=_acc(acc)))
+        t = cuda_time(lambda af=af, bf=bf, acc=acc: gemm(a, b, a_format=af, b_format=bf,
+                                                         accumulator=_acc(acc)))
         rate = macs / t
         cr = cpu_rates.get(name)
         vs_cpu = f"  {rate / cr:8.0f}x CPU ({cr / 1e6:.0f} M MAC/s)" if cr else ""
