@@ -32,6 +32,12 @@ LAST: list[str] = [""]
 FORCE_FLOAT64: list[bool] = [False]
 
 
+class GpuUnsupported(ValueError):
+    """What the GPU path cannot run (a product beyond the device's free memory, the
+    pairwise order's addends beyond PAIRWISE_MEMORY): ``gemm(..., fallback=True)``
+    computes it on the host instead."""
+
+
 def wanted(*xs: Any) -> bool:
     """Whether any operand (a tensor, or the codes of an encoded one) takes the GPU."""
     for x in xs:
@@ -453,11 +459,6 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
         hit = _fast_exact(opa, opb, acc, stats, J, W, A, Bt, ia, ib, shape)
         if hit is not None:
             return hit
-    if acc.order is Order.PAIRWISE:
-        raise ValueError("order='pairwise' does not run on the GPU (its tree of partial sums "
-                         "per output element does not fit a kernel's registers); pass "
-                         "fallback=True to compute it on the host, or use order='tree' / "
-                         "'sequential'")
     grid = 0
     if fmt is None:
         if span > 62:
@@ -483,6 +484,9 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
     LAST[0] = "float32 kernel" if f32 else "float64 kernel"
     dt = torch.float32 if f32 else torch.float64
     dev = A.device
+    acc_int = fmt is None or isinstance(fmt, FixedBase)
+    _check_memory(dev, (A.numel() + Bt.numel()) * dt.itemsize
+                  + ia.numel() * M * N * 8 * (3 if acc_int else 1), shape)
     At = A.transpose(-1, -2).to(dt).contiguous()
     Bk = Bt.transpose(-1, -2).to(dt).contiguous()
     # an operand without scales: one scale of 1 spanning all of K (as on the CPU)
@@ -506,8 +510,12 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
                      device=dev)
     off = torch.zeros((nrows, N) if acc_int else (1,), dtype=torch.int32, device=dev)
     if nrows and N and Kd:
-        _launch(At, Bk, ia, ib, sA, sB, out, lo, bad, off, M, N, nba, nbb, bsa, bsb,
-                acc.seed or 0, consts, nbat)
+        if acc.order is Order.PAIRWISE:
+            _pairwise(At, Bk, ia, ib, sA, sB, out, lo, bad, off, M, N, nba, nbb, bsa, bsb,
+                      acc, consts, nbat)
+        else:
+            _launch(At, Bk, ia, ib, sA, sB, out, lo, bad, off, M, N, nba, nbb, bsa, bsb,
+                    acc.seed or 0, consts, nbat)
     elif nrows and N:
         out.zero_()
     if acc_int and bool((off > 0).any()):
@@ -534,6 +542,20 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
     if acc_int:
         return out.reshape(shape), lo.reshape(shape), grid
     return out.reshape(shape), None, 0
+
+
+def _check_memory(dev: Any, need: int, shape: tuple[int, ...]) -> None:
+    """A clear error (GpuUnsupported) before a product whose buffers exceed the device's
+    free memory."""
+    torch = _torch()
+    if dev.type != "cuda":
+        return
+    free, total = torch.cuda.mem_get_info(dev)
+    if need > free:
+        raise GpuUnsupported(f"gemm of output shape {shape} needs {need / 2**30:.2f} GiB on "
+                             f"{dev} ({free / 2**30:.2f} GiB free of {total / 2**30:.1f}): "
+                             "split it (e.g. over row blocks of a) or pass fallback=True "
+                             "for the host path")
 
 
 def _f32_exact(x: Any) -> bool:
@@ -566,6 +588,99 @@ def _launch(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo: 
                             bsb, seed),
                key, lambda: dict(consts, BM=bm, BN=bn), num_warps=nw,
                enable_fp_fusion=False)
+
+
+#: the most device memory the pairwise order's addends may take (bytes)
+PAIRWISE_MEMORY = [4 << 30]
+
+
+def _pairwise(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo: Any,
+              bad: Any, off: Any, M: int, N: int, nba: int, nbb: int, bsa: int, bsb: int,
+              acc: Accumulator, consts: dict[str, Any], nbat: int) -> None:
+    """make_gemm's pairwise order on the device: every addend materialized (rows, N, K),
+    then each chunk's tree level by level (one launch per level: adjacent pairs added
+    and rounded, an odd last addend moved up), the CPU's step numbering for the random
+    stream and the overflow record, and chunked promotion after each chunk."""
+    import triton
+
+    from formats._gpu.launch import launch
+
+    torch = _torch()
+    kern = _kernels()
+    K = consts["K"]
+    f32 = consts["F32"]
+    acc_int = consts["ACC_INT"]
+    dt = torch.int64 if acc_int else (torch.float32 if f32 else torch.float64)
+    nrows = nbat * M
+    n_el = nrows * N
+    cj = K if acc.chunk is None else acc.chunk
+    need = n_el * (K + cj + 2) * dt.itemsize
+    if need > PAIRWISE_MEMORY[0]:
+        raise GpuUnsupported(f"order='pairwise' on the GPU materializes every addend: "
+                         f"{nrows} x {N} outputs x K={K} need {need / 2**30:.1f} GiB, more "
+                         f"than the {PAIRWISE_MEMORY[0] / 2**30:.1f} GiB allowed "
+                         "(simulator._gemm_gpu.PAIRWISE_MEMORY); split the product into "
+                         "row blocks or pass fallback=True for the host path")
+    dev = At.device
+    buf = torch.empty((n_el, K), dtype=dt, device=dev)
+    bm, bn, nw = _TILES[f32] if At.is_cuda else _TILE_INTERP
+    names = ("K", "F32", "HAS_SCALE", "PK", "P_MAN", "P_EMIN", "P_MAXV", "P_MODE", "P_POL",
+             "P_FB", "ACC_INT", "GRID_SCALE")
+    ac = {n: consts[n] for n in names}
+    grid = (triton.cdiv(M, bm), triton.cdiv(N, bn), nbat)
+    with np.errstate(all="ignore"):
+        launch(kern.addends_kernel, grid, (At, Bk, ia, ib, sA, sB, buf, off, M, N, nba, nbb,
+                                           bsa, bsb),
+               ("addends", tuple(sorted(ac.items())), bm, bn),
+               lambda: dict(ac, BM=bm, BN=bn), num_warps=nw, enable_fp_fusion=False)
+    pc = {n: consts[n] for n in ("F32", "ERR", "AK", "A_MAN", "A_EMIN", "A_MAXV", "A_MODE",
+                                 "A_POL", "A_RBITS", "ACC_INT", "I_BITS", "I_LO", "I_HI",
+                                 "I_WRAP")}
+    pc["STOCHASTIC"] = consts["STOCHASTIC"]
+    errs = torch.full((n_el,), 2**31 - 1, dtype=torch.int32, device=dev)
+    ping = torch.empty((n_el, cj // 2 + 1), dtype=dt, device=dev)
+    pong = torch.empty_like(ping)
+    wide = torch.zeros((n_el,), dtype=dt, device=dev) if acc.chunk is not None else None
+    block = 1024 if At.is_cuda else 256
+    seed = acc.seed or 0
+    step = 0
+    for c0 in range(0, K, cj):
+        cnt = min(cj, K - c0)
+        src, stride, offset = buf, K, c0
+        dst = ping
+        while cnt > 1:
+            half = cnt // 2
+            n_items = n_el * (half + 1)
+            args = (src, dst, errs, n_el, stride, offset, dst.shape[1], cnt, step, K, seed)
+            with np.errstate(all="ignore"):
+                launch(kern.pair_kernel, (triton.cdiv(n_items, block),), args,
+                       ("pair", tuple(sorted(pc.items())), half, block),
+                       lambda half=half: dict(pc, BLOCK=block, HALF=half),
+                       enable_fp_fusion=False)
+            step += half
+            cnt = half + cnt % 2
+            src, stride, offset = dst, dst.shape[1], 0
+            dst = pong if dst is ping else ping
+        if wide is not None:
+            cc = {n: consts[n] for n in ("F32", "CK", "C_MAN", "C_EMIN", "C_MAXV", "C_POL")}
+            with np.errstate(all="ignore"):
+                launch(kern.promote_kernel, (triton.cdiv(n_el, block),),
+                       (wide, src[:, offset:] if offset else src, n_el, stride),
+                       ("promote", tuple(sorted(cc.items())), block),
+                       lambda: dict(cc, BLOCK=block), enable_fp_fusion=False)
+        else:
+            res = src[:, offset]
+    if wide is not None:
+        res = wide
+    if acc_int:
+        hi = res.to(torch.float64)
+        out.copy_(hi.reshape(out.shape))
+        lo.copy_((res - hi.to(torch.int64)).to(torch.float64).reshape(lo.shape))
+    else:
+        out.copy_(res.to(torch.float64).reshape(out.shape))
+    if consts["ERR"]:
+        bad.copy_(torch.where(errs < 2**31 - 1, errs, torch.full_like(errs, -1)).reshape(
+            bad.shape))
 
 
 def _fast_exact(opa: GpuOperand, opb: GpuOperand, acc: Accumulator, stats: Any, J: int,

@@ -449,3 +449,105 @@ def gemm_kernel(
         tl.store(out + rows, accf.to(tl.float64), mask=msk)
     if ERR:
         tl.store(bad_out + rows, bad, mask=msk)
+
+
+# --- pairwise order (Order.PAIRWISE): the addends, then the tree level by level --------
+@triton.jit
+def addends_kernel(
+    At, Bk, ia, ib, sA, sB, buf, off_out, M, N, nba, nbb, bsa, bsb,
+    K: tl.constexpr, F32: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+    HAS_SCALE: tl.constexpr,
+    PK: tl.constexpr, P_MAN: tl.constexpr, P_EMIN: tl.constexpr, P_MAXV: tl.constexpr,
+    P_MODE: tl.constexpr, P_POL: tl.constexpr, P_FB: tl.constexpr,
+    ACC_INT: tl.constexpr, GRID_SCALE: tl.constexpr,
+):  # pragma: no cover - compiled or interpreted by Triton
+    """The addends of the pairwise order (make_gemm's W == 1 addend: the product,
+    rounded to the product format, times the block scales; integer accumulators: on the
+    grid, off-grid flags into off_out) into buf (rows, N, K), K last."""
+    pm = tl.program_id(0)
+    pn = tl.program_id(1)
+    bi = tl.program_id(2).to(tl.int64)
+    rm = pm * BM + tl.arange(0, BM)
+    rn = pn * BN + tl.arange(0, BN)
+    mm = rm < M
+    nm = rn < N
+    xa = tl.load(ia + bi).to(tl.int64)
+    xb = tl.load(ib + bi).to(tl.int64)
+    a_base = At + xa * K * M
+    b_base = Bk + xb * K * N
+    sa_base = sA + xa * M * nba
+    sb_base = sB + xb * nbb * N
+    t = bi * M + rm.to(tl.int64)
+    rows = t[:, None] * N + rn[None, :]
+    msk = mm[:, None] & nm[None, :]
+    off = tl.zeros((BM, BN), tl.int32)
+    for j in range(K):
+        a, b = _load_ab(a_base, b_base, j, rm, rn, M, N, mm, nm, K)
+        tmp = _rounder(a * b, 0, PK, P_MAN, P_EMIN, P_MAXV, P_MODE, P_POL, 0, P_FB, F32)[0]
+        if HAS_SCALE:
+            tmp = tmp * _scale_of(sa_base, sb_base, j, rm, rn, N, nba, nbb, bsa, bsb, mm, nm)
+        if ACC_INT:
+            g = tmp * GRID_SCALE
+            ok = tl.abs(g) < 4.6e18
+            gi = tl.where(ok, g, 0.0).to(tl.int64)
+            offk = (ok == 0) | (gi.to(tl.float64) != g)
+            kind = tl.where((g != g) | (tl.abs(g) == float("inf")), 2, 1)
+            off = tl.where(offk, tl.maximum(off, kind), off)
+            tl.store(buf + rows * K + j, gi, mask=msk)
+        else:
+            tl.store(buf + rows * K + j, tmp, mask=msk)
+    if ACC_INT:
+        tl.store(off_out + rows, off, mask=msk)
+
+
+@triton.jit
+def pair_kernel(
+    src, dst, bad, n_el, src_stride, src_off, dst_stride, cnt, step_base, J, seed,
+    BLOCK: tl.constexpr, HALF: tl.constexpr, F32: tl.constexpr, STOCHASTIC: tl.constexpr,
+    ERR: tl.constexpr,
+    AK: tl.constexpr, A_MAN: tl.constexpr, A_EMIN: tl.constexpr, A_MAXV: tl.constexpr,
+    A_MODE: tl.constexpr, A_POL: tl.constexpr, A_RBITS: tl.constexpr,
+    ACC_INT: tl.constexpr, I_BITS: tl.constexpr, I_LO: tl.constexpr, I_HI: tl.constexpr,
+    I_WRAP: tl.constexpr,
+):  # pragma: no cover - compiled or interpreted by Triton
+    """One level of make_gemm's pairwise tree for every element: dst[e, i] =
+    add(src[e, 2i], src[e, 2i + 1]) for i < HALF = cnt // 2 (step step_base + i), and an
+    odd last addend moved up unchanged to dst[e, HALF]. Elements e are output elements
+    (row * N + n); the first overflowing step of each goes to bad (atomic minimum)."""
+    PAIRS: tl.constexpr = HALF + 1
+    idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    e = idx // PAIRS
+    i = idx - e * PAIRS
+    live = (e < n_el) & ((i < HALF) | ((i == HALF) & ((cnt % 2) == 1)))
+    pair = live & (i < HALF)
+    base = src + e * src_stride + src_off
+    x = tl.load(base + 2 * i, mask=live, other=0)
+    y = tl.load(base + 2 * i + 1, mask=pair, other=0)
+    step = step_base + i
+    if STOCHASTIC:
+        r = _rand62(seed, e * J + step)
+    else:
+        r = idx * 0
+    if ACC_INT:
+        s, o = _add_int(x, y, I_BITS, I_LO, I_HI, I_WRAP)
+    else:
+        s, o = _add(x, y, r, AK, A_MAN, A_EMIN, A_MAXV, A_MODE, A_POL, A_RBITS, F32)
+    s = tl.where(pair, s, x)
+    tl.store(dst + e * dst_stride + i, s, mask=live)
+    if ERR:
+        tl.atomic_min(bad + e, step.to(tl.int32), mask=pair & o)
+
+
+@triton.jit
+def promote_kernel(
+    wide, acc, n_el, acc_stride, BLOCK: tl.constexpr, F32: tl.constexpr,
+    CK: tl.constexpr, C_MAN: tl.constexpr, C_EMIN: tl.constexpr, C_MAXV: tl.constexpr,
+    C_POL: tl.constexpr,
+):  # pragma: no cover - compiled or interpreted by Triton
+    """Chunked promotion after a pairwise chunk: wide[e] = round(wide[e] + acc[e, 0])."""
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    ok = e < n_el
+    w = tl.load(wide + e, mask=ok, other=0.0)
+    x = tl.load(acc + e * acc_stride, mask=ok, other=0.0)
+    s = _add(w, x, e * 0, CK, C_MAN, C_EMIN, C_MAXV, 0, C_POL, 0, F32)[0]
+    tl.store(wide + e, s, mask=ok)

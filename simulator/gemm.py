@@ -348,6 +348,19 @@ def gemm(a: Any, b: Any, *, a_format: Any = None, b_format: Any = None,
         nearest-even accumulator of that format, or ``None`` / ``"exact"``
     out_format : the output's format (one nearest-even rounding of the accumulator's
         value times the tensor scales); ``None``: float64
+    fallback : operands on a CUDA device are computed there (see below); where the GPU
+        path cannot run a product (beyond the device's free memory; the pairwise order's
+        addends beyond ``simulator._gemm_gpu.PAIRWISE_MEMORY``) it raises, unless
+        ``fallback=True``: then the host computes it and the result goes back to the device
+
+    On the GPU: torch tensors on a CUDA device (or the codes of encoded operands there)
+    are quantized, multiplied and accumulated on that device by Triton kernels that
+    transcribe the CPU kernel step by step, bit-identical to it for every accumulator
+    setting, the random stream of stochastic rounding included; the result is a CUDA
+    float64 tensor. A float32 kernel runs where it provably gives the float64 kernel's
+    bits (simulator._gemm_gpu.f32_tier); exact sums take an int8 tensor-core matmul
+    (integers of at most 8 bits, partial sums below 2**31) or a float64 matmul. Needs
+    Triton (``pip install 'numfab[gpu]'``).
 
     Numerics: each product ``a*b`` of element values is exact: the operands' significant
     bits must add to at most 53 (formats wider than that together, such as int32 x int32,
@@ -466,9 +479,6 @@ def _gpu_gemm(a: Any, b: Any, a_format: Any, b_format: Any, acc: Accumulator, dp
     """gemm on the device of its CUDA operands (see :mod:`simulator._gemm_gpu`)."""
     from . import _gemm_gpu as G
 
-    if acc.order is Order.PAIRWISE and fallback:
-        return _host_gemm(a, b, a_format, b_format, acc, out_format, out_rounding,
-                          out_overflow)
     dev = G._device_of(a, b)
     for x, name in ((a, "a"), (b, "b")):
         c = getattr(x, "codes", x)
@@ -479,7 +489,13 @@ def _gpu_gemm(a: Any, b: Any, a_format: Any, b_format: Any, acc: Accumulator, dp
     opb = G.quantize_operand(b, b_format, "b", -2)
     batch, out_fmt = _check_pair(opa, opb, dp, G.value_bits, out_format, out_rounding,
                                  out_overflow)
-    vals = G.run(opa, opb, acc, batch)
+    try:
+        vals = G.run(opa, opb, acc, batch)
+    except G.GpuUnsupported:
+        if not fallback:
+            raise
+        return _host_gemm(a, b, a_format, b_format, acc, out_format, out_rounding,
+                          out_overflow)
     ts = opa.tensor_scale * opb.tensor_scale
     return G.epilogue(vals, ts, out_fmt, out_rounding, out_overflow)
 
