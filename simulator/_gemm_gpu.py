@@ -641,7 +641,9 @@ def _pairwise(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo
     ping = torch.empty((n_el, cj // 2 + 1), dtype=dt, device=dev)
     pong = torch.empty_like(ping)
     wide = torch.zeros((n_el,), dtype=dt, device=dev) if acc.chunk is not None else None
+    cc = {n: consts[n] for n in ("F32", "CK", "C_MAN", "C_EMIN", "C_MAXV", "C_POL")}
     block = 1024 if At.is_cuda else 256
+    cc["BLOCK"] = block
     seed = acc.seed or 0
     step = 0
     for c0 in range(0, K, cj):
@@ -652,22 +654,21 @@ def _pairwise(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo
             half = cnt // 2
             n_items = n_el * (half + 1)
             args = (src, dst, errs, n_el, stride, offset, dst.shape[1], cnt, step, K, seed)
+            pcs = dict(pc, BLOCK=block, HALF=half)
             with np.errstate(all="ignore"):
                 launch(kern.pair_kernel, (triton.cdiv(n_items, block),), args,
                        ("pair", tuple(sorted(pc.items())), half, block),
-                       lambda half=half: dict(pc, BLOCK=block, HALF=half),
-                       enable_fp_fusion=False)
+                       functools.partial(dict, pcs), enable_fp_fusion=False)
             step += half
             cnt = half + cnt % 2
             src, stride, offset = dst, dst.shape[1], 0
             dst = pong if dst is ping else ping
         if wide is not None:
-            cc = {n: consts[n] for n in ("F32", "CK", "C_MAN", "C_EMIN", "C_MAXV", "C_POL")}
             with np.errstate(all="ignore"):
                 launch(kern.promote_kernel, (triton.cdiv(n_el, block),),
                        (wide, src[:, offset:] if offset else src, n_el, stride),
-                       ("promote", tuple(sorted(cc.items())), block),
-                       lambda: dict(cc, BLOCK=block), enable_fp_fusion=False)
+                       ("promote", tuple(sorted(cc.items()))),
+                       functools.partial(dict, cc), enable_fp_fusion=False)
         else:
             res = src[:, offset]
     if wide is not None:

@@ -289,27 +289,25 @@ class QuantLayer(nn.Module):
         xt = self.transform(x.detach().to(torch.float64))
         a = rows(xt)
         w = self.weight_transformed().detach().to(torch.float64)
-        if not on_gpu:
-            a, w = a.cpu().numpy(), w.cpu().numpy()  # type: ignore[assignment]
-        af = scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.numel()
-                    if on_gpu else a.size)
-        wf = self._weight_format(w.shape[-1], w.numel() if on_gpu else w.size) \
-            if self.spec.weight is not None else None
+        af = scaled(self.spec.act, self.spec.act_granularity, a.shape[-1], a.numel())
+        wf = self._weight_format(w.shape[-1], w.numel()) if self.spec.weight is not None \
+            else None
         if isinstance(wf, BlockScaled) and self.spec.granularity == "tensor":
             raise ValueError(f"layer {self.name!r}: bit-true routing takes per-channel or "
                              "group weight scales, not 'tensor'")
         if af is None:
             af = "float32"
-            a = a.to(torch.float32).to(torch.float64) if on_gpu else \
-                a.astype(np.float32).astype(np.float64)
+            a = a.to(torch.float32).to(torch.float64)
         if wf is None:
             wf = "float32"
-            w = w.to(torch.float32).to(torch.float64) if on_gpu else \
-                w.astype(np.float32).astype(np.float64)
+            w = w.to(torch.float32).to(torch.float64)
         # the weight's blocks lie along K: pass W.T (K, out), blocked along its K
-        y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=self.spec.accumulator)
-        if not on_gpu:
-            y = torch.from_numpy(np.asarray(y))
+        acc = self.spec.accumulator
+        if on_gpu:
+            y = gemm(a, w.T, a_format=af, b_format=wf, accumulator=acc)
+        else:
+            y = torch.from_numpy(np.asarray(gemm(a.cpu().numpy(), w.cpu().numpy().T,
+                                                 a_format=af, b_format=wf, accumulator=acc)))
         if inner.bias is not None:
             y = y + inner.bias.detach().to(torch.float64).to(y.device)
         return y.to(x.dtype).reshape(*lead, w.shape[0]).to(x.device)
