@@ -42,6 +42,12 @@ SPEED = [
     ("MXFP4 float32 tree32", "mxfp4", "mxfp4", "float32,nearest_even,tree32"),
 ]
 
+#: also timed, for information (no target): the float64 kernel, the pairwise order
+INFO = [
+    ("float16 stochastic (float64 kernel)", "e4m3", "e4m3", "float16,stochastic,seed=1"),
+    ("float32 toward_zero (float64 kernel)", "e4m3", "e4m3", "float32,toward_zero"),
+]
+
 
 def _acc(text: str):  # type: ignore[no-untyped-def]
     from simulator import Accumulator
@@ -99,7 +105,7 @@ def speed(size: int) -> None:
     cpu_rates = json.loads(CPU_JSON.read_text()) if CPU_JSON.exists() else {}
     from simulator import _gemm_gpu as GG
 
-    for name, af, bf, acc in SPEED:
+    for name, af, bf, acc in SPEED + INFO:
         t0 = time.perf_counter()
         gemm(a, b, a_format=af, b_format=bf, accumulator=_acc(acc))  # compiles
         torch.cuda.synchronize()
@@ -123,8 +129,14 @@ def check(min_macs: int) -> None:
     rng = np.random.default_rng(1)
     total = 0
     bad_total = 0
-    extra = [("int16", "int8", "int8", 256, 0, None), ("exact", "e4m3", "e4m3", 256, 8, None),
-             ("fixed<24,6>,overflow=saturate", "fixed<3,4>", "int8", 256, 0, None)]
+    extra = [("int16", "int8", "int8", 256, 0, None), ("int32", "int8", "int8", 256, 0, None),
+             ("exact", "e4m3", "e4m3", 256, 2, None),
+             ("fixed<24,6>,overflow=saturate", "fixed<3,4>", "int8", 256, 0, None),
+             ("float16,pairwise", "e4m3", "e4m3", 200, 3, None),
+             ("float16,stochastic,seed=9,pairwise,chunk16->float32", "e4m3", "e4m3", 200, 3,
+              None),
+             ("bfloat16,toward_zero,pairwise,chunk32->float32", "nvfp4", "e5m2", 200, 3, None),
+             ("int20,pairwise,overflow=saturate", "int8", "int8", 200, 0, None)]
     for acc, af, bf, K, spread, _ in list(SETTINGS) + extra:
         K = max(K, 200) + 13
         M, N = 96, 88
@@ -171,6 +183,32 @@ def check(min_macs: int) -> None:
             if force is False and GG.LAST[0] != "float32 kernel":
                 break
     print(f"TOTAL {total} MACs compared, {bad_total} mismatching outputs", flush=True)
+    linear()
+
+
+def linear() -> None:
+    """simulate()'s bit-true Linear layers on the GPU == on the CPU."""
+    import torch
+    from torch import nn
+
+    from simulator import Accumulator
+    from simulator.torch import LayerSpec, simulate
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(512, 384), nn.ReLU(), nn.Linear(384, 256))
+    x = torch.randn(4, 64, 512)
+    for acc in (Accumulator.named("h100_fp8_scaled_mm"), "float16",
+                "bfloat16,stochastic,seed=1"):
+        spec = LayerSpec(weight="e4m3", act="e4m3", accumulator=acc)
+        with simulate(model, spec) as sm:
+            want = sm(x)
+        gm = model.cuda()
+        with simulate(gm, spec) as sm:
+            got = sm(x.cuda()).cpu()
+        model.cpu()
+        same = torch.equal(got, want)
+        print(f"bit-true Linear layers on the GPU vs CPU, {acc}: "
+              f"{'equal' if same else 'DIFFERENT'} ({want.numel()} outputs)", flush=True)
 
 
 def main() -> None:
