@@ -91,27 +91,30 @@ def _infer(x: Any, name: str) -> Format:
     if dt in (torch.float16, torch.bfloat16, torch.float32):
         return parse(str(dt).removeprefix("torch."))
     if dt == torch.float64:
-        with np.errstate(all="ignore"):
-            same = bool(torch.equal(x.float().double().nan_to_num(0.0), x.nan_to_num(0.0)))
-        if same:
+        y = x.to(torch.float32).to(torch.float64)
+        if bool(((y == x) | (x != x)).all()):
             return parse("float32")
         raise ValueError(f"{name} holds float64 values that float32 cannot hold exactly; "
                          f"pass {name}_format= (e.g. 'float32' to round them) — products of "
                          "two float64 numbers are not exact in float64")
-    if dt in (torch.int8, torch.int16, torch.int32, torch.uint8):
-        bits = dt.itemsize * 8
-        return Integer(bits, signed=dt != torch.uint8)
-    if dt == torch.int64:
-        fmt = Integer(53, signed=True)
+    signed = {torch.int8: True, torch.int16: True, torch.int32: True, torch.uint8: False,
+              torch.uint16: False, torch.uint32: False}
+    if dt in signed:
+        return Integer(dt.itemsize * 8, signed=signed[dt])
+    if dt in (torch.int64, torch.uint64):
+        fmt = Integer(53, signed=dt == torch.int64)
+        src = "int64" if dt == torch.int64 else "uint64"
         if x.numel() and (float(x.min()) < fmt.min or float(x.max()) > fmt.max):
-            raise ValueError(f"{name} holds int64 values outside {fmt}'s range; 64-bit "
-                             f"integer operands take the integers float64 holds exactly "
-                             f"(pass {name}_format= to round them)")
+            raise ValueError(f"{name} holds {src} values outside {fmt}'s range "
+                             f"{fmt.min:.0f}..{fmt.max:.0f}; 64-bit integer operands take "
+                             f"the integers float64 holds exactly (pass {name}_format= to "
+                             "round them)")
         return fmt
     raise TypeError(f"{name} must hold floats or integers, not {dt}")
 
 
-def quantize_operand(x: Any, fmt: Any, name: str, k_axis: int) -> GpuOperand:
+def quantize_operand(x: Any, fmt: Any, name: str, k_axis: int, device: Any = None
+                     ) -> GpuOperand:
     """:func:`simulator.gemm.quantize_operand` on the device."""
     from formats import parse
 
@@ -128,6 +131,8 @@ def quantize_operand(x: Any, fmt: Any, name: str, k_axis: int) -> GpuOperand:
             raise ValueError(f"{name}_format {parse(fmt)} differs from the format of the "
                              f"encoded operand {name} ({f}); leave {name}_format out")
         codes = x.codes
+        if not _gpu.is_torch(codes):
+            codes = torch.as_tensor(np.asarray(codes), device=device)
         if codes.dim() < 2:
             raise ValueError(f"{name} must have at least 2 dimensions, not shape "
                              f"{tuple(codes.shape)}")
@@ -148,6 +153,11 @@ def quantize_operand(x: Any, fmt: Any, name: str, k_axis: int) -> GpuOperand:
             raise ValueError(f"{name}'s scales have shape {tuple(x.scales.shape)}; codes of "
                              f"shape {tuple(codes.shape)} in blocks of {f.block_size} along "
                              f"axis {ax} need {grid}")
+        if not _gpu.is_torch(x.scales):
+            def dev_t(v: Any) -> Any:
+                return None if v is None else torch.as_tensor(np.asarray(v), device=device)
+            x = dataclasses.replace(x, codes=codes, scales=dev_t(x.scales),
+                                    zeros=dev_t(x.zeros))
         return _block_operand(x, f, ax)
     if not _gpu.is_torch(x):
         raise TypeError(f"{name}: the GPU gemm takes torch tensors (on the device of the "
@@ -155,6 +165,9 @@ def quantize_operand(x: Any, fmt: Any, name: str, k_axis: int) -> GpuOperand:
     if x.dim() < 2:
         raise ValueError(f"{name} must have at least 2 dimensions, not shape {tuple(x.shape)}")
     if x.is_complex() or x.dtype == torch.bool:
+        from formats import InputArray
+
+        InputArray(x.detach()[(0,) * x.dim()].cpu().numpy(), name)  # the CPU's own error
         raise TypeError(f"{name} must hold real numbers, not {x.dtype}")
     if fmt is None:
         fmt = _infer(x, name)
@@ -212,7 +225,7 @@ def value_bits(op: GpuOperand) -> int:
     m, _ = torch.frexp(v.abs())
     mi = (m * 2.0**53).to(torch.int64)
     low = mi & -mi
-    return int((53 - torch.log2(low.to(torch.float64)).to(torch.int64)).max())
+    return int((54 - torch.frexp(low.to(torch.float64))[1].to(torch.int64)).max())
 
 
 def _stats(v: Any) -> tuple[float, float, bool]:
@@ -226,7 +239,7 @@ def _stats(v: Any) -> tuple[float, float, bool]:
     ex = (b >> 52) & 2047
     sig = (b & _FRAC) | ((ex > 0).to(torch.int64) << 52)
     low = sig & -sig
-    el = torch.log2(low.to(torch.float64).clamp_min(1.0)).to(torch.int64)
+    el = torch.frexp(low.to(torch.float64).clamp_min(1.0))[1].to(torch.int64) - 1
     e = ex.clamp_min(1) - 1075 + el
     ok = ex != 2047
     nz = sig != 0
@@ -253,8 +266,15 @@ def _float_ok32(fmt: Any, full: bool) -> bool:
             and fmt.precision <= (24 if full else 22))
 
 
+def _plain32(acc: Accumulator) -> bool:
+    """A float32 accumulator whose every addition is IEEE's float32 addition."""
+    return (str(acc.format) == "float32" and acc.rounding is Rounding.NEAREST_EVEN
+            and acc.overflow is not None and acc.overflow.value == "inf")
+
+
 def f32_tier(acc: Accumulator, stats: Any, J: int, W: int, elem_f32: bool,
-             pbits: tuple[int, int], sbits: tuple[int, int]) -> bool:
+             pbits: tuple[int, int], sbits: tuple[int, int],
+             emins: tuple[int, int] | None = None) -> bool:
     """Whether the float32 kernel gives the float64 kernel's results bit for bit.
 
     It does when (1) every element value and scale is a float32 number (``elem_f32``,
@@ -262,12 +282,14 @@ def f32_tier(acc: Accumulator, stats: Any, J: int, W: int, elem_f32: bool,
     in float32: a product has at most ``pbits`` = the operands' precisions added, a tree
     sum at most floor(log2(W * max|a| * max|b| / (qa * qb))) + 1 bits (qa, qb: the
     largest powers of two dividing every element), and block scales add their formats'
-    precision less one (``sbits``; 0 for powers of two) -- together at most 24; (3) every
+    precision (``sbits``; 0 for powers of two: 15 * 15 needs 4 + 4 bits) -- together at
+    most 24; (3) every
     value lies on a grid no finer than 2**-149 (the fused adder's: 2**-126 after its
     w-bit window, so that exponents read from float32 bits are the float64 ones) and no
     sum can leave float32's range (the accumulator's bound, as the CPU's exact-add proof
-    computes it, far below 2**126); (4) each rounding is of the same real: an accumulator
-    of at most 22 significant bits is reached by rounding to odd in float32 (>= 2 spare
+    computes it, far below 2**126); operands whose exponents the fused adder reads
+    (align_from='exponents') have formats with emin >= -126; (4) each rounding is of the
+    same real: an accumulator of at most 22 significant bits is reached by rounding to odd in float32 (>= 2 spare
     bits, as float64 to odd is for the CPU: Boldo & Melquiond 2008), float32 itself with
     nearest-even and Inf on overflow is IEEE's own addition, and the fused adder's
     aligned step sum is exact in float32 (w + 2 + ceil(log2(n + 2)) <= 24) and rounded
@@ -304,20 +326,27 @@ def f32_tier(acc: Accumulator, stats: Any, J: int, W: int, elem_f32: bool,
         if acc.align_rounding not in (Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY,
                                       Rounding.TOWARD_ZERO):
             return False
-        if not _float_ok32(fmt, True):
+        # align_acc: the exact step sum rounded once (any precision up to float32's);
+        # else the aligned products' sum is added to the accumulator through rounding
+        # to odd, as a sequential step
+        if not (_float_ok32(fmt, True) if acc.align_acc else
+                _plain32(acc) or _float_ok32(fmt, False)):
+            return False
+        # the operands' exponents (align_from='exponents') read from float32 bits:
+        # normal float32 numbers only
+        if emins is not None and min(emins) < -126:
             return False
     elif q_add < 2.0**-149:
+        return False
+    if qa * qb < 2.0**-149:
         return False
     bound = J * max_add
     growth = math.exp(J * math.log1p(fmt.eps)) * 2.0
     top = min(fmt.max, (bound + J * fmt.smallest_subnormal) * growth) + max_add
     if top * 8 * (W + 2) >= 2.0**126:
         return False
-    if not fused:
-        plain32 = (str(fmt) == "float32" and acc.rounding is Rounding.NEAREST_EVEN
-                   and acc.overflow is not None and acc.overflow.value == "inf")
-        if not (plain32 or _float_ok32(fmt, False)):
-            return False
+    if not fused and not (_plain32(acc) or _float_ok32(fmt, False)):
+        return False
     if acc.chunk is not None:
         cf = acc.chunk_format
         if not (str(cf) == "float32" or _float_ok32(cf, False)):
@@ -373,7 +402,7 @@ def _consts(acc: Accumulator, W: int, has_scale: bool, grid: int, f32: bool,
         m = mf(fmt, acc.rounding, acc.overflow, acc.rand_bits or 0, acc.inf_on_overflow)
         if str(fmt) == "float64":
             kind = 0
-        elif f32 and str(fmt) == "float32":
+        elif f32 and _plain32(acc):
             kind = 0  # IEEE float32 addition (nearest-even, Inf on overflow)
         elif f32 and str(fmt) == "float16" and m[3] == CK.RNE and m[4] in (
                 CK.OINF, CK.OINF_ALL):
@@ -411,10 +440,12 @@ def _precision(f: Any) -> int:
 
 
 def _scale_bits(op: GpuOperand) -> int:
-    """Bits a block scale adds to a product beyond a power of two's (0: none)."""
+    """Bits a block scale adds to a product: its format's precision (x * s of a p-bit s
+    needs bits(x) + p), 0 for powers of two (and no scales)."""
     if op.scales is None:
         return 0
-    return max(_precision(op.fmt.scale) - 1, 0)
+    p = _precision(op.fmt.scale)
+    return 0 if p <= 1 else p
 
 
 def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
@@ -480,7 +511,7 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
     elem_f32 = all(_f32_exact(x) for x in (A, Bt) + tuple(
         o.scales for o in (opa, opb) if o.scales is not None))
     f32 = f32_tier(acc, stats, J, W, elem_f32, (_precision(opa.fmt), _precision(opb.fmt)),
-                   (_scale_bits(opa), _scale_bits(opb))) and not FORCE_FLOAT64[0]
+                   (_scale_bits(opa), _scale_bits(opb)), emins) and not FORCE_FLOAT64[0]
     LAST[0] = "float32 kernel" if f32 else "float64 kernel"
     dt = torch.float32 if f32 else torch.float64
     dev = A.device
@@ -519,9 +550,13 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
     elif nrows and N:
         out.zero_()
     if acc_int and bool((off > 0).any()):
-        rows = (off.amax(dim=1) if off.dim() == 2 else off)
-        t = int(torch.nonzero(rows > 0)[0, 0])
-        if int(rows[t]) == 2:
+        # off holds (step + 1) * 4 + kind of an element's last offending addend; the CPU
+        # reports, for the first such row, the kind of its last one in (step, n) order
+        n_idx = torch.arange(N, device=dev, dtype=torch.int64)
+        order = torch.where(off > 0, (off.to(torch.int64) // 4 - 1) * N + n_idx, -1)
+        t = int(torch.nonzero((off > 0).any(dim=1))[0, 0])
+        kind = int(off[t, int(order[t].argmax())]) % 4
+        if kind == 2:
             raise ValueError(f"an addend of output row {t} became NaN or Inf (a product or "
                              f"tree sum overflowed its format), which the {fmt or 'exact'} "
                              "accumulator cannot hold")
@@ -580,7 +615,8 @@ def _launch(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo: 
         bm, bn, nw = _TILES[consts["F32"]]
     else:
         bm, bn, nw = _TILE_INTERP
-    grid = (triton.cdiv(M, bm), triton.cdiv(N, bn), nbat)
+    # the batch folded into grid axis 0 (axes 1 and 2 hold at most 65535 programs)
+    grid = (triton.cdiv(M, bm) * nbat, triton.cdiv(N, bn))
     key = (tuple(sorted(consts.items())), bm, bn)
     # (the interpreter runs numpy: Inf - Inf and casts of Inf warn where CUDA is silent)
     with np.errstate(all="ignore"):
@@ -627,7 +663,7 @@ def _pairwise(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo
     names = ("K", "F32", "HAS_SCALE", "PK", "P_MAN", "P_EMIN", "P_MAXV", "P_MODE", "P_POL",
              "P_FB", "ACC_INT", "GRID_SCALE")
     ac = {n: consts[n] for n in names}
-    grid = (triton.cdiv(M, bm), triton.cdiv(N, bn), nbat)
+    grid = (triton.cdiv(M, bm) * nbat, triton.cdiv(N, bn))
     with np.errstate(all="ignore"):
         launch(kern.addends_kernel, grid, (At, Bk, ia, ib, sA, sB, buf, off, M, N, nba, nbb,
                                            bsa, bsb),
@@ -737,7 +773,9 @@ def _fast_exact(opa: GpuOperand, opb: GpuOperand, acc: Accumulator, stats: Any, 
     else:
         hi = torch.matmul(da[ia], db[ib].transpose(-1, -2))
     LAST[0] = "float64 matmul"
-    return hi.to(torch.float64).reshape(shape), None, 0
+    # (+ 0.0: a BLAS may return -0.0 for a one-term sum of -x * 0; the kernels' sums start
+    # from +0.0, so an exact zero sum is +0.0)
+    return hi.to(torch.float64).reshape(shape) + 0.0, None, 0
 
 
 def _dequant(op: GpuOperand) -> Any:

@@ -267,7 +267,8 @@ def _add_int(a, x, BITS: tl.constexpr, LO: tl.constexpr, HI: tl.constexpr,
 
 @triton.jit
 def _load_ab(a_base, b_base, k, rm, rn, M, N, mm, nm, K: tl.constexpr):
-    """Column k of A (BM, 1) and row k of B (1, BN); 0 beyond K."""
+    """Column k of A (BM, 1) and row k of B (1, BN); 0 beyond K (int64 offsets: M, N
+    are int64 here)."""
     ok = k < K
     a = tl.load(a_base + k * M + rm[:, None], mask=mm[:, None] & ok, other=0.0)
     b = tl.load(b_base + k * N + rn[None, :], mask=nm[None, :] & ok, other=0.0)
@@ -275,10 +276,12 @@ def _load_ab(a_base, b_base, k, rm, rn, M, N, mm, nm, K: tl.constexpr):
 
 
 @triton.jit
-def _scale_of(sa_base, sb_base, k, rm, rn, N, nba, nbb, bsa, bsb, mm, nm):
-    """The block scales' product of the blocks holding K index k (a: (BM, 1), b: (1, BN))."""
-    sa = tl.load(sa_base + rm[:, None] * nba + k // bsa, mask=mm[:, None], other=1.0)
-    sb = tl.load(sb_base + (k // bsb) * N + rn[None, :], mask=nm[None, :], other=1.0)
+def _scale_of(sa_base, sb_base, k, rm, rn, N, nba, nbb, bsa, bsb, mm, nm, K: tl.constexpr):
+    """The block scales' product of the blocks holding K index k (a: (BM, 1), b: (1, BN));
+    1 beyond K (a padded term of a last, partial step reads no scale)."""
+    ok = k < K
+    sa = tl.load(sa_base + rm[:, None] * nba + k // bsa, mask=mm[:, None] & ok, other=1.0)
+    sb = tl.load(sb_base + (k // bsb) * N + rn[None, :], mask=nm[None, :] & ok, other=1.0)
     return sa * sb
 
 
@@ -307,17 +310,22 @@ def gemm_kernel(
     in the working float, sA (nA, M, nba) and sB (nB, nbb, N) the block scales (ones
     when none), ia / ib each batch element's operand index. Writes out (rows, N)
     float64 (integer accumulators: hi, and lo into lo_out), the first overflowing step
-    per element into bad_out (ERR) and 1 (off the grid) / 2 (NaN or Inf) per element
-    into off_out (integer accumulators)."""
+    per element into bad_out (ERR) and, for integer accumulators, (step + 1) * 4 + kind
+    of the element's last addend off the grid (kind 1) or NaN / Inf (kind 2) into
+    off_out (0: none), from which the host reports what the CPU kernel reports."""
     DT: tl.constexpr = tl.float32 if F32 else tl.float64
     J: tl.constexpr = (K + W - 1) // W
     EMAXW: tl.constexpr = 127 if F32 else 1023
     PAD: tl.constexpr = K % W != 0
-    pm = tl.program_id(0)
+    n_pm = tl.cdiv(M, BM)
+    pid = tl.program_id(0)
+    bi = (pid // n_pm).to(tl.int64)
+    pm = pid % n_pm
     pn = tl.program_id(1)
-    bi = tl.program_id(2).to(tl.int64)
-    rm = pm * BM + tl.arange(0, BM)
-    rn = pn * BN + tl.arange(0, BN)
+    M = tl.cast(M, tl.int64)  # (tl.cast: an argument equal to 1 arrives as a constexpr)
+    N = tl.cast(N, tl.int64)
+    rm = pm.to(tl.int64) * BM + tl.arange(0, BM)
+    rn = pn.to(tl.int64) * BN + tl.arange(0, BN)
     mm = rm < M
     nm = rn < N
     xa = tl.load(ia + bi).to(tl.int64)
@@ -326,8 +334,8 @@ def gemm_kernel(
     b_base = Bk + xb * K * N
     sa_base = sA + xa * M * nba
     sb_base = sB + xb * nbb * N
-    t = bi * M + rm.to(tl.int64)
-    ridx = (t[:, None] * N + rn[None, :].to(tl.int64)) * J
+    t = bi * M + rm
+    ridx = (t[:, None] * N + rn[None, :]) * J
     accf = tl.zeros((BM, BN), DT)
     acci = tl.zeros((BM, BN), tl.int64)
     widef = tl.zeros((BM, BN), DT)
@@ -351,7 +359,7 @@ def gemm_kernel(
                              F32)[0]
                 if HAS_SCALE:
                     p = p * _scale_of(sa_base, sb_base, k0 + kk, rm, rn, N, nba, nbb, bsa,
-                                      bsb, mm, nm)
+                                      bsb, mm, nm, K)
                 if BY_OPS:
                     ep = tl.maximum(_expo(a, F32), EMIN_OA) + tl.maximum(_expo(b, F32),
                                                                          EMIN_OB)
@@ -381,7 +389,7 @@ def gemm_kernel(
                              F32)[0]
                 if HAS_SCALE:
                     p = p * _scale_of(sa_base, sb_base, k0 + kk, rm, rn, N, nba, nbb, bsa,
-                                      bsb, mm, nm)
+                                      bsb, mm, nm, K)
                 if F32:
                     al = _round_int(_scale32(p, -eq), FUSE_MODE, True) * q
                 else:
@@ -418,14 +426,14 @@ def gemm_kernel(
                                F32)[0]
             if HAS_SCALE:
                 tmp = tmp * _scale_of(sa_base, sb_base, k0, rm, rn, N, nba, nbb, bsa, bsb,
-                                      mm, nm)
+                                      mm, nm, K)
             if ACC_INT:
                 g = tmp * GRID_SCALE
                 ok = tl.abs(g) < 4.6e18
                 gi = tl.where(ok, g, 0.0).to(tl.int64)
                 offk = (ok == 0) | (gi.to(tl.float64) != g)
                 kind = tl.where((g != g) | (tl.abs(g) == float("inf")), 2, 1)
-                off = tl.where(offk, tl.maximum(off, kind), off)
+                off = tl.where(offk, (j + 1) * 4 + kind, off)
                 acci, o = _add_int(acci, gi, I_BITS, I_LO, I_HI, I_WRAP)
             else:
                 accf, o = _add(accf, tmp, r, AK, A_MAN, A_EMIN, A_MAXV, A_MODE, A_POL,
@@ -464,11 +472,15 @@ def addends_kernel(
     """The addends of the pairwise order (make_gemm's W == 1 addend: the product,
     rounded to the product format, times the block scales; integer accumulators: on the
     grid, off-grid flags into off_out) into buf (rows, N, K), K last."""
-    pm = tl.program_id(0)
+    n_pm = tl.cdiv(M, BM)
+    pid = tl.program_id(0)
+    bi = (pid // n_pm).to(tl.int64)
+    pm = pid % n_pm
     pn = tl.program_id(1)
-    bi = tl.program_id(2).to(tl.int64)
-    rm = pm * BM + tl.arange(0, BM)
-    rn = pn * BN + tl.arange(0, BN)
+    M = tl.cast(M, tl.int64)  # (tl.cast: an argument equal to 1 arrives as a constexpr)
+    N = tl.cast(N, tl.int64)
+    rm = pm.to(tl.int64) * BM + tl.arange(0, BM)
+    rn = pn.to(tl.int64) * BN + tl.arange(0, BN)
     mm = rm < M
     nm = rn < N
     xa = tl.load(ia + bi).to(tl.int64)
@@ -477,7 +489,7 @@ def addends_kernel(
     b_base = Bk + xb * K * N
     sa_base = sA + xa * M * nba
     sb_base = sB + xb * nbb * N
-    t = bi * M + rm.to(tl.int64)
+    t = bi * M + rm
     rows = t[:, None] * N + rn[None, :]
     msk = mm[:, None] & nm[None, :]
     off = tl.zeros((BM, BN), tl.int32)
@@ -485,14 +497,14 @@ def addends_kernel(
         a, b = _load_ab(a_base, b_base, j, rm, rn, M, N, mm, nm, K)
         tmp = _rounder(a * b, 0, PK, P_MAN, P_EMIN, P_MAXV, P_MODE, P_POL, 0, P_FB, F32)[0]
         if HAS_SCALE:
-            tmp = tmp * _scale_of(sa_base, sb_base, j, rm, rn, N, nba, nbb, bsa, bsb, mm, nm)
+            tmp = tmp * _scale_of(sa_base, sb_base, j, rm, rn, N, nba, nbb, bsa, bsb, mm, nm, K)
         if ACC_INT:
             g = tmp * GRID_SCALE
             ok = tl.abs(g) < 4.6e18
             gi = tl.where(ok, g, 0.0).to(tl.int64)
             offk = (ok == 0) | (gi.to(tl.float64) != g)
             kind = tl.where((g != g) | (tl.abs(g) == float("inf")), 2, 1)
-            off = tl.where(offk, tl.maximum(off, kind), off)
+            off = tl.where(offk, (j + 1) * 4 + kind, off)
             tl.store(buf + rows * K + j, gi, mask=msk)
         else:
             tl.store(buf + rows * K + j, tmp, mask=msk)

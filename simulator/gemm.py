@@ -485,8 +485,8 @@ def _gpu_gemm(a: Any, b: Any, a_format: Any, b_format: Any, acc: Accumulator, dp
         if G._gpu.is_torch(c) and c.device != dev:
             raise ValueError(f"a and b must be on one device: {name} is on {c.device}, the "
                              f"other on {dev}")
-    opa = G.quantize_operand(a, a_format, "a", -1)
-    opb = G.quantize_operand(b, b_format, "b", -2)
+    opa = G.quantize_operand(a, a_format, "a", -1, dev)
+    opb = G.quantize_operand(b, b_format, "b", -2, dev)
     batch, out_fmt = _check_pair(opa, opb, dp, G.value_bits, out_format, out_rounding,
                                  out_overflow)
     try:

@@ -279,3 +279,83 @@ def test_bit_true_linear_runs_on_the_device_path() -> None:
                 a_format="e4m3", b_format="e4m3", accumulator=acc)
     want = torch.from_numpy(want + lin.bias.detach().double().numpy()).float()
     assert torch.equal(y.reshape(6, 10), want)
+
+
+def _both(a: np.ndarray, b: np.ndarray, force64: bool = False, **kw: Any) -> str:
+    """CPU vs GPU path on one pair (errors: the same message); the GPU path taken."""
+    try:
+        ref = gemm(a, b, **kw)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as got:
+            gemm(torch.from_numpy(a), torch.from_numpy(b), **kw)
+        assert str(got.value) == str(exc)
+        return GG.LAST[0]
+    GG.FORCE_FLOAT64[0] = force64
+    _same(ref, gemm(torch.from_numpy(a), torch.from_numpy(b), **kw))
+    GG.FORCE_FLOAT64[0] = False
+    return GG.LAST[0]
+
+
+def test_review_cases() -> None:
+    """Cases a review found wrong: each once failed."""
+    rng = np.random.default_rng(0)
+    # fused without align_acc into float32 / 24-bit accumulators: no float32 shortcut
+    a = rng.standard_normal((3, 16)) * 2.0 ** rng.integers(-8, 8, (3, 16))
+    b = rng.standard_normal((16, 3)) * 2.0 ** rng.integers(-8, 8, (16, 3))
+    a[:, :4] = 400.0
+    b[:4, :] = 400.0
+    for acc in ("float32,toward_zero,fused4w13,align_acc=false",
+                "e7m23,nearest_even,fused4w13,align_acc=false"):
+        _both(a, b, a_format="e4m3", b_format="e4m3", accumulator=acc)
+    # a scale of p bits adds p bits to a product (15 * 15 = 225)
+    ia = np.full((4, 128), 127.0)
+    ia[:, ::3] = 125.0
+    b = rng.integers(235, 251, (128, 8)).astype(np.float64)
+    _both(ia * 1.875, b, a_format="int8_g64_ue4m3", b_format="int10",
+          accumulator="float32,nearest_even,tree64")
+    # operand exponents below float32's normal range
+    a = (1 + rng.integers(0, 8, (2, 8)) / 8) * 2.0**-140
+    b = (1 + rng.integers(0, 8, (8, 3)) / 8) * 2.0**100
+    _both(a, b, a_format="e9m3", b_format="e9m3",
+          accumulator="e8m13,toward_zero,fused4w10,align_from=exponents")
+    # a padded term of the last fused step reads no scale (here: the next row's NaN)
+    a = rng.standard_normal((2, 32))
+    a[1, 0] = np.nan
+    _both(a, rng.standard_normal((32, 3)), a_format="mxfp8_e4m3", b_format="mxfp8_e4m3",
+          accumulator="float16,toward_zero,fused12w10")
+    # an exact one-term sum of -x * 0 is +0.0, as the kernels' sums from +0.0
+    for acc in ("exact", "float64", "float32", "float16,down"):
+        _both(-np.full((2, 1), 0.5), np.zeros((1, 3)), a_format="e4m3", b_format="e4m3",
+              accumulator=acc)
+    # several addends off an integer grid: the CPU reports the row's last one
+    for a, b in ((np.array([[700.0, 0.75]]), np.array([[100.0], [1.0]])),
+                 (np.array([[0.75, 700.0]]), np.array([[1.0], [100.0]]))):
+        _both(a, b, a_format="float16", b_format="float16",
+              accumulator="int16,products@e5m2")
+
+
+def test_operand_inputs_like_the_cpu() -> None:
+    big = np.array([[np.finfo(np.float64).max, 1.0]])
+    with pytest.raises(ValueError) as cpu:
+        gemm(big, np.ones((2, 2)))
+    with pytest.raises(ValueError) as gpu:
+        gemm(torch.from_numpy(big), torch.ones((2, 2), dtype=torch.float64))
+    assert str(gpu.value) == str(cpu.value)
+    ints = np.array([[2**60, 1]], dtype=np.int64)
+    with pytest.raises(ValueError) as cpu:
+        gemm(ints, np.ones((2, 2), np.int64))
+    with pytest.raises(ValueError) as gpu:
+        gemm(torch.from_numpy(ints), torch.ones((2, 2), dtype=torch.int64))
+    assert str(gpu.value) == str(cpu.value)
+    with pytest.raises(TypeError) as cpu:
+        gemm(np.ones((2, 2), bool), np.ones((2, 2)))
+    with pytest.raises(TypeError) as gpu:
+        gemm(torch.ones((2, 2), dtype=torch.bool), torch.ones((2, 2)))
+    assert str(gpu.value) == str(cpu.value)
+    u = np.arange(6, dtype=np.uint16).reshape(2, 3)
+    _same(gemm(u, u.T.astype(np.float32)), gemm(torch.from_numpy(u),
+                                                torch.from_numpy(u.T.astype(np.float32))))
+    fa = parse("e4m3")
+    codes = fa.encode(np.arange(6.0).reshape(2, 3))
+    _same(gemm(Codes(codes, fa), np.ones((3, 2))),
+          gemm(Codes(codes, fa), torch.ones((3, 2))))
