@@ -289,8 +289,9 @@ def f32_tier(acc: Accumulator, stats: Any, J: int, W: int, elem_f32: bool,
     sum can leave float32's range (the accumulator's bound, as the CPU's exact-add proof
     computes it, far below 2**126); operands whose exponents the fused adder reads
     (align_from='exponents') have formats with emin >= -126; (4) each rounding is of the
-    same real: an accumulator of at most 22 significant bits is reached by rounding to odd in float32 (>= 2 spare
-    bits, as float64 to odd is for the CPU: Boldo & Melquiond 2008), float32 itself with
+    same real: an accumulator of at most 22 significant bits is reached by rounding to
+    odd in float32 (>= 2 spare bits, as float64 to odd is for the CPU: Boldo & Melquiond
+    2008), float32 itself with
     nearest-even and Inf on overflow is IEEE's own addition, and the fused adder's
     aligned step sum is exact in float32 (w + 2 + ceil(log2(n + 2)) <= 24) and rounded
     once; chunk promotion into float32 or such a format; (5) no stochastic rounding, no
