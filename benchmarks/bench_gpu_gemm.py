@@ -197,8 +197,8 @@ def linear() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(512, 384), nn.ReLU(), nn.Linear(384, 256))
     x = torch.randn(4, 64, 512)
-    for acc in (Accumulator.named("h100_fp8_scaled_mm"), "float16",
-                "bfloat16,stochastic,seed=1"):
+    for acc in (Accumulator.named("h100_fp8_scaled_mm"), Accumulator.parse("float16"),
+                Accumulator.parse("bfloat16,stochastic,seed=1")):
         spec = LayerSpec(weight="e4m3", act="e4m3", accumulator=acc)
         with simulate(model, spec) as sm:
             want = sm(x)
