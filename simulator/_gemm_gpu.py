@@ -757,14 +757,20 @@ def _fast_exact(opa: GpuOperand, opb: GpuOperand, acc: Accumulator, stats: Any, 
             and ea <= 127 and eb <= 127 and Kd * ea * eb < 2.0**31)
     if int8:
         try:
-            x8 = da.to(torch.int8)
-            y8 = db.to(torch.int8)
+            # cuBLASLt's int8 GEMM takes M > 16 and K, N multiples of 8: zero padding
+            # (exact: it adds zero products) to those sizes, then the slice
+            Mp, Kp = max(A.shape[1], 17), -(-Kd // 8) * 8
+            Np = -(-Bt.shape[1] // 8) * 8
+            x8 = torch.zeros((A.shape[0], Mp, Kp), dtype=torch.int8, device=A.device)
+            y8 = torch.zeros((Bt.shape[0], Np, Kp), dtype=torch.int8, device=A.device)
+            x8[:, : A.shape[1], :Kd] = da.to(torch.int8)
+            y8[:, : Bt.shape[1], :Kd] = db.to(torch.int8)
             if ia.numel() == 1:
-                hi = torch._int_mm(x8[0].contiguous(), y8[0].transpose(0, 1).contiguous())
+                hi = torch._int_mm(x8[0], y8[0].transpose(0, 1).contiguous())[None]
             else:
-                hi = torch.stack([torch._int_mm(x8[i].contiguous(),
-                                                y8[j].transpose(0, 1).contiguous())
+                hi = torch.stack([torch._int_mm(x8[i], y8[j].transpose(0, 1).contiguous())
                                   for i, j in zip(ia.tolist(), ib.tolist())])
+            hi = hi[:, : A.shape[1], : Bt.shape[1]]
             LAST[0] = "int8"
             return hi.to(torch.float64).reshape(shape), None, 0
         except RuntimeError:
