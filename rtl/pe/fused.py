@@ -9,7 +9,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
-from formats import Rounding
+from formats import Overflow, Rounding
 
 from .. import _hw
 from .._hw import Term
@@ -78,7 +78,9 @@ class FusedDot(_Pe):
     exactly and rounds the sum once into ``acc`` (``rounding``; overflow ``overflow``,
     with ``inf_on_overflow`` +-Inf in every mode). An aligned sum of zero is +0. A step
     with a NaN or Inf term or with no nonzero term gives the IEEE sum of its terms (NaN
-    for NaN or Inf - Inf, else +-Inf; an all-zero step is -0 only if every term is -0).
+    for NaN or Inf - Inf, else +-Inf; an all-zero step is -0 only if every term is -0,
+    and only where overflow is ``inf`` with a nearest ``rounding`` or
+    ``inf_on_overflow``: elsewhere +0, as ``simulator.gemm`` rounds an exact -0).
     ``align_acc=False``: the products alone are aligned and summed exactly, and that sum
     is added into the accumulator with one rounding. Bit for bit ``simulator.gemm`` of
     :attr:`datapath`; a step of fewer products (K not a multiple of ``n``) is this step
@@ -327,9 +329,15 @@ class FusedDot(_Pe):
         fmt, mode, policy = self.acc_format, self.rounding, self.overflow
         inf_always = self.inf_on_overflow
         if self.align_acc:
+            # simulator.gemm rounds an all-zero step's IEEE sum -0 to -0 only where
+            # overflow goes to Inf in a nearest mode (or with inf_on_overflow); its rounder
+            # reads an exact -0 as +0 under the other policies and modes
+            keep = inf_always or (policy is Overflow.INF and mode in (
+                Rounding.NEAREST_EVEN, Rounding.NEAREST_AWAY))
+
             def step(m: Module, base: Value) -> Value:
                 acc = self._own_exponent(m, _hw.unpack(m, fmt, base, "accv"), "accv")
-                s = self._fused_sum(m, [acc, *products], "fs", signed_zero=True)
+                s = self._fused_sum(m, [acc, *products], "fs", signed_zero=keep)
                 return _hw.round_to(m, fmt, s, mode, policy, "fs_rnd", inf_always)
         else:
             # the products' sum starts from +0 (the simulator's float64 sum)
