@@ -76,6 +76,18 @@ GRID: list[tuple[str, dict[str, Any]]] = [
     ("ShiftAddPe", {"x": "int8", "w": "int4_g128", "acc": "float32", "lanes": 8}),
     ("ShiftAddPe", {"x": "int8", "w": "int4_g32", "acc": "float16", "lanes": 4}),
     ("ShiftAddPe", {"x": "int4", "w": "int4_g64", "acc": "bfloat16", "lanes": 8}),
+    # the fused multi-term adder: the H100 FP8 step (32 products, window 13, aligned by
+    # the operands' exponents) and smaller or wider ones
+    ("FusedDot", {"a": "e4m3fn", "b": "e4m3fn", "acc": "e8m13", "n": 32, "align_bits": 13,
+                  "rounding": "toward_zero", "align_from": "exponents"}),
+    ("FusedDot", {"a": "e4m3fn", "b": "e4m3fn", "acc": "e8m13", "n": 8, "align_bits": 13,
+                  "rounding": "toward_zero", "align_from": "exponents"}),
+    ("FusedDot", {"a": "e2m1", "b": "e2m1", "acc": "float16", "n": 16, "align_bits": 8}),
+    ("FusedDot", {"a": "e5m2", "b": "e5m2", "acc": "float16", "n": 8, "align_bits": 11,
+                  "align_rounding": "nearest_even", "align_acc": False}),
+    ("FusedDot", {"a": "bfloat16", "b": "bfloat16", "acc": "float32", "n": 4,
+                  "align_bits": 25, "rounding": "toward_zero", "align_from": "exponents",
+                  "inf_on_overflow": True}),
 ]
 
 #: design points kept out of the grid, for testing the fitted model
@@ -83,6 +95,8 @@ HELD_OUT: list[tuple[str, dict[str, Any]]] = [
     ("FloatMac", {"a": "e5m2", "b": "e4m3fn", "acc": "float16"}),
     ("IntMac", {"a": "int8", "b": "int8", "acc_bits": 24}),
     ("FloatMul", {"a": "e4m3fn", "b": "e4m3fn", "out": "bfloat16"}),
+    ("FusedDot", {"a": "e4m3fn", "b": "e5m2", "acc": "e8m13", "n": 4, "align_bits": 13,
+                  "rounding": "toward_zero", "align_from": "exponents"}),
 ]
 
 

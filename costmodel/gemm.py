@@ -162,7 +162,8 @@ def gemm_cost(M: int, N: int, K: int, a_format: Any, b_format: Any = None,
     Given a :class:`simulator.Datapath` (in place of ``a_format``) or an
     :class:`simulator.Accumulator` (or its text), the PE is the one that computes that
     datapath (``rtl.build(datapath)``: BlockDot summing the accumulator's tree width per
-    cycle, ShiftAddPe its ``k`` lanes, their rounding and overflow, the promotion adder
+    cycle, FusedDot its fused step of ``tree_width`` products per cycle (``order='fused'``),
+    ShiftAddPe its ``k`` lanes, their rounding and overflow, the promotion adder
     and wide register of chunked accumulation, product and tree-sum rounders; the output
     written in the accumulator's format, chunked: the wide one), and a datapath no PE
     builds (pairwise order, stochastic rounding, ...) or one without a running sum

@@ -143,8 +143,8 @@ def add_parser(sub: Any) -> None:
         "costmodel.estimate. 'numfab cost calibrate' regenerates the calibration CSV; "
         "'numfab cost gemm --m --n --k --a --b --acc --array 16x16' (or --datapath TEXT in "
         "place of --a/--b/--acc) prints a GEMM's cycles, area, bytes and energy.")
-    add_pe_options(p, "IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, "
-                   "ShiftAddPe; or 'calibrate' / 'gemm'")
+    add_pe_options(p, "IntMac, FloatMul, FloatMac, BlockDot, FusedDot (with --datapath), "
+                   "Quantizer, BipolarPe, LutPe, ShiftAddPe; or 'calibrate' / 'gemm'")
     p.add_argument("--target", default="xilinx")
     p.add_argument("--jobs", type=positive_int, default=2, help="calibrate: parallel syntheses")
     p.add_argument("-o", "--output", help="calibrate: CSV path")

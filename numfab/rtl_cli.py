@@ -49,8 +49,8 @@ def _pe(args: argparse.Namespace) -> Any:
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"--datapath: {exc}") from None
     if args.pe is None:
-        raise ValueError("give a PE kind (IntMac, FloatMul, FloatMac, BlockDot, Quantizer, "
-                         "BipolarPe, LutPe, ShiftAddPe) or --datapath")
+        raise ValueError("give a PE kind (IntMac, FloatMul, FloatMac, BlockDot, FusedDot, "
+                         "Quantizer, BipolarPe, LutPe, ShiftAddPe) or --datapath")
     opts: dict[str, Any] = {o: getattr(args, o.replace("-", "_"), None) for o in _OPTS}
     if str(args.pe).lower() == "intmac" and opts.get("acc") is not None:
         mt = re.fullmatch(r"int(\d+)", str(opts.pop("acc")).strip().lower())
@@ -137,7 +137,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def add_pe_options(p: argparse.ArgumentParser, pe_help: str = "IntMac, FloatMul, FloatMac, "
-                   "BlockDot, Quantizer, BipolarPe, LutPe or ShiftAddPe") -> None:
+                   "BlockDot, FusedDot (its fused-adder options: with --datapath), Quantizer, "
+                   "BipolarPe, LutPe or ShiftAddPe") -> None:
     """The PE positional and its format / parameter options, or ``--datapath`` (shared
     with numfab cost)."""
     p.add_argument("pe", nargs="?", help=pe_help + " (leave out with --datapath)")
@@ -162,9 +163,10 @@ def add_pe_options(p: argparse.ArgumentParser, pe_help: str = "IntMac, FloatMul,
 def add_parser(sub: Any) -> None:
     pr = sub.add_parser(
         "rtl", help="generate, verify or export test vectors for a processing element",
-        description="Processing elements (IntMac, FloatMul, FloatMac, BlockDot, Quantizer, "
-        "BipolarPe, LutPe, ShiftAddPe) built from formats, or the PE that computes a "
-        "datapath (--datapath, e.g. with chunked promotion or rounded products): write "
+        description="Processing elements (IntMac, FloatMul, FloatMac, BlockDot, FusedDot, "
+        "Quantizer, BipolarPe, LutPe, ShiftAddPe) built from formats, or the PE that computes "
+        "a datapath (--datapath, e.g. with chunked promotion, rounded products or the fused "
+        "multi-term adder): write "
         "Verilog + a JSON manifest, verify against the PyTorch/simulator reference "
         "(Amaranth's simulator and/or cocotb on Icarus), or export golden vectors as CSV.")
     rsub = pr.add_subparsers(dest="rtl_command", required=True)

@@ -18,6 +18,7 @@ from .pe import (
     BlockDot,
     FloatMac,
     FloatMul,
+    FusedDot,
     IntMac,
     LutPe,
     Quantizer,
@@ -26,9 +27,9 @@ from .pe import (
 )
 from .verilog import manifest, to_verilog, write
 
-__all__ = ["PE_KINDS", "BipolarPe", "BlockDot", "FloatMac", "FloatMul", "IntMac", "LutPe",
-           "Quantizer", "ShiftAddPe", "build", "describe", "exact_product_format", "manifest",
-           "product_grid", "significand_bits", "to_verilog", "write"]
+__all__ = ["PE_KINDS", "BipolarPe", "BlockDot", "FloatMac", "FloatMul", "FusedDot", "IntMac",
+           "LutPe", "Quantizer", "ShiftAddPe", "build", "describe", "exact_product_format",
+           "manifest", "product_grid", "significand_bits", "to_verilog", "write"]
 
 #: the options each PE takes from ``build`` / ``numfab rtl`` (option -> constructor arg)
 OPTIONS: dict[str, dict[str, str]] = {
@@ -45,6 +46,11 @@ OPTIONS: dict[str, dict[str, str]] = {
                  "chunk_format": "chunk_format", "product_format": "product_format",
                  "product_rounding": "product_rounding", "tree_format": "tree_format",
                  "tree_rounding": "tree_rounding"},
+    "FusedDot": {"a": "a", "b": "b", "acc": "acc", "n": "n", "align_bits": "align_bits",
+                 "rounding": "rounding", "overflow": "overflow",
+                 "align_rounding": "align_rounding", "align_acc": "align_acc",
+                 "align_from": "align_from", "inf_on_overflow": "inf_on_overflow",
+                 "stages": "stages", "chunk": "chunk", "chunk_format": "chunk_format"},
     "Quantizer": {"a": "in_format", "out": "out_format", "rounding": "rounding",
                   "overflow": "overflow", "stages": "stages"},
     "BipolarPe": {"a": "a", "b": "b", "k": "k"},

@@ -229,14 +229,16 @@ def hw_overflow(fmt: Minifloat, overflow: Any, parameter: str) -> Overflow:
 
 
 def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflow,
-             name: str) -> Value:
+             name: str, inf_on_overflow: bool = False) -> Value:
     """Round the exact Term ``t`` once to ``fmt`` (signed, with subnormals); the code.
 
     ``q = round(|t| / 2**qe)`` with ``qe = max(E, emin) - man`` (E: exponent of the
     leading one) has at most ``precision`` bits, and the magnitude code is
     ``((max(E, emin) - emin) << man) + q``: a rounding carry walks into the exponent field
     by itself, subnormals included. Overflow follows ``policy`` except that rounding toward
-    zero keeps the largest finite value (IEEE 754 section 7.4).
+    zero keeps the largest finite value (IEEE 754 section 7.4); with ``inf_on_overflow``
+    (``policy`` INF) a value whose rounding exceeds the largest finite one is +-Inf in every
+    mode (``simulator.Accumulator(inf_on_overflow=True)``, as tensor cores).
     """
     man, emin, emax = fmt.man_bits, fmt.emin, fmt.emax
     W = t.width
@@ -281,7 +283,7 @@ def round_to(m: Module, fmt: Minifloat, t: Term, mode: Rounding, policy: Overflo
         big = Const(nan_code, fmt.bits)
     else:
         big = maxc
-    over = Mux(_toward_range(mode, t.sign), maxc, big)
+    over = big if inf_on_overflow else Mux(_toward_range(mode, t.sign), maxc, big)
     if policy is Overflow.SATURATE:
         inf_code = maxc  # saturate: Inf becomes the largest finite value (as formats)
     elif fmt.has_inf:

@@ -31,7 +31,14 @@ def pe_options(datapath: Any) -> tuple[str, dict[str, Any]]:
       one rounding per step);
     - int x int into ``int<n>``, sequential: ``IntMac`` (wrap or saturate).
 
-    FloatMac and BlockDot also take chunked promotion (``chunk``/``chunk_format``: their
+    - minifloat x minifloat, the fused multi-term adder (``order='fused'``, as tensor
+      cores sum: ``Accumulator.named("h100_fp8_fast_accum")``, ...): ``FusedDot`` taking
+      a whole step of ``n`` = ``tree_width`` products per cycle (``k = n``), aligned
+      with the accumulator (``align_acc``) to the largest exponent within ``align_bits``
+      (``align_rounding``, ``align_from``), summed exactly, one rounding into the
+      accumulator (``inf_on_overflow`` included).
+
+    FloatMac, BlockDot and FusedDot also take chunked promotion (``chunk``/``chunk_format``: their
     output is then the wide register) and products rounded to a minifloat
     (``product_format``/``product_rounding``); BlockDot a tree sum rounded to a minifloat
     (``tree_format``/``tree_rounding``).
@@ -57,7 +64,10 @@ def pe_options(datapath: Any) -> tuple[str, dict[str, Any]]:
     ValueError
         What the datapath needs that no PE builds (each missing piece named): the exact
         accumulator with a running sum, stochastic rounding, pairwise order, products
-        rounded to an integer or fixed-point format, a rounded tree sum over one product,
+        rounded to an integer or fixed-point format (or, with the fused adder, to any
+        format), the fused adder over operands other than scalar minifloats or over
+        several cycles per step, ``inf_on_overflow`` outside the fused adder, a rounded
+        tree sum over one product,
         an adder tree over scalar minifloats or integers, a tree taken over several
         cycles by BlockDot, several outputs per PE, an output rounding after a running
         sum, zero points, or an unsupported format pairing.
@@ -106,7 +116,7 @@ def _fixed_length(dp: Any) -> tuple[str, dict[str, Any]]:
 
 
 def _accumulating(dp: Any) -> tuple[str, dict[str, Any]]:
-    """The PEs with a running sum: BlockDot, ShiftAddPe, FloatMac, IntMac."""
+    """The PEs with a running sum: BlockDot, ShiftAddPe, FloatMac, IntMac, FusedDot."""
     from simulator import Order
 
     acc = dp.accumulator
@@ -118,10 +128,12 @@ def _accumulating(dp: Any) -> tuple[str, dict[str, Any]]:
     if acc.order is Order.PAIRWISE:
         missing.append("pairwise summation (a PE accumulates sequentially or through an "
                        "adder tree)")
-    if acc.order is Order.FUSED:
-        missing.append("the fused multi-term adder (order='fused': not yet a PE; its "
-                       "arithmetic is simulator.gemm's)")
     pf = acc.product_format
+    if acc.order is Order.FUSED:
+        return _fused(dp, missing)
+    if acc.inf_on_overflow:
+        missing.append("overflow to +-Inf in every rounding mode (inf_on_overflow: "
+                       "FusedDot's, order='fused')")
     if pf is not None and not isinstance(pf, Minifloat):
         missing.append(f"products rounded to {pf} (PEs round products to minifloats)")
     if acc.tree_format is not None and acc.tree_width == 1:
@@ -168,6 +180,38 @@ def _accumulating(dp: Any) -> tuple[str, dict[str, Any]]:
     _refuse(dp, "a PE for these formats: PEs take block x block formats (BlockDot), integer "
             "x grouped integers (ShiftAddPe), minifloat / integer / fixed-point operands into "
             "a minifloat (FloatMac) or int x int into int<n> (IntMac)")
+
+
+def _fused(dp: Any, missing: list[str]) -> tuple[str, dict[str, Any]]:
+    """The fused multi-term adder: FusedDot, one whole step of scalar minifloat products
+    per cycle."""
+    acc, a, b = dp.accumulator, dp.a, dp.b
+    n = acc.tree_width
+    if acc.product_format is not None:
+        missing.append(f"products rounded to {acc.product_format} before the fused adder "
+                       "(FusedDot aligns exact products)")
+    if not (isinstance(a, Minifloat) and isinstance(b, Minifloat)):
+        missing.append(f"the fused adder over {a} x {b} (FusedDot multiplies scalar "
+                       "minifloats)")
+    if dp.k != n:
+        missing.append(f"a fused step of {n} products taken over {n // dp.k} cycles of "
+                       f"k={dp.k} (FusedDot takes a whole step per cycle: k = tree width)")
+    if dp.out is not None:
+        missing.append(f"the running sum rounded to out={dp.out} (no accumulating PE "
+                       "rounds its output: follow it with a Quantizer)")
+    if dp.lut:
+        missing.append("table lookups with a running sum (LutPe computes one dot product "
+                       "of terms products: set terms)")
+    if missing:
+        _refuse(dp, *missing)
+    extra: dict[str, Any] = {}
+    if acc.chunk is not None:
+        extra.update(chunk=acc.chunk, chunk_format=acc.chunk_format)
+    return "FusedDot", {"a": a, "b": b, "acc": acc.format, "n": n,
+                        "align_bits": acc.align_bits, "rounding": acc.rounding,
+                        "overflow": acc.overflow, "align_rounding": acc.align_rounding,
+                        "align_acc": acc.align_acc, "align_from": acc.align_from,
+                        "inf_on_overflow": acc.inf_on_overflow, **extra}
 
 
 def _shift_add(dp: Any, extra: dict[str, Any]) -> dict[str, Any]:

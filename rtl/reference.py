@@ -16,7 +16,8 @@ from simulator import Accumulator, gemm
 from simulator.hardware import bipolar_gemm, lut_gemm
 
 __all__ = ["TORCH_DTYPES", "decode", "encode", "mul_ref", "quantize_ref", "mac_ref", "int_mac_sim",
-           "float_mac_ref", "block_dot_ref", "bipolar_ref", "lut_ref", "shift_add_ref"]
+           "float_mac_ref", "fused_dot_ref", "block_dot_ref", "bipolar_ref", "lut_ref",
+           "shift_add_ref"]
 
 #: formats torch has as dtypes (canonical numfab names)
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -190,6 +191,28 @@ def float_mac_ref(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarr
         rows = np.array([np.arange(s, s + m) for s in starts])
         r = gemm(Codes(a[rows][:, None, :], fa), Codes(b[rows][:, :, None], fb),
                  accumulator=acc)
+        out[np.array(starts) + m - 1] = _acc_codes(acc, np.asarray(r).reshape(len(starts)))
+    return out
+
+
+def fused_dot_ref(fa: Any, fb: Any, acc: Accumulator, a: np.ndarray, b: np.ndarray,
+                  clear: np.ndarray) -> np.ndarray:
+    """FusedDot: the accumulator after each step, from ``simulator.gemm`` of the datapath
+    (the fused adder, ``tree_width`` = the ``n`` products of a step) on the same codes
+    (:class:`simulator.Codes`) for every prefix of each segment, the prefixes of one
+    length in one batched call. a, b: (steps, n) codes."""
+    from simulator import Codes
+
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    n = a.shape[1]
+    segs = _segments(clear)
+    out = np.zeros(len(a), np.int64)
+    for m in range(1, max((e - s for s, e in segs), default=0) + 1):
+        starts = [s for s, e in segs if e - s >= m]
+        rows = np.array([np.arange(s, s + m) for s in starts])
+        x = a[rows].reshape(len(starts), 1, m * n)
+        y = b[rows].reshape(len(starts), m * n, 1)
+        r = gemm(Codes(x, fa), Codes(y, fb), accumulator=acc)
         out[np.array(starts) + m - 1] = _acc_codes(acc, np.asarray(r).reshape(len(starts)))
     return out
 

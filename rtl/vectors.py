@@ -23,6 +23,7 @@ from .pe import (
     BlockDot,
     FloatMac,
     FloatMul,
+    FusedDot,
     IntMac,
     LutPe,
     Quantizer,
@@ -233,6 +234,8 @@ def make_vectors(pe: Any, *, n: int = 256, seed: int = 0, exhaustive: bool = Fal
         logical, header = {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
     elif isinstance(pe, BlockDot):
         inputs, logical, header = _block_vectors(pe, n, rng)
+    elif isinstance(pe, FusedDot):
+        inputs, logical, header = _fused_vectors(pe, n, rng)
     elif isinstance(pe, BipolarPe):
         inputs, logical, header = _serial_vectors(pe, n, rng)
     elif isinstance(pe, LutPe):
@@ -337,6 +340,109 @@ def _block_vectors(pe: BlockDot, n: int, rng: np.random.Generator) -> tuple[Any,
     acc = np.where(_checked_steps(clear, per), acc, -1)
     inputs = {"a": _pack(a2, fa.element.bits), "b": _pack(b2, fb.element.bits), "sa": sa2,
               "sb": sb2, "en": np.ones(steps, np.int64), "clear": clear}
+    return inputs, {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
+
+
+def _code_classes(fmt: Minifloat, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Codes of ``fmt`` by kind (every code of a format of up to 16 bits, else a random
+    sample and the corners): finite, zero, subnormal, tiny (the lowest binades), big
+    (within a factor 4 of the largest), nan, inf."""
+    if fmt.bits <= 16:
+        pool = np.arange(1 << fmt.bits, dtype=np.int64)
+    else:
+        pool = np.unique(np.concatenate([_random_codes(fmt, 1 << 16, rng), corner_codes(fmt)]))
+    v = R.decode(fmt, pool)
+    fin = np.isfinite(v)
+    av = np.where(fin, np.abs(v), 0.0)
+    out = {"finite": pool[fin], "zero": pool[fin & (av == 0)],
+           "subnormal": pool[fin & (av > 0) & (av < fmt.smallest_normal)],
+           "tiny": pool[fin & (av > 0) & (av < 4 * fmt.smallest_normal)],
+           "big": pool[fin & (av >= fmt.max / 4)], "nan": pool[np.isnan(v)],
+           "inf": pool[np.isinf(v)]}
+    return {k: c for k, c in out.items() if c.size}
+
+
+def _fused_step(ca: dict[str, np.ndarray], cb: dict[str, np.ndarray], lanes: int,
+                sign_a: int, sign_b: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    """One step's operand codes, random or one of the fused adder's hard cases:
+    cancelling pairs of products, one large product over small ones (shifted out of the
+    window), subnormal and tiny operands, large products (overflow), NaN / Inf, all-zero
+    steps of mixed or negative signs."""
+    def pick(c: dict[str, np.ndarray], kind: str, size: int) -> np.ndarray:
+        return rng.choice(c.get(kind, c["finite"]), size)
+
+    a, b = pick(ca, "finite", lanes), pick(cb, "finite", lanes)
+    case = int(rng.integers(0, 10))
+    if case == 1 and lanes > 1:  # cancellation: products pairwise opposite
+        half = lanes // 2
+        a[half:2 * half] = a[:half]
+        b[half:2 * half] = b[:half] ^ sign_b
+    elif case == 2:  # exponent spread: one large product, the rest small
+        i = int(rng.integers(0, lanes))
+        a, b = pick(ca, "tiny", lanes), pick(cb, "finite", lanes)
+        a[i], b[i] = pick(ca, "big", 1)[0], pick(cb, "big", 1)[0]
+    elif case == 3:  # subnormal operands; both: products of one sign below most sums' ulp
+        a = pick(ca, "subnormal", lanes)
+        if rng.random() < 0.5:
+            a, b = a & ~sign_a, pick(cb, "subnormal", lanes) & ~sign_b
+            if rng.random() < 0.5:
+                a |= sign_a
+    elif case == 4:  # large products of one sign: overflow
+        a, b = pick(ca, "big", lanes) & ~sign_a, pick(cb, "big", lanes) & ~sign_b
+        if rng.random() < 0.5:
+            a |= sign_a
+    elif case == 5:  # NaN, Inf, Inf - Inf, Inf x 0
+        i = int(rng.integers(0, lanes))
+        kinds = [k for k in ("nan", "inf") if k in ca or k in cb]
+        kind = kinds[int(rng.integers(0, len(kinds)))] if kinds else "finite"
+        if kind in ca:
+            a[i] = pick(ca, kind, 1)[0]
+        else:
+            b[i] = pick(cb, kind, 1)[0]
+        if rng.random() < 0.3:
+            j = (i + 1) % lanes
+            a[j], b[j] = a[i] ^ sign_a, b[i]
+        elif rng.random() < 0.3:
+            b[i] = pick(cb, "zero", 1)[0]
+    elif case == 6:  # all-zero products, of mixed or all-negative signs
+        a = pick(ca, "zero", lanes)
+        if rng.random() < 0.5:
+            b = b & ~sign_b
+            a = a | sign_a
+    return a, b
+
+
+def _fused_vectors(pe: FusedDot, n: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+    """``n`` steps of ``pe.n`` operand pairs each (random, with the fused adder's hard
+    cases: :func:`_fused_step`), cleared every 1 to 6 steps."""
+    fa, fb, lanes = pe.a_format, pe.b_format, pe.n
+    ca, cb = _code_classes(fa, rng), _code_classes(fb, rng)
+    sign_a, sign_b = 1 << (fa.bits - 1), 1 << (fb.bits - 1)
+    a = np.zeros((n, lanes), np.int64)
+    b = np.zeros((n, lanes), np.int64)
+    for t in range(n):
+        a[t], b[t] = _fused_step(ca, cb, lanes, sign_a, sign_b, rng)
+    clear = _clears(n, 6, rng)
+    # first, fixed steps for the signs of zero: from +0, one negative product of the
+    # smallest subnormals and -0 products (a tiny negative sum: -0 where the accumulator
+    # rounds it to zero), then -0 products only (the IEEE sum keeps -0), then a new sum
+    # of pairs that cancel exactly (+0)
+    tiny_a, tiny_b = int(ca.get("subnormal", ca["finite"]).min()), \
+        int(cb.get("subnormal", cb["finite"]).min())
+    one_a, one_b = int(ca["finite"][len(ca["finite"]) // 2]), int(cb["finite"][-1]) & ~sign_b
+    cancel_b = np.full(lanes, one_b)
+    cancel_b[lanes // 2: 2 * (lanes // 2)] ^= sign_b
+    neg_zeros = np.full(lanes, int(ca["zero"].min()) | sign_a)
+    tiny = neg_zeros.copy()
+    tiny[0] = tiny_a | sign_a
+    fixed = [(tiny, np.full(lanes, tiny_b & ~sign_b), 1), (neg_zeros, np.full(lanes, one_b), 0),
+             (np.full(lanes, one_a), cancel_b, 1)]
+    for t, (fa_codes, fb_codes, c) in enumerate(fixed[:n]):
+        a[t], b[t], clear[t] = fa_codes, fb_codes, c
+    accm = pe.datapath.accumulator
+    acc = R.fused_dot_ref(fa, fb, accm, a, b, clear)
+    inputs = {"a": _pack(a, fa.bits), "b": _pack(b, fb.bits), "en": np.ones(n, np.int64),
+              "clear": clear}
     return inputs, {"acc": acc}, {"reference": "simulator.gemm", "accumulator": str(accm)}
 
 

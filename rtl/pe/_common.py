@@ -4,9 +4,10 @@ registers and delays, the adder tree and the float accumulator register."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 
 from formats import BipolarInt, FixedBase, Integer, Minifloat, Overflow, Rounding, parse
@@ -199,20 +200,37 @@ def _round_by(m: Module, pr: Rounder | None, t: Term, name: str) -> Term:
     return _hw.round_term(m, pr.fmt, t, pr.rounding, pr.policy, name)
 
 
+#: one accumulation step: ``step(m, base)`` is the next accumulator code from the code
+#: ``base`` (the register, or +0 where a sum restarts)
+Step = Callable[[Module, Value], Value]
+
+
+def _step(fmt: Minifloat, term: Term, mode: Rounding, policy: Overflow,
+          step: Step | None) -> Step:
+    """``step``, or by default ``round(base + term)`` (:func:`rtl._hw.add_round`)."""
+    if step is not None:
+        return step
+    return lambda m, base: _hw.add_round(m, fmt, base, term, mode, policy, "sum")
+
+
 def _accumulate(m: Module, fmt: Minifloat, acc: Any, term: Term, en: Any, clear: Any,
-                mode: Rounding, policy: Overflow, promotion: Promotion | None = None) -> None:
+                mode: Rounding, policy: Overflow, promotion: Promotion | None = None,
+                step: Step | None = None) -> None:
     """The accumulator register. A format without NaN (E2M1, E3M2, ...) gets a sticky
     invalid flag: once a NaN arises the output reads +0 (formats' encoding of NaN there)
     until ``clear``, as simulator.Accumulator, which keeps the NaN internally.
 
-    With ``promotion`` the output ``acc`` is the wide format's: see :func:`_promote`."""
+    Each enabled step adds ``term`` with one rounding, or computes ``step`` (a PE's own
+    adder, e.g. the fused multi-term adder; ``term.nan`` then flags a step whose result
+    is NaN whatever the accumulator held). With ``promotion`` the output ``acc`` is the
+    wide format's: see :func:`_promote`."""
     if promotion is not None:
-        _promote(m, fmt, acc, term, en, clear, mode, policy, promotion)
+        _promote(m, fmt, acc, term, en, clear, mode, policy, promotion, step)
         return
     reg = Signal(fmt.bits, name="acc_r")
     base = Signal(fmt.bits, name="acc_base")
     m.d.comb += base.eq(Mux(clear, 0, reg))
-    nxt = _hw.add_round(m, fmt, base, term, mode, policy, "sum")
+    nxt = _step(fmt, term, mode, policy, step)(m, base)
     with m.If(en):
         m.d.sync += reg.eq(nxt)
     with m.Elif(clear):
@@ -233,7 +251,8 @@ def _with_nan(m: Module, t: Term, flag: Any, name: str) -> Term:
 
 
 def _promote(m: Module, fmt: Minifloat, acc: Any, term: Term, en: Any, clear: Any,
-             mode: Rounding, policy: Overflow, pr: Promotion) -> None:
+             mode: Rounding, policy: Overflow, pr: Promotion,
+             step: Step | None = None) -> None:
     """Chunked promotion (``simulator.Accumulator(chunk=..., chunk_format=...)``).
 
     Registers: the narrow partial sum ``acc_r`` of the current chunk (``fmt``), the wide
@@ -265,7 +284,7 @@ def _promote(m: Module, fmt: Minifloat, acc: Any, term: Term, en: Any, clear: An
     m.d.comb += [full.eq(count == pr.steps), restart.eq(clear | full)]
     base = Signal(fmt.bits, name="acc_base")
     m.d.comb += base.eq(Mux(restart, 0, reg))
-    nxt = _hw.add_round(m, fmt, base, term, mode, policy, "sum")
+    nxt = _step(fmt, term, mode, policy, step)(m, base)
     with m.If(en):
         m.d.sync += [reg.eq(nxt), count.eq(Mux(restart, 1, count + 1))]
         if invalid is not None:

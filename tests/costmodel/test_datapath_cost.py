@@ -20,7 +20,11 @@ ACCUMULATING = ["a=mxfp4 b=mxfp4 acc=float32,nearest_even,tree32",
                 "a=mxint8 b=mxint8 acc=float16,nearest_even,tree8@bfloat16,chunk64->e5m2,"
                 "products@bfloat16",
                 "a=int8 b=int8 acc=float32",
-                "a=bfloat16 b=int4 acc=bfloat16,toward_zero,chunk16->float32,products@e5m2"]
+                "a=bfloat16 b=int4 acc=bfloat16,toward_zero,chunk16->float32,products@e5m2",
+                "a=e4m3 b=e5m2 acc=e8m13,toward_zero,fused32w13,align_from=exponents,"
+                "chunk128->float32",
+                "a=e4m3 b=e4m3 acc=float16,up,fused8w10,align_rounding=nearest_even,"
+                "align_acc=false"]
 SHIFT_ADD = "a=int8 b=int4_g128 acc=float32,nearest_even,tree128 k=8"
 #: datapaths without a running sum (terms)
 FIXED_LENGTH = ["a=e4m3 b=e5m2 acc=exact terms=1 out=bfloat16,toward_zero",
@@ -124,3 +128,35 @@ def test_gemm_cost_datapath_argument_errors() -> None:
     with pytest.raises(ValueError, match=r"^a simulator\.Datapath takes no options; the "
                        r"datapath holds them, not stages$"):
         costmodel.estimate(dp, stages=1)
+
+
+#: the H100 FP8 fused adder (Accumulator.named("h100_fp8_fast_accum")) at other widths
+FUSED = "a=e4m3 b=e4m3 acc=e8m13,toward_zero,fused{n}w{w},align_from=exponents"
+
+
+def test_fused_adder_cost_grows_with_its_terms_and_window() -> None:
+    """The fused adder is priced from its width: more products per step (multipliers,
+    shifters, a deeper adder tree) and a wider window (wider shifters and adders) cost
+    more area and energy per step (Yosys, xilinx LUTs: 2316 for 8 products, 7562 for
+    32); a GEMM on it takes n products per cycle, so fewer cycles."""
+    def dp(n: int, w: int) -> Datapath:
+        return Datapath.parse(FUSED.format(n=n, w=w))
+
+    for target in ("xilinx", "cmos"):
+        cost = {(n, w): costmodel.estimate(dp(n, w), target=target).primary
+                for n, w in ((8, 13), (16, 13), (32, 13), (32, 25))}
+        assert cost[8, 13] < cost[16, 13] < cost[32, 13] < cost[32, 25]
+    assert costmodel.energy_per_op(dp(8, 13)) < costmodel.energy_per_op(dp(32, 13)) \
+        < costmodel.energy_per_op(dp(32, 25))
+    g8, g32 = (costmodel.gemm_cost(512, 512, 512, dp(n, 13)) for n in (8, 32))
+    assert g8.pe == g32.pe == "FusedDot"
+    assert (g8.macs_per_cycle, g32.macs_per_cycle) == (8, 32)
+    assert g32.cycles < g8.cycles and g32.area > g8.area
+    assert g32.pe_options["align_bits"] == "13" and g32.pe_options["n"] == "32"
+    # the named model is the 32-product, 13-bit step; torch._scaled_mm adds the float32
+    # promotion (its register and adder), written out in float32
+    named = Datapath("e4m3", "e4m3", Accumulator.named("h100_fp8_fast_accum"))
+    assert costmodel.estimate(named) == costmodel.estimate(dp(32, 13))
+    scaled = Datapath("e4m3", "e4m3", Accumulator.named("h100_fp8_scaled_mm"))
+    assert costmodel.estimate(scaled).primary > costmodel.estimate(named).primary
+    assert costmodel.gemm_cost(64, 64, 256, scaled).bits["c"] == 64 * 64 * 32

@@ -22,7 +22,8 @@ from costmodel.pareto import format_cost
 from costmodel.synth import synthesize, synthesize_verilog
 from numfab.cli import build_parser
 
-PES = r"IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, ShiftAddPe"
+PES = (r"IntMac, FloatMul, FloatMac, BlockDot, FusedDot, Quantizer, BipolarPe, LutPe, "
+       r"ShiftAddPe")
 TILE = "block<e4m3;e8m0;4x4;floor>"
 
 

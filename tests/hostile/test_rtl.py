@@ -28,7 +28,8 @@ from rtl import (
 from rtl.outputs import check_output_dir, check_output_file, write_text
 from rtl.vectors import make_vectors
 
-PES = r"IntMac, FloatMul, FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, ShiftAddPe"
+PES = (r"IntMac, FloatMul, FloatMac, BlockDot, FusedDot, Quantizer, BipolarPe, LutPe, "
+       r"ShiftAddPe")
 KEEP = b"the user's own bytes\n"
 
 
@@ -279,7 +280,8 @@ def test_output_path_kinds(check: Any, value: Any, exc: type[Exception], msg: st
      r"^numfab rtl generate: --datapath names its PE \(rtl\.build\(datapath\)\); give it "
      r"without the PE kind 'FloatMac'$"),
     (["generate", "-o", "newdir"], r"^numfab rtl generate: give a PE kind \(IntMac, FloatMul, "
-     r"FloatMac, BlockDot, Quantizer, BipolarPe, LutPe, ShiftAddPe\) or --datapath$"),
+     r"FloatMac, BlockDot, FusedDot, Quantizer, BipolarPe, LutPe, ShiftAddPe\) or "
+     r"--datapath$"),
     (["vectors", "--datapath", "a=e4m3 b=e4m3 acc=float16,stochastic,seed=1", "-o", "v.csv"],
      r"^numfab rtl vectors: --datapath: no PE computes the datapath .*: it needs stochastic "
      r"rounding \(no PE has a random source\)$"),

@@ -38,6 +38,11 @@ BUILDABLE = [
     ("a=float16 b=none acc=exact terms=1 out=int8,down", "Quantizer"),
     ("a=bipolar2 b=int4 acc=exact,tree8 terms=8", "BipolarPe"),
     ("a=int8 b=int2 acc=exact,tree4 terms=8 lut=true", "LutPe"),
+    ("a=e4m3 b=e5m2 acc=e8m13,toward_zero,fused32w13,align_from=exponents,chunk128->float32",
+     "FusedDot"),
+    ("a=bfloat16 b=bfloat16 acc=float32,toward_zero,fused16w25,align_from=exponents,"
+     "inf_on_overflow", "FusedDot"),
+    ("a=e2m1 b=e3m2 acc=float16,down,fused4w6,align_rounding=up,align_acc=false", "FusedDot"),
 ]
 
 
@@ -152,6 +157,19 @@ def test_integer_operand_pe_verifies_on_both_simulators(text: str, tmp_path) -> 
     ("a=e4m3 b=mxfp4 acc=float32", r"a PE for these formats: PEs take block x block"),
     ("a=bipolar2 b=e4m3 acc=float32", r"a PE for these formats: PEs take block x block"),
     ("a=int8 b=int8 acc=fixed<8,8>", r"a PE for these formats: PEs take block x block"),
+    ("a=mxfp8_e4m3 b=mxfp8_e4m3 acc=float32,toward_zero,fused32w13", r"the fused adder over "
+     r"mxfp8_e4m3 x mxfp8_e4m3 \(FusedDot multiplies scalar minifloats\)"),
+    ("a=int8 b=e4m3 acc=float32,toward_zero,fused8w13", r"the fused adder over int8 x "
+     r"float8_e4m3fn"),
+    ("a=e4m3 b=e4m3 acc=float32,toward_zero,fused8w13,products@bfloat16", r"products "
+     r"rounded to bfloat16 before the fused adder \(FusedDot aligns exact products\)"),
+    ("a=e4m3 b=e4m3 acc=float32,toward_zero,fused32w13 k=8", r"a fused step of 32 products "
+     r"taken over 4 cycles of k=8 \(FusedDot takes a whole step per cycle"),
+    ("a=e4m3 b=e4m3 acc=float32,toward_zero,fused8w13 out=bfloat16", r"the running sum "
+     r"rounded to out=bfloat16"),
+    ("a=e4m3 b=e4m3 acc=float16,stochastic,seed=3,fused8w10", r"stochastic rounding"),
+    ("a=e4m3 b=e4m3 acc=float32,toward_zero,inf_on_overflow", r"overflow to \+-Inf in every "
+     r"rounding mode \(inf_on_overflow: FusedDot's, order='fused'\)"),
 ])
 def test_datapaths_no_pe_computes(text: str, match: str) -> None:
     with pytest.raises(ValueError, match=r"no PE computes the datapath .*" + match):
@@ -178,6 +196,11 @@ EVERY_KIND = [
     lambda: rtl.LutPe("int4", "int8", group=1, groups=3),
     lambda: rtl.ShiftAddPe("int4", "int8_g64", "bfloat16", lanes=16, rounding="up",
                            overflow="saturate"),
+    lambda: rtl.FusedDot("e4m3fn", "e5m2", "e8m13", n=16, align_bits=13,
+                         rounding="toward_zero", align_from="exponents", stages=1, chunk=64),
+    lambda: rtl.FusedDot("bfloat16", "float16", "float32", n=4, align_bits=20,
+                         rounding="down", align_rounding="nearest_away", align_acc=False,
+                         inf_on_overflow=True),
 ]
 
 
