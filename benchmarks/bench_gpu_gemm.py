@@ -184,6 +184,13 @@ def check(min_macs: int) -> None:
                 break
     print(f"TOTAL {total} MACs compared, {bad_total} mismatching outputs", flush=True)
     linear()
+    # a product beyond the device's memory: a clear error before any allocation
+    big = torch.randn((1 << 17, 64), device="cuda")
+    try:
+        gemm(big, big.T, a_format="e4m3", b_format="e4m3", accumulator="float16")
+        print("beyond memory: NO ERROR", flush=True)
+    except ValueError as exc:
+        print(f"beyond memory: {type(exc).__name__}: {exc}", flush=True)
 
 
 def linear() -> None:
