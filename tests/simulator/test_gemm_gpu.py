@@ -149,7 +149,7 @@ def test_integer_and_exact(acc: str, af: str, bf: str, K: int, path: str) -> Non
 
 def test_specials_batches_and_epilogue() -> None:
     # NaN / Inf operands, a batch broadcast against one b, out_format with rounding
-    a, b = _data(3, 6, 33, 5, 4, batch=(2, 1))
+    a, b = _data(3, 6, 17, 5, 4, batch=(2, 1))
     a[0, 0, 0, 3] = np.inf
     a[1, 0, 2, 7] = np.nan
     b[5, 1] = -np.inf
@@ -158,7 +158,7 @@ def test_specials_batches_and_epilogue() -> None:
         _same(ref, gemm(torch.from_numpy(a), torch.from_numpy(b), a_format="e5m2",
                         b_format="e5m2", accumulator=acc))
     dp = Datapath.parse("a=e4m3 b=e4m3 acc=float16,toward_zero out=e4m3,toward_zero")
-    a, b = _data(4, 7, 50, 6, 3)
+    a, b = _data(4, 7, 20, 6, 3)
     ref = gemm(a, b, datapath=dp)
     _same(ref, gemm(torch.from_numpy(a), torch.from_numpy(b), datapath=dp))
     # NVFP4's tensor scale, applied in the epilogue
@@ -252,33 +252,14 @@ def test_what_the_gpu_cannot_run_falls_back_only_when_allowed() -> None:
 
 
 def test_named_silicon_models_on_the_gpu_path() -> None:
-    for name, fa, fb in (("h100_fp8_scaled_mm", "e4m3", "e4m3"),
-                         ("h100_fp8_fast_accum", "e4m3", "e5m2"),
-                         ("h100_fp16_triton", "float16", "float16")):
+    # CI: one by name (SETTINGS holds the others' datapaths); NUMFAB_FULL=1: three
+    models = [("h100_fp8_fast_accum", "e4m3", "e5m2")] + ([
+        ("h100_fp8_scaled_mm", "e4m3", "e4m3"), ("h100_fp16_triton", "float16", "float16"),
+    ] if FULL else [])
+    for name, fa, fb in models:
         acc = Accumulator.named(name)
-        assert _compare(acc, fa, fb, K=150 if FULL else 40, spread=5,
+        assert _compare(acc, fa, fb, K=150 if FULL else 33, spread=5,
                         seed=11).endswith("kernel")
-
-
-def test_bit_true_linear_runs_on_the_device_path() -> None:
-    # a model "on the GPU" (emulated): simulate()'s bit-true Linear calls the GPU gemm
-    # (no host copy) and gives the host path's outputs
-    from torch import nn
-
-    from simulator.torch import LayerSpec, simulate
-
-    torch.manual_seed(3)
-    lin = nn.Linear(48, 10)
-    x = torch.randn(2, 3, 48)
-    acc = Accumulator.named("h100_fp8_fast_accum")
-    spec = LayerSpec(weight="e4m3", act="e4m3", accumulator=acc)
-    with simulate(lin, spec) as sm:
-        y = sm(x)
-    assert GG.LAST[0].endswith("kernel")
-    want = gemm(x.reshape(6, 48).double().numpy(), lin.weight.detach().double().numpy().T,
-                a_format="e4m3", b_format="e4m3", accumulator=acc)
-    want = torch.from_numpy(want + lin.bias.detach().double().numpy()).float()
-    assert torch.equal(y.reshape(6, 10), want)
 
 
 def _both(a: np.ndarray, b: np.ndarray, force64: bool = False, **kw: Any) -> str:
@@ -308,9 +289,9 @@ def test_review_cases() -> None:
                 "e7m23,nearest_even,fused4w13,align_acc=false"):
         _both(a, b, a_format="e4m3", b_format="e4m3", accumulator=acc)
     # a scale of p bits adds p bits to a product (15 * 15 = 225)
-    ia = np.full((4, 128), 127.0)
+    ia = np.full((3, 64), 127.0)
     ia[:, ::3] = 125.0
-    b = rng.integers(235, 251, (128, 8)).astype(np.float64)
+    b = rng.integers(235, 251, (64, 5)).astype(np.float64)
     _both(ia * 1.875, b, a_format="int8_g64_ue4m3", b_format="int10",
           accumulator="float32,nearest_even,tree64")
     # operand exponents below float32's normal range
