@@ -453,7 +453,7 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
         batch: tuple[int, ...]) -> tuple[Any, Any, int]:
     """simulator.gemm._run on the device: (hi, lo or None, grid) with value = (hi + lo)
     * 2**-grid, torch float64 tensors of shape batch + (M, N)."""
-    from .gemm import _bounds
+    from .gemm import check_stats, check_trees, grid_of, operand_emins
 
     torch = _torch()
     Kd = opa.elements.shape[-1]
@@ -465,10 +465,7 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
     W = acc.tree_width if acc.order in (Order.TREE, Order.FUSED) else 1
     assert W is not None
     has_scale = opa.scales is not None or opb.scales is not None
-    for op, name in ((opa, "a"), (opb, "b")):
-        if op.scales is not None and W > 1 and op.block % W and acc.order is Order.TREE:
-            raise ValueError(f"tree_width ({W}) must divide {name}'s block size ({op.block}): "
-                             "an adder-tree group lies within one block")
+    check_trees(acc, opa, opb, W)
     fused = acc.order is Order.FUSED
     rounded = acc.product_format is not None or acc.tree_format is not None or fused
     J = -(-Kd // W)
@@ -478,37 +475,13 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
     sb = _stats(opb.scales) if opb.scales is not None else (1.0, 1.0, True)
     finite = fa and fb and sa[2] and sb[2]
     stats = ((ea, qa, fa), (eb, qb, fb), sa, sb)
-    q_el, max_el, q_add, bound, span = _bounds(stats, J, W, rounded)
-    if finite and W > 1 and not fused and max_el > 0 and math.log2(max_el / q_el) > 53:
-        raise ValueError(f"an adder tree of width {W} over these operands spans "
-                         f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
-                         "use a smaller tree_width or narrower operand formats")
-    if not finite and (fmt is None or isinstance(fmt, FixedBase)):
-        which = "a" if not (fa and sa[2]) else "b"
-        raise ValueError(f"{which} holds NaN or Inf, which the {fmt or 'exact'} accumulator "
-                         "cannot hold; integer and exact accumulators take finite operands")
+    q_add, bound, span = check_stats(acc, stats, J, W)
     if not rounded and not FORCE_FLOAT64[0]:
         hit = _fast_exact(opa, opb, acc, stats, J, W, A, Bt, ia, ib, shape)
         if hit is not None:
             return hit
-    grid = 0
-    if fmt is None:
-        if span > 62:
-            raise ValueError(f"the exact accumulator holds sums of at most 62 significant "
-                             f"bits; these operands span {span:.0f} (use a float64 or "
-                             "float32 accumulator)")
-        grid = -int(math.log2(q_add)) if finite and bound > 0 else 0
-    elif isinstance(fmt, FixedBase):
-        grid = -fmt.ulp_exp
-    emins = None
-    if fused and acc.align_from == "exponents":
-        for op, name in ((opa, "a"), (opb, "b")):
-            if not isinstance(op.fmt, Minifloat) or op.scales is not None or \
-                    acc.product_format is not None:
-                raise ValueError(f"align_from='exponents' takes the exponents of scalar "
-                                 f"minifloat operands (products not rounded); {name} is "
-                                 f"{op.fmt}")
-        emins = (opa.fmt.emin, opb.fmt.emin)
+    grid = grid_of(acc, span, finite and bound > 0, q_add)
+    emins = operand_emins(acc, opa, opb)
     elem_f32 = all(_f32_exact(x) for x in (A, Bt) + tuple(
         o.scales for o in (opa, opb) if o.scales is not None))
     f32 = f32_tier(acc, stats, J, W, elem_f32, (_precision(opa.fmt), _precision(opb.fmt)),
@@ -729,25 +702,10 @@ def _fast_exact(opa: GpuOperand, opb: GpuOperand, acc: Accumulator, stats: Any, 
     below 2**31 take an int8 tensor-core matmul (torch._int_mm, int32 accumulation: exact
     by that bound), the rest a float64 matmul (cuBLAS DGEMM: every product and partial
     sum exact by the 53-bit bound, so its order does not matter)."""
-    from .gemm import _bounds, _fits
+    from .gemm import exact_fits
 
     torch = _torch()
-    if not all(st[2] for st in stats):
-        return None
-    _, _, q_add, bound, span = _bounds(stats, J, W, False)
-    fmt = acc.format
-    if span > 53:
-        return None
-    if fmt is None:
-        fits = True
-    elif isinstance(fmt, FixedBase):
-        grid_q = 2.0 ** fmt.ulp_exp
-        fits = (q_add >= grid_q and math.log2(q_add / grid_q).is_integer()
-                and bound <= fmt.max)
-    else:
-        fits = _fits(fmt, span, bound, q_add) and (
-            acc.chunk is None or _fits(acc.chunk_format, span, bound, q_add))
-    if not fits:
+    if not exact_fits(acc, stats, J, W):
         return None
     (ea, qa, _), (eb, qb, _), _, _ = stats
     da = _dequant(opa).reshape(A.shape)

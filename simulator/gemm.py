@@ -545,11 +545,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     W = acc.tree_width if acc.order in (Order.TREE, Order.FUSED) else 1
     assert W is not None
     has_scale = opa.scales is not None or opb.scales is not None
-    for op, name in ((opa, "a"), (opb, "b")):
-        # (the fused adder scales each product itself: its steps may span blocks)
-        if op.scales is not None and W > 1 and op.block % W and acc.order is Order.TREE:
-            raise ValueError(f"tree_width ({W}) must divide {name}'s block size ({op.block}): "
-                             "an adder-tree group lies within one block")
+    check_trees(acc, opa, opb, W)
     # the fused adder's alignment rounds terms (to at most twice their magnitude, on a
     # grid no finer than theirs): no BLAS fast path, no exact-tree check
     fused = acc.order is Order.FUSED
@@ -568,28 +564,12 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
     sb_max, sb_q, fsb = _stats(opb.scales) if opb.scales is not None else (1.0, 1.0, True)
     finite = fa and fb and fsa and fsb
     stats = ((ea, qa, fa), (eb, qb, fb), (sa_max, sa_q, fsa), (sb_max, sb_q, fsb))
-    q_el, max_el, q_add, bound, span = _bounds(stats, J, W, rounded)
-    if finite and W > 1 and not fused and max_el > 0 and math.log2(max_el / q_el) > 53:
-        raise ValueError(f"an adder tree of width {W} over these operands spans "
-                         f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
-                         "use a smaller tree_width or narrower operand formats")
-    if not finite and (fmt is None or isinstance(fmt, FixedBase)):
-        which = "a" if not (fa and fsa) else "b"
-        raise ValueError(f"{which} holds NaN or Inf, which the {fmt or 'exact'} accumulator "
-                         "cannot hold; integer and exact accumulators take finite operands")
+    q_add, bound, span = check_stats(acc, stats, J, W)
     if not rounded:
         hit = _fast_exact(opa, opb, acc, stats, J, W, A.shape, Bt.shape, ia, ib, shape)
         if hit is not None:
             return hit
-    grid = 0
-    if fmt is None:
-        if span > 62:
-            raise ValueError(f"the exact accumulator holds sums of at most 62 significant "
-                             f"bits; these operands span {span:.0f} (use a float64 or "
-                             "float32 accumulator)")
-        grid = -int(math.log2(q_add)) if finite and bound > 0 else 0
-    elif isinstance(fmt, FixedBase):
-        grid = -fmt.ulp_exp
+    grid = grid_of(acc, span, finite and bound > 0, q_add)
     # Provable shortcuts, decided from the data: (1) rounding a product to product_format
     # is the identity when the format holds every product (precision: the operands'
     # significand bits; range: qa*qb and ea*eb); (2) every float64 sum acc + addend is
@@ -609,15 +589,7 @@ def _run(opa: Operand, opb: Operand, acc: Accumulator,
         growth = math.exp(J * math.log1p(fmt.eps)) * 2.0
         top = min(fmt.max, (bound + J * fmt.smallest_subnormal) * growth) + bound
         exact_add = math.log2(top / q_add) <= 52
-    emins = None
-    if fused and acc.align_from == "exponents":
-        for op, name in ((opa, "a"), (opb, "b")):
-            if not isinstance(op.fmt, Minifloat) or op.scales is not None or \
-                    acc.product_format is not None:
-                raise ValueError(f"align_from='exponents' takes the exponents of scalar "
-                                 f"minifloat operands (products not rounded); {name} is "
-                                 f"{op.fmt}")
-        emins = (opa.fmt.emin, opb.fmt.emin)
+    emins = operand_emins(acc, opa, opb)
     kern = _kernel(acc, W, has_scale, grid, exact_add, round_products, emins)
     Bk = np.ascontiguousarray(np.swapaxes(Bt, -1, -2), np.float64)
     # scalar operands: one scale of 1 spanning all of K
@@ -701,23 +673,9 @@ def _fast_exact(opa: Operand, opb: Operand, acc: Accumulator, stats: Any, J: int
     bits), no addition ever rounds or overflows, so the result is the exact sum, which
     float64 BLAS computes exactly (float32 BLAS too within 24 bits and float32's range).
     """
-    if not all(st[2] for st in stats):
+    if not exact_fits(acc, stats, J, W):
         return None
     _, _, q_add, bound, span = _bounds(stats, J, W, False)
-    fmt = acc.format
-    if span > 53:
-        return None
-    if fmt is None:
-        fits = True
-    elif isinstance(fmt, FixedBase):
-        grid_q = 2.0 ** fmt.ulp_exp
-        fits = (q_add >= grid_q and math.log2(q_add / grid_q).is_integer()
-                and bound <= fmt.max)
-    else:
-        fits = _fits(fmt, span, bound, q_add) and (
-            acc.chunk is None or _fits(acc.chunk_format, span, bound, q_add))
-    if not fits:
-        return None
     da = opa.dequantize().reshape(ashape)
     db = opb.dequantize().reshape(bshape)
     f32 = span <= 24 and q_add >= 2.0**-149 and bound < 2.0**127
@@ -728,6 +686,85 @@ def _fast_exact(opa: Operand, opb: Operand, acc: Accumulator, stats: Any, J: int
     else:
         hi = np.matmul(da[ia], np.swapaxes(db[ib], -1, -2))
     return hi.astype(np.float64, copy=False).reshape(shape), None, 0
+
+
+def check_trees(acc: Accumulator, opa: Any, opb: Any, W: int) -> None:
+    """An adder-tree group lies within one block of each block-scaled operand (the
+    fused adder scales each product itself: its steps may span blocks)."""
+    for op, name in ((opa, "a"), (opb, "b")):
+        if op.scales is not None and W > 1 and op.block % W and acc.order is Order.TREE:
+            raise ValueError(f"tree_width ({W}) must divide {name}'s block size ({op.block}): "
+                             "an adder-tree group lies within one block")
+
+
+def exact_fits(acc: Accumulator, stats: Any, J: int, W: int) -> bool:
+    """Whether every partial sum, in any order and grouping, is exact in the accumulator
+    (a multiple of q_add no larger than `bound`, within its precision and range and
+    float64's 53 bits): then a BLAS computes the exact sum (CPU and GPU shortcuts)."""
+    if not all(st[2] for st in stats):
+        return False
+    _, _, q_add, bound, span = _bounds(stats, J, W, False)
+    fmt = acc.format
+    if span > 53:
+        return False
+    if fmt is None:
+        return True
+    if isinstance(fmt, FixedBase):
+        grid_q = 2.0 ** fmt.ulp_exp
+        return (q_add >= grid_q and math.log2(q_add / grid_q).is_integer()
+                and bound <= fmt.max)
+    return _fits(fmt, span, bound, q_add) and (
+        acc.chunk is None or _fits(acc.chunk_format, span, bound, q_add))
+
+
+def check_stats(acc: Accumulator, stats: Any, J: int, W: int) -> tuple[float, float, float]:
+    """The data checks of both paths (stats: (max, quantum, finite) of a, b and their
+    scales): an exact adder tree within float64's 53 bits, finite operands for integer
+    and exact accumulators. Returns (q_add, bound, span) of :func:`_bounds`."""
+    fused = acc.order is Order.FUSED
+    rounded = acc.product_format is not None or acc.tree_format is not None or fused
+    (_, _, fa), (_, _, fb), (_, _, fsa), (_, _, fsb) = stats
+    finite = fa and fb and fsa and fsb
+    q_el, max_el, q_add, bound, span = _bounds(stats, J, W, rounded)
+    if finite and W > 1 and not fused and max_el > 0 and math.log2(max_el / q_el) > 53:
+        raise ValueError(f"an adder tree of width {W} over these operands spans "
+                         f"{math.log2(max_el / q_el):.0f} bits, beyond float64's exact 53; "
+                         "use a smaller tree_width or narrower operand formats")
+    fmt = acc.format
+    if not finite and (fmt is None or isinstance(fmt, FixedBase)):
+        which = "a" if not (fa and fsa) else "b"
+        raise ValueError(f"{which} holds NaN or Inf, which the {fmt or 'exact'} accumulator "
+                         "cannot hold; integer and exact accumulators take finite operands")
+    return q_add, bound, span
+
+
+def grid_of(acc: Accumulator, span: float, nonzero: bool, q_add: float) -> int:
+    """The integer grid 2**-grid of an exact (the data's quantum) or fixed-point
+    accumulator; 0 for floats."""
+    fmt = acc.format
+    if fmt is None:
+        if span > 62:
+            raise ValueError(f"the exact accumulator holds sums of at most 62 significant "
+                             f"bits; these operands span {span:.0f} (use a float64 or "
+                             "float32 accumulator)")
+        return -int(math.log2(q_add)) if nonzero else 0
+    if isinstance(fmt, FixedBase):
+        return -fmt.ulp_exp
+    return 0
+
+
+def operand_emins(acc: Accumulator, opa: Any, opb: Any) -> tuple[int, int] | None:
+    """The operands' formats' emin where the fused adder aligns by operand exponents
+    (align_from='exponents': scalar minifloats, products not rounded), else None."""
+    if acc.order is not Order.FUSED or acc.align_from != "exponents":
+        return None
+    for op, name in ((opa, "a"), (opb, "b")):
+        if not isinstance(op.fmt, Minifloat) or op.scales is not None or \
+                acc.product_format is not None:
+            raise ValueError(f"align_from='exponents' takes the exponents of scalar "
+                             f"minifloat operands (products not rounded); {name} is "
+                             f"{op.fmt}")
+    return (opa.fmt.emin, opb.fmt.emin)
 
 
 def _fits(fmt: Minifloat, span: float, bound: float, q: float) -> bool:
