@@ -286,6 +286,29 @@ def _scale_of(sa_base, sb_base, k, rm, rn, N, nba, nbb, bsa, bsb, mm, nm, K: tl.
 
 
 @triton.jit
+def _tile(At, Bk, ia, ib, sA, sB, M, N, nba, nbb, K: tl.constexpr, BM: tl.constexpr,
+          BN: tl.constexpr):
+    """This program's output tile: program_id(0) = batch element * row tiles + row tile
+    (the batch folded into axis 0: axes 1 and 2 hold at most 65535 programs),
+    program_id(1) the column tile. Returns M, N as int64, the tile's rows and columns,
+    their masks, the operand and scale base pointers of its batch element, and its
+    global output rows t."""
+    n_pm = tl.cdiv(M, BM)
+    pid = tl.program_id(0)
+    bi = (pid // n_pm).to(tl.int64)
+    pm = pid % n_pm
+    pn = tl.program_id(1)
+    M = tl.cast(M, tl.int64)  # (tl.cast: an argument equal to 1 arrives as a constexpr)
+    N = tl.cast(N, tl.int64)
+    rm = pm.to(tl.int64) * BM + tl.arange(0, BM)
+    rn = pn.to(tl.int64) * BN + tl.arange(0, BN)
+    xa = tl.load(ia + bi).to(tl.int64)
+    xb = tl.load(ib + bi).to(tl.int64)
+    return (M, N, rm, rn, rm < M, rn < N, At + xa * K * M, Bk + xb * K * N,
+            sA + xa * M * nba, sB + xb * nbb * N, bi * M + rm)
+
+
+@triton.jit
 def gemm_kernel(
     At, Bk, ia, ib, sA, sB, out, lo_out, bad_out, off_out, M, N, nba, nbb, bsa, bsb,
     seed,
@@ -317,24 +340,8 @@ def gemm_kernel(
     J: tl.constexpr = (K + W - 1) // W
     EMAXW: tl.constexpr = 127 if F32 else 1023
     PAD: tl.constexpr = K % W != 0
-    n_pm = tl.cdiv(M, BM)
-    pid = tl.program_id(0)
-    bi = (pid // n_pm).to(tl.int64)
-    pm = pid % n_pm
-    pn = tl.program_id(1)
-    M = tl.cast(M, tl.int64)  # (tl.cast: an argument equal to 1 arrives as a constexpr)
-    N = tl.cast(N, tl.int64)
-    rm = pm.to(tl.int64) * BM + tl.arange(0, BM)
-    rn = pn.to(tl.int64) * BN + tl.arange(0, BN)
-    mm = rm < M
-    nm = rn < N
-    xa = tl.load(ia + bi).to(tl.int64)
-    xb = tl.load(ib + bi).to(tl.int64)
-    a_base = At + xa * K * M
-    b_base = Bk + xb * K * N
-    sa_base = sA + xa * M * nba
-    sb_base = sB + xb * nbb * N
-    t = bi * M + rm
+    M, N, rm, rn, mm, nm, a_base, b_base, sa_base, sb_base, t = _tile(
+        At, Bk, ia, ib, sA, sB, M, N, nba, nbb, K, BM, BN)
     ridx = (t[:, None] * N + rn[None, :]) * J
     accf = tl.zeros((BM, BN), DT)
     acci = tl.zeros((BM, BN), tl.int64)
@@ -472,24 +479,8 @@ def addends_kernel(
     """The addends of the pairwise order (make_gemm's W == 1 addend: the product,
     rounded to the product format, times the block scales; integer accumulators: on the
     grid, off-grid flags into off_out) into buf (rows, N, K), K last."""
-    n_pm = tl.cdiv(M, BM)
-    pid = tl.program_id(0)
-    bi = (pid // n_pm).to(tl.int64)
-    pm = pid % n_pm
-    pn = tl.program_id(1)
-    M = tl.cast(M, tl.int64)  # (tl.cast: an argument equal to 1 arrives as a constexpr)
-    N = tl.cast(N, tl.int64)
-    rm = pm.to(tl.int64) * BM + tl.arange(0, BM)
-    rn = pn.to(tl.int64) * BN + tl.arange(0, BN)
-    mm = rm < M
-    nm = rn < N
-    xa = tl.load(ia + bi).to(tl.int64)
-    xb = tl.load(ib + bi).to(tl.int64)
-    a_base = At + xa * K * M
-    b_base = Bk + xb * K * N
-    sa_base = sA + xa * M * nba
-    sb_base = sB + xb * nbb * N
-    t = bi * M + rm
+    M, N, rm, rn, mm, nm, a_base, b_base, sa_base, sb_base, t = _tile(
+        At, Bk, ia, ib, sA, sB, M, N, nba, nbb, K, BM, BN)
     rows = t[:, None] * N + rn[None, :]
     msk = mm[:, None] & nm[None, :]
     off = tl.zeros((BM, BN), tl.int32)
