@@ -1,0 +1,274 @@
+"""Co-design search (issue 20): per-layer formats under a hardware budget.
+
+The search is an integer program: each layer takes exactly one candidate datapath
+(weight format, activation format, accumulator); the objective is the sum of per-layer
+sensitivities (the accuracy loss each choice causes), the constraints are budgets on
+summed per-layer costs (energy per token, weight bytes, PE area), layers tied to one
+choice (q/k/v of one attention, gate/up of one MLP) and pinned layers. It is solved
+exactly by HiGHS through :func:`scipy.optimize.milp`.
+
+This module holds the solver, the budget sweep (the accuracy-versus-cost front) and the
+cost tables (one :func:`costmodel.gemm_cost` per layer and candidate: the price of the
+exact datapath the format needs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["COSTS", "Candidate", "Solution", "brute_force", "budget_range", "front",
+           "layer_costs", "solve"]
+
+#: the cost keys of :func:`layer_costs` (what a budget may bound)
+COSTS = ("energy", "bytes", "area")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One choice of datapath for a layer: weight format, activation format (None:
+    bfloat16 activations) and accumulator (text of :class:`simulator.Accumulator`)."""
+
+    name: str
+    weight: str
+    act: str | None = None
+    accumulator: str = "float32"
+
+    def datapath(self) -> Any:
+        """The :class:`simulator.Datapath` a layer in this candidate computes (a: the
+        activations, b: the weights)."""
+        from simulator import Accumulator, Datapath
+
+        return Datapath(self.act or "bfloat16", self.weight, Accumulator.parse(self.accumulator))
+
+
+@dataclasses.dataclass(frozen=True)
+class Solution:
+    """A chosen candidate index per layer, its summed sensitivity and summed costs."""
+
+    choice: tuple[int, ...]
+    objective: float
+    totals: dict[str, float]
+
+
+def _arrays(sensitivity: Any, costs: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    s = np.asarray(sensitivity, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 1:
+        raise ValueError(f"sensitivity must be a (layers, candidates) array, not shape "
+                         f"{s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("sensitivity must be finite (a candidate that cannot run a layer: "
+                         "leave it out, or pin the layer)")
+    out = {}
+    for key, v in costs.items():
+        a = np.asarray(v, dtype=np.float64)
+        if a.shape != s.shape:
+            raise ValueError(f"cost {key!r} has shape {a.shape}; sensitivity has {s.shape}")
+        if not np.isfinite(a).all() or (a < 0).any():
+            raise ValueError(f"cost {key!r} must be finite and non-negative")
+        out[key] = a
+    return s, out
+
+
+def _groups(L: int, C: int, ties: Sequence[Sequence[int]], pins: Mapping[int, int]
+            ) -> tuple[list[list[int]], dict[int, int]]:
+    """Layers merged by ties into groups (each layer in one), and each group's pinned
+    candidate."""
+    parent = list(range(L))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for g in ties:
+        idx = list(g)
+        for i in idx:
+            if not isinstance(i, (int, np.integer)) or not 0 <= int(i) < L:
+                raise ValueError(f"tied layer {i!r} is not a layer index in 0..{L - 1}")
+        for i in idx[1:]:
+            parent[find(int(i))] = find(int(idx[0]))
+    roots: dict[int, list[int]] = {}
+    for i in range(L):
+        roots.setdefault(find(i), []).append(i)
+    groups = list(roots.values())
+    where = {i: gi for gi, g in enumerate(groups) for i in g}
+    gpins: dict[int, int] = {}
+    for layer, c in pins.items():
+        if not 0 <= int(layer) < L:
+            raise ValueError(f"pinned layer {layer!r} is not a layer index in 0..{L - 1}")
+        if not 0 <= int(c) < C:
+            raise ValueError(f"layer {layer} is pinned to candidate {c!r}, not one of "
+                             f"0..{C - 1}")
+        gi = where[int(layer)]
+        if gpins.get(gi, int(c)) != int(c):
+            raise ValueError(f"layers {sorted(groups[gi])} are tied but pinned to different "
+                             f"candidates ({gpins[gi]} and {c})")
+        gpins[gi] = int(c)
+    return groups, gpins
+
+
+def budget_range(costs: Mapping[str, Any], key: str, *, ties: Sequence[Sequence[int]] = (),
+                 pins: Mapping[int, int] | None = None) -> tuple[float, float]:
+    """(cheapest, most expensive) total of cost ``key`` over the assignments the ties and
+    pins allow (each group picks its cheapest / dearest candidate)."""
+    if key not in costs:
+        raise ValueError(f"no cost {key!r}; costs: {', '.join(costs)}")
+    a = np.asarray(costs[key], dtype=np.float64)
+    groups, gpins = _groups(a.shape[0], a.shape[1], ties, pins or {})
+    lo = hi = 0.0
+    for gi, g in enumerate(groups):
+        per = a[g].sum(axis=0)
+        if gi in gpins:
+            lo += per[gpins[gi]]
+            hi += per[gpins[gi]]
+        else:
+            lo += per.min()
+            hi += per.max()
+    return float(lo), float(hi)
+
+
+def solve(sensitivity: Any, costs: Mapping[str, Any], budget: Mapping[str, float], *,
+          ties: Sequence[Sequence[int]] = (), pins: Mapping[int, int] | None = None
+          ) -> Solution:
+    """The assignment of one candidate per layer minimizing the summed sensitivity with
+    every budgeted cost's total at most its budget (HiGHS, exact).
+
+    sensitivity, costs[key] : (layers, candidates) arrays; budget : cost key -> bound;
+    ties : groups of layer indices that take one candidate; pins : layer -> candidate.
+
+    Raises ValueError for a budget key without a cost, a budget below the cheapest or
+    above the most expensive total the ties and pins allow (naming the range), shapes
+    that disagree, and infeasible combinations of budgets.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    s, cs = _arrays(sensitivity, costs)
+    L, C = s.shape
+    pins = dict(pins or {})
+    groups, gpins = _groups(L, C, ties, pins)
+    for key, b in budget.items():
+        if key not in cs:
+            raise ValueError(f"budget {key!r} has no cost table; costs: {', '.join(cs)}")
+        if not isinstance(b, (int, float)) or isinstance(b, bool) or not math.isfinite(b):
+            raise ValueError(f"budget {key}={b!r} must be a finite number")
+        lo, hi = budget_range(cs, key, ties=ties, pins=pins)
+        if b < lo * (1 - 1e-12):
+            raise ValueError(f"budget {key}={b:g} is below the cheapest assignment "
+                             f"({lo:g}); the range is {lo:g}..{hi:g}")
+        if b > hi * (1 + 1e-12):
+            raise ValueError(f"budget {key}={b:g} is above the most expensive assignment "
+                             f"({hi:g}): it constrains nothing; the range is {lo:g}..{hi:g}")
+    G = len(groups)
+    # one binary per (group, candidate): a group's layers share its choice
+    obj = np.array([[s[g, c].sum() for c in range(C)] for g in groups]).ravel()
+    rows = []
+    for gi in range(G):
+        r = np.zeros(G * C)
+        r[gi * C:(gi + 1) * C] = 1.0
+        rows.append(r)
+    cons = [LinearConstraint(np.array(rows), 1.0, 1.0)]
+    for key, b in budget.items():
+        a = cs[key]
+        coef = np.array([[a[g, c].sum() for c in range(C)] for g in groups]).ravel()
+        cons.append(LinearConstraint(coef[None, :], -np.inf, float(b) * (1 + 1e-12)))
+    lb = np.zeros(G * C)
+    ub = np.ones(G * C)
+    for gi, c in gpins.items():
+        ub[gi * C:(gi + 1) * C] = 0.0
+        ub[gi * C + c] = 1.0
+        lb[gi * C + c] = 1.0
+    res = milp(obj, constraints=cons, integrality=np.ones(G * C), bounds=Bounds(lb, ub))
+    if res.status != 0 or res.x is None:
+        raise ValueError(f"no assignment meets every budget together ({dict(budget)}): "
+                         f"{res.message}")
+    pick = res.x.reshape(G, C).argmax(axis=1)
+    choice = [0] * L
+    for gi, g in enumerate(groups):
+        for i in g:
+            choice[i] = int(pick[gi])
+    return _solution(tuple(choice), s, cs)
+
+
+def _solution(choice: tuple[int, ...], s: np.ndarray, cs: dict[str, np.ndarray]) -> Solution:
+    idx = np.arange(len(choice))
+    ch = np.array(choice)
+    return Solution(choice, float(s[idx, ch].sum()),
+                    {k: float(v[idx, ch].sum()) for k, v in cs.items()})
+
+
+def brute_force(sensitivity: Any, costs: Mapping[str, Any], budget: Mapping[str, float], *,
+                ties: Sequence[Sequence[int]] = (), pins: Mapping[int, int] | None = None
+                ) -> Solution:
+    """:func:`solve` by enumerating every assignment (small instances; the tests' oracle)."""
+    s, cs = _arrays(sensitivity, costs)
+    L, C = s.shape
+    groups, gpins = _groups(L, C, ties, dict(pins or {}))
+    best: Solution | None = None
+    options = [[gpins[gi]] if gi in gpins else list(range(C)) for gi in range(len(groups))]
+    for pick in itertools.product(*options):
+        choice = [0] * L
+        for gi, g in enumerate(groups):
+            for i in g:
+                choice[i] = pick[gi]
+        sol = _solution(tuple(choice), s, cs)
+        if all(sol.totals[k] <= b * (1 + 1e-12) for k, b in budget.items()) and (
+                best is None or sol.objective < best.objective - 1e-12):
+            best = sol
+    if best is None:
+        raise ValueError("no assignment meets every budget")
+    return best
+
+
+def front(sensitivity: Any, costs: Mapping[str, Any], key: str, points: int = 8, *,
+          ties: Sequence[Sequence[int]] = (), pins: Mapping[int, int] | None = None
+          ) -> list[tuple[float, Solution]]:
+    """The accuracy-versus-cost front: :func:`solve` at ``points`` budgets of ``key``
+    spread evenly over its range (cheapest .. most expensive)."""
+    if points < 2:
+        raise ValueError(f"points must be at least 2, not {points}")
+    lo, hi = budget_range(costs, key, ties=ties, pins=pins)
+    out = []
+    for b in np.linspace(lo, hi, points):
+        out.append((float(b), solve(sensitivity, costs, {key: float(b)}, ties=ties,
+                                    pins=pins)))
+    return out
+
+
+def layer_costs(shapes: Mapping[str, tuple[int, int]], tokens: int,
+                candidates: Sequence[Candidate], *, array: tuple[int, int] = (16, 16),
+                target: str = "xilinx") -> dict[str, np.ndarray]:
+    """Per layer and candidate: ``energy`` (pJ per token: compute + on-chip + off-chip of
+    the layer's GEMM over ``tokens`` tokens, divided by ``tokens``), ``bytes`` (the
+    weights' bytes, scales included) and ``area`` (the PE array's area in the target's
+    unit), each from :func:`costmodel.gemm_cost` of the candidate's datapath on the
+    layer's shape: (tokens x in) @ (in x out) for a Linear of ``shapes[name] = (out,
+    in)``. A candidate whose datapath cannot be priced is a ValueError naming it."""
+    import costmodel
+
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
+        raise ValueError(f"tokens must be a positive int, not {tokens!r}")
+    names = list(shapes)
+    out = {k: np.zeros((len(names), len(candidates))) for k in COSTS}
+    for c, cand in enumerate(candidates):
+        try:
+            dp = cand.datapath()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"candidate {cand.name!r}: {exc}") from None
+        for i, name in enumerate(names):
+            n_out, k_in = shapes[name]
+            try:
+                gc = costmodel.gemm_cost(tokens, n_out, k_in, dp, array=array, target=target)
+            except ValueError as exc:
+                raise ValueError(f"candidate {cand.name!r} cannot be priced on layer "
+                                 f"{name!r}: {exc}") from None
+            out["energy"][i, c] = gc.energy_pj["total"] / tokens
+            out["bytes"][i, c] = float(gc.bytes.get("b", 0.0))
+            out["area"][i, c] = gc.area
+    return out

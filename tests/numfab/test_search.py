@@ -1,0 +1,104 @@
+"""numfab.search: the integer program against hand-solved and brute-force optima, the
+budget errors, and the per-layer cost tables against costmodel.gemm_cost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import costmodel
+from numfab.search import Candidate, brute_force, budget_range, front, layer_costs, solve
+
+
+def test_hand_example() -> None:
+    # 3 layers x 3 candidates (cheap/lossy .. dear/exact); energy budget 10: the best is
+    # to spend on layer 1, the sensitive one: (0, 2, 0) costs 1 + 8 + 1 = 10, loss
+    # 2 + 0 + 1 = 3; every other assignment within 10 loses more
+    sens = np.array([[2.0, 1.0, 0.0], [9.0, 4.0, 0.0], [1.0, 0.5, 0.0]])
+    energy = np.array([[1.0, 4.0, 8.0], [1.0, 4.0, 8.0], [1.0, 4.0, 8.0]])
+    sol = solve(sens, {"energy": energy}, {"energy": 10.0})
+    assert sol.choice == (0, 2, 0)
+    assert sol.objective == 3.0 and sol.totals["energy"] == 10.0
+    # a budget of 12: (1, 2, 0) 4 + 8 + 1 = 13 is over; (0, 2, 1) = 13 over; stays
+    assert solve(sens, {"energy": energy}, {"energy": 12.0}).choice == (0, 2, 0)
+    # 13: (1, 2, 0) loses 1 + 0 + 1 = 2 < (0, 2, 1)'s 2.5
+    assert solve(sens, {"energy": energy}, {"energy": 13.0}).choice == (1, 2, 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_against_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    L, C = 6, 3
+    sens = rng.random((L, C)) * np.array([4.0, 1.0, 0.0])  # dearer candidates lose less
+    energy = rng.random((L, C)) * 0.3 + np.array([1.0, 2.0, 4.0])
+    nbytes = rng.random((L, C)) * 0.3 + np.array([0.5, 1.0, 2.0])
+    costs = {"energy": energy, "bytes": nbytes}
+    ties = [[0, 1, 2]] if seed % 2 else [[3, 4]]
+    pins = {5: 2} if seed % 3 == 0 else {}
+    for frac in (0.3, 0.6, 0.9):
+        lo, hi = budget_range(costs, "energy", ties=ties, pins=pins)
+        blo, bhi = budget_range(costs, "bytes", ties=ties, pins=pins)
+        budget = {"energy": lo + frac * (hi - lo), "bytes": blo + (1 - frac / 2) * (bhi - blo)}
+        try:
+            want = brute_force(sens, costs, budget, ties=ties, pins=pins)
+        except ValueError:
+            with pytest.raises(ValueError, match="no assignment"):
+                solve(sens, costs, budget, ties=ties, pins=pins)
+            continue
+        got = solve(sens, costs, budget, ties=ties, pins=pins)
+        assert got.objective == pytest.approx(want.objective, abs=1e-9)
+        assert all(got.totals[k] <= b * (1 + 1e-9) for k, b in budget.items())
+        for g in ties:
+            assert len({got.choice[i] for i in g}) == 1
+        for layer, c in pins.items():
+            assert got.choice[layer] == c
+
+
+def test_front_is_monotone() -> None:
+    rng = np.random.default_rng(7)
+    sens = rng.random((8, 4)) * np.array([3.0, 2.0, 1.0, 0.0])
+    energy = np.tile([1.0, 2.0, 3.0, 5.0], (8, 1)) + rng.random((8, 4)) * 0.1
+    pts = front(sens, {"energy": energy}, "energy", 6, pins={7: 3})
+    objs = [s.objective for _, s in pts]
+    assert all(b <= a + 1e-12 for a, b in zip(objs, objs[1:]))
+    assert pts[-1][1].objective == pytest.approx(sens[:, 3].sum())
+    assert all(s.choice[7] == 3 for _, s in pts)
+
+
+def test_bad_budgets_and_constraints() -> None:
+    sens = np.ones((2, 2))
+    e = np.array([[1.0, 2.0], [1.0, 2.0]])
+    with pytest.raises(ValueError,
+                       match=r"below the cheapest assignment \(2\); the range is 2\.\.4"):
+        solve(sens, {"energy": e}, {"energy": 1.0})
+    with pytest.raises(ValueError, match=r"above the most expensive assignment \(4\)"):
+        solve(sens, {"energy": e}, {"energy": 9.0})
+    with pytest.raises(ValueError, match="no cost table"):
+        solve(sens, {"energy": e}, {"area": 1.0})
+    with pytest.raises(ValueError, match="tied but pinned"):
+        solve(sens, {"energy": e}, {"energy": 3.0}, ties=[[0, 1]], pins={0: 0, 1: 1})
+    with pytest.raises(ValueError, match="shape"):
+        solve(sens, {"energy": e[:1]}, {"energy": 3.0})
+    with pytest.raises(ValueError, match="not a layer index"):
+        solve(sens, {"energy": e}, {"energy": 3.0}, ties=[[0, 5]])
+    with pytest.raises(ValueError, match="finite"):
+        solve(np.array([[1.0, np.nan], [1.0, 1.0]]), {"energy": e}, {"energy": 3.0})
+
+
+def test_layer_costs_equal_gemm_cost() -> None:
+    cands = [Candidate("mxfp4", "mxfp4", "mxfp8_e4m3", "float32,nearest_even,tree32"),
+             Candidate("int8", "int8", "int8", "int32"),
+             Candidate("bf16", "bfloat16", "bfloat16")]
+    shapes = {"q_proj": (576, 576), "up_proj": (1536, 576)}
+    tables = layer_costs(shapes, 512, cands)
+    for c, cand in enumerate(cands):
+        for i, (n_out, k_in) in enumerate(shapes.values()):
+            g = costmodel.gemm_cost(512, n_out, k_in, cand.datapath())
+            assert tables["energy"][i, c] == g.energy_pj["total"] / 512
+            assert tables["bytes"][i, c] == g.bytes["b"]
+            assert tables["area"][i, c] == g.area
+    # fewer bits, fewer weight bytes
+    assert (tables["bytes"][:, 0] < tables["bytes"][:, 1]).all()
+    assert (tables["bytes"][:, 1] < tables["bytes"][:, 2]).all()
+    with pytest.raises(ValueError, match="candidate 'pairwise'"):
+        layer_costs(shapes, 16, [Candidate("pairwise", "int8", "int8", "int32,pairwise")])
