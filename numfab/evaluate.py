@@ -283,20 +283,27 @@ def _hadamard_block(fmt_name: str | None, ks: list[int]) -> int:
     return b
 
 
+def format_spec(weights: str | None, acts: str | None) -> dict[str, Any]:
+    """The LayerSpec fields of weights / activations in these formats, scaled as the
+    evaluations scale them: scalar minifloats of <= 8 bits as FP8 inference does, per
+    output channel for weights and per tensor for activations (a plain cast would
+    overflow: SmolLM2's activations exceed E4M3's 448); wider ones (bf16, fp16) are
+    cast; block and integer formats scale as their formats say."""
+    spec: dict[str, Any] = {"weight": weights, "act": acts}
+    for key, gran, name in (("granularity", "channel", weights),
+                            ("act_granularity", "tensor", acts)):
+        f = formats.parse(name) if name else None
+        if isinstance(f, formats.Minifloat) and f.bits <= 8:
+            spec[key] = gran
+    return spec
+
+
 def _spec(cfg: EvalConfig, model: torch.nn.Module, pattern: str) -> dict[str, Any]:
     from simulator.torch import LayerSpec
 
     pattern = _only_block(cfg, pattern)
 
-    spec: dict[str, Any] = {"weight": cfg.weights, "act": cfg.acts}
-    # scalar minifloats of <= 8 bits are scaled as FP8 inference does: per output channel
-    # for weights, per tensor for activations (a plain cast would overflow: SmolLM2's
-    # activations exceed E4M3's 448); wider ones (bf16, fp16) are cast
-    for key, gran, name in (("granularity", "channel", cfg.weights),
-                            ("act_granularity", "tensor", cfg.acts)):
-        f = formats.parse(name) if name else None
-        if isinstance(f, formats.Minifloat) and f.bits <= 8:
-            spec[key] = gran
+    spec = format_spec(cfg.weights, cfg.acts)
     if cfg.hadamard:
         ks = [m.in_features for n, m in model.named_modules()
               if isinstance(m, torch.nn.Linear) and re.fullmatch(pattern, n)]

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COSTS", "Candidate", "Solution", "brute_force", "budget_range", "front",
-           "layer_costs", "solve"]
+__all__ = ["COSTS", "Candidate", "SearchResult", "Solution", "brute_force", "budget_range",
+           "fisher_sensitivity", "front", "group_costs", "layer_costs", "layer_groups",
+           "measure", "measured_sensitivity", "rules_for", "search", "solve"]
 
 #: the cost keys of :func:`layer_costs` (what a budget may bound)
 COSTS = ("energy", "bytes", "area")
@@ -272,3 +273,248 @@ def layer_costs(shapes: Mapping[str, tuple[int, int]], tokens: int,
             out["bytes"][i, c] = float(gc.bytes.get("b", 0.0))
             out["area"][i, c] = gc.area
     return out
+
+
+# --- sensitivity: what each choice costs in accuracy ------------------------------------
+#: layers that read one input and so take one activation quantizer: tied
+_TIED = (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"), ("gate_proj", "up_proj"))
+
+
+def layer_groups(model: Any, blocks: Sequence[int] | None = None) -> list[list[str]]:
+    """The model's quantizable Linear layers (the output head excluded) grouped: q/k/v
+    of one attention and gate/up of one MLP tied (they read one input), every other
+    layer alone; ``blocks``: only the layers of those transformer blocks
+    (``...layers.<i>.``). Tied layers must share their input size (ValueError)."""
+    import re
+
+    import torch
+
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    mods = [(n, m) for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and m is not head]
+    if blocks is not None:
+        want = {int(b) for b in blocks}
+        mods = [(n, m) for n, m in mods
+                if (hit := re.search(r"layers\.(\d+)\.", n)) and int(hit.group(1)) in want]
+    groups: dict[tuple[str, int], list[str]] = {}
+    order: list[tuple[str, int]] = []
+    for i, (n, _mod) in enumerate(mods):
+        parent, _, leaf = n.rpartition(".")
+        key: tuple[str, int] = (n, i)
+        for ti, tied in enumerate(_TIED):
+            if leaf in tied:
+                key = (parent, -1 - ti)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(n)
+    out = [groups[k] for k in order]
+    sizes = dict(mods)
+    for g in out:
+        ks = {sizes[n].in_features for n in g}
+        if len(ks) > 1:
+            raise ValueError(f"tied layers {g} have different input sizes {sorted(ks)}")
+    return out
+
+
+def rules_for(assignment: Mapping[str, Candidate]) -> list[tuple[str, Any]]:
+    """simulate() rules putting each named layer in its candidate's formats (scaled as
+    numfab's evaluations scale them) and accumulator."""
+    import re
+
+    from simulator.torch import LayerSpec
+
+    from .evaluate import format_spec
+
+    by: dict[Candidate, list[str]] = {}
+    for name, cand in assignment.items():
+        by.setdefault(cand, []).append(name)
+    out: list[tuple[str, Any]] = []
+    for cand, names in by.items():
+        spec = format_spec(cand.weight, cand.act)
+        out.append(("re:(" + "|".join(re.escape(n) for n in names) + ")", LayerSpec(**spec)))
+    return out
+
+
+def measured_sensitivity(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
+                         groups: Sequence[Sequence[str]], candidates: Sequence[Candidate],
+                         progress: bool = False) -> np.ndarray:
+    """(groups, candidates): the KL divergence from the reference with only that group
+    in that candidate (numfab.lm.score on ``windows``): exact, one evaluation each."""
+    from simulator.torch import simulate
+
+    from . import lm
+
+    out = np.zeros((len(groups), len(candidates)))
+    for gi, g in enumerate(groups):
+        for c, cand in enumerate(candidates):
+            sim = simulate(model, rules_for({n: cand for n in g}))
+            try:
+                out[gi, c] = lm.score(model, windows, dict(reference), device)["kl"]
+            finally:
+                sim.restore()
+    return out
+
+
+def fisher_sensitivity(model: Any, windows: Any, device: Any,
+                       groups: Sequence[Sequence[str]], candidates: Sequence[Candidate]
+                       ) -> np.ndarray:
+    """(groups, candidates): the second-order estimate of the loss increase (HAWQ-V2 /
+    ModelOpt style): 1/2 sum F_w dW^2 + 1/2 sum F_x dX^2 over the group's layers, with
+    F the empirical Fisher diagonal (squared gradients of the next-token loss, one
+    backward pass per window) of the weights and of the layers' inputs, dW / dX the
+    candidate's quantization error of the weight and of the input (the quantizers
+    simulate() puts in)."""
+    import torch
+
+    from simulator.torch import simulate
+
+    names = [n for g in groups for n in g]
+    mods = dict(model.named_modules())
+    xs: dict[str, list[Any]] = {n: [] for n in names}
+    gx: dict[str, list[Any]] = {n: [] for n in names}
+    fw = {n: torch.zeros_like(mods[n].weight, dtype=torch.float32) for n in names}
+
+    def hook(name: str) -> Any:
+        def fn(mod: Any, args: Any) -> None:
+            x = args[0]
+            xs[name].append(x.detach())
+            if x.requires_grad:
+                x.register_hook(lambda g: gx[name].append(g.detach().float() ** 2))
+        return fn
+
+    handles = [mods[n].register_forward_pre_hook(hook(n)) for n in names]
+    was = {p: p.requires_grad for p in model.parameters()}
+    try:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        for w in windows:
+            win = w[None].to(device)
+            model.zero_grad(set_to_none=True)
+            logits = model(win).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits[0, :-1], win[0, 1:])
+            loss.backward()
+            for n in names:
+                g = mods[n].weight.grad
+                if g is not None:
+                    fw[n] += g.float() ** 2
+    finally:
+        for h in handles:
+            h.remove()
+        for p, r in was.items():
+            p.requires_grad_(r)
+        model.zero_grad(set_to_none=True)
+    nwin = max(len(windows), 1)
+    out = np.zeros((len(groups), len(candidates)))
+    for c, cand in enumerate(candidates):
+        sim = simulate(model, rules_for({n: cand for n in names}))
+        try:
+            ql = sim.quant_layers()
+            with torch.no_grad():
+                for gi, g in enumerate(groups):
+                    tot = 0.0
+                    for n in g:
+                        layer = ql[n]
+                        w = layer.inner.weight
+                        dw = (layer.qweight().float() - w.float()) if layer.spec.weight \
+                            else torch.zeros_like(w, dtype=torch.float32)
+                        tot += 0.5 * float((fw[n] / nwin * dw**2).sum())
+                        if layer.spec.act is not None:
+                            for x, g2 in zip(xs[n], gx[n]):
+                                dx = layer._qact(x).float() - x.float()
+                                tot += 0.5 * float((g2 * dx**2).sum()) / nwin
+                    out[gi, c] = tot
+        finally:
+            sim.restore()
+    return out
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What :func:`search` found: the groups, candidates, sensitivities and costs per
+    group, and per budget the chosen assignment with its predicted and measured KL."""
+
+    groups: list[list[str]]
+    candidates: list[Candidate]
+    sensitivity: np.ndarray
+    costs: dict[str, np.ndarray]
+    points: list[dict[str, Any]]
+
+    def assignment(self, i: int) -> dict[str, Candidate]:
+        """Layer name -> candidate of point ``i``."""
+        ch = self.points[i]["choice"]
+        return {n: self.candidates[ch[gi]] for gi, g in enumerate(self.groups) for n in g}
+
+
+def group_costs(model: Any, groups: Sequence[Sequence[str]], candidates: Sequence[Candidate],
+                tokens: int, **kw: Any) -> dict[str, np.ndarray]:
+    """:func:`layer_costs` of every layer, summed over each group."""
+    mods = dict(model.named_modules())
+    shapes = {n: (mods[n].out_features, mods[n].in_features) for g in groups for n in g}
+    per = layer_costs(shapes, tokens, candidates, **kw)
+    row = {n: i for i, n in enumerate(shapes)}
+    return {k: np.array([[v[[row[n] for n in g], c].sum() for c in range(len(candidates))]
+                         for g in groups]) for k, v in per.items()}
+
+
+def measure(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
+            assignment: Mapping[str, Candidate]) -> dict[str, Any]:
+    """numfab.lm.score of the model with each named layer in its candidate."""
+    from simulator.torch import simulate
+
+    from . import lm
+
+    sim = simulate(model, rules_for(assignment)) if assignment else None
+    try:
+        return lm.score(model, windows, dict(reference), device)
+    finally:
+        if sim is not None:
+            sim.restore()
+
+
+def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
+           candidates: Sequence[Candidate], budgets: Sequence[Mapping[str, float]], *,
+           blocks: Sequence[int] | None = None, tokens: int = 512,
+           estimator: str = "fisher", pins: Mapping[str, str] | None = None,
+           verify: bool = True, **cost_kw: Any) -> SearchResult:
+    """Per-layer candidates for each budget: groups (:func:`layer_groups`), sensitivity
+    by ``estimator`` ("fisher" or "measured"), costs per group for ``tokens`` tokens
+    (:func:`group_costs`), :func:`solve` per budget (pins: layer name -> candidate name;
+    a group is pinned where any of its layers is), then (``verify``) each chosen
+    configuration measured for real (KL, perplexity, top-1) beside its prediction."""
+    if estimator not in ("fisher", "measured"):
+        raise ValueError(f"estimator must be 'fisher' or 'measured', not {estimator!r}")
+    names = [c.name for c in candidates]
+    if len(set(names)) != len(names):
+        raise ValueError(f"candidate names must be distinct, not {names}")
+    groups = layer_groups(model, blocks)
+    if not groups:
+        raise ValueError(f"no quantizable Linear layers (blocks={blocks})")
+    gpins: dict[int, int] = {}
+    for layer, cname in (pins or {}).items():
+        if cname not in names:
+            raise ValueError(f"pin {layer}={cname}: no candidate named {cname!r}; "
+                             f"candidates: {', '.join(names)}")
+        hit = [gi for gi, g in enumerate(groups) if layer in g]
+        if not hit:
+            raise ValueError(f"pin {layer}={cname}: no searched layer named {layer!r}")
+        gpins[hit[0]] = names.index(cname)
+    costs = group_costs(model, groups, candidates, tokens, **cost_kw)
+    if estimator == "fisher":
+        sens = fisher_sensitivity(model, windows, device, groups, candidates)
+    else:
+        sens = measured_sensitivity(model, windows, reference, device, groups, candidates)
+    points = []
+    for b in budgets:
+        sol = solve(sens, costs, b, pins=gpins)
+        pt: dict[str, Any] = {"budget": dict(b), "choice": list(sol.choice),
+                              "predicted": sol.objective, "totals": sol.totals}
+        points.append(pt)
+    res = SearchResult(groups, list(candidates), sens, costs, points)
+    if verify:
+        for i, pt in enumerate(points):
+            m = measure(model, windows, reference, device, res.assignment(i))
+            pt.update(kl=m["kl"], perplexity=m["perplexity"],
+                      top1_agreement=m["top1_agreement"])
+    return res

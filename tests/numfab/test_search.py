@@ -102,3 +102,48 @@ def test_layer_costs_equal_gemm_cost() -> None:
     assert (tables["bytes"][:, 1] < tables["bytes"][:, 2]).all()
     with pytest.raises(ValueError, match="candidate 'pairwise'"):
         layer_costs(shapes, 16, [Candidate("pairwise", "int8", "int8", "int32,pairwise")])
+
+
+def test_smollm2_search_beats_uniform_formats() -> None:
+    """CI-sized (2 blocks, 2 windows of 64 tokens): at three energy budgets between
+    all-MXFP4 and all-MXFP8 the searched configuration's measured KL is at most the best
+    uniform format's within the same budget, with either estimator; the two estimators
+    rank (group, candidate) pairs alike."""
+    import torch
+    from scipy.stats import spearmanr
+
+    from numfab import lm
+    from numfab.evaluate import text
+    from numfab.models import load_model
+    from numfab.search import group_costs, layer_groups, measure, search
+
+    dev = torch.device("cpu")
+    loaded = load_model("smollm2", "float32", dev)
+    model = loaded.model
+    wins = lm.windows(lm.tokenize(loaded.tokenizer, text()), 64, 2)
+    ref = lm.reference(loaded, wins, dev, None)
+    cands = [Candidate("mxfp4", "mxfp4", "mxfp4"), Candidate("nvfp4", "nvfp4", "nvfp4"),
+             Candidate("mxfp8", "mxfp8_e4m3", "mxfp8_e4m3")]
+    groups = layer_groups(model, [0, 1])
+    assert groups[0] == [f"model.layers.0.self_attn.{p}_proj" for p in "qkv"]
+    assert groups[2] == ["model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj"]
+    assert len(groups) == 8
+    uniform = {}
+    for c in cands:
+        uniform[c.name] = measure(model, wins, ref, dev, {n: c for g in groups for n in g})
+    costs = group_costs(model, groups, cands, 512)
+    energy = {c.name: float(costs["energy"][:, i].sum()) for i, c in enumerate(cands)}
+    lo, hi = energy["mxfp4"], energy["mxfp8"]
+    budgets = [{"energy": lo + f * (hi - lo)} for f in (0.25, 0.5, 0.75)]
+    results = {}
+    for est in ("measured", "fisher"):
+        results[est] = r = search(model, wins, ref, dev, cands, budgets, blocks=[0, 1],
+                                  estimator=est)
+        for pt in r.points:
+            assert pt["totals"]["energy"] <= pt["budget"]["energy"] * (1 + 1e-9)
+            best = min(uniform[c]["kl"] for c in uniform
+                       if energy[c] <= pt["budget"]["energy"])
+            assert pt["kl"] <= best, (est, pt, best)
+    rho = spearmanr(results["measured"].sensitivity.ravel(),
+                    results["fisher"].sensitivity.ravel()).statistic
+    assert rho > 0.7
