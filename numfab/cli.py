@@ -603,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cost_cli
 
     cost_cli.add_parser(sub)
+    from . import search_cli
+
+    search_cli.add_parser(sub)
     return p
 
 

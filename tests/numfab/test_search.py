@@ -3,6 +3,8 @@ budget errors, and the per-layer cost tables against costmodel.gemm_cost."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,32 @@ def test_smollm2_search_beats_uniform_formats() -> None:
     rho = spearmanr(results["measured"].sensitivity.ravel(),
                     results["fisher"].sensitivity.ravel()).statistic
     assert rho > 0.7
+
+
+def test_search_cli(tmp_path: Any, capsys: Any) -> None:
+    import json
+
+    from numfab.cli import main
+
+    out = tmp_path / "searched.toml"
+    common = ["search", "--candidates", "mxfp4,mxfp8_e4m3", "--blocks", "0", "--seq-len",
+              "32", "--windows", "1", "--device", "cpu"]
+    assert main(common + ["--budget", "energy=mxfp8_e4m3", "-o", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    rows = {r["config"].split(" ")[0] + r["config"].split(" ")[1][:5]: r for r in res["rows"]}
+    searched = [r for r in res["rows"] if r["config"].startswith("searched")]
+    assert len(searched) == 1 and res["groups"] == 4
+    # at all-MXFP8's energy the search can afford all-MXFP8: no worse than it
+    assert searched[0]["kl"] <= rows["allmxfp8"]["kl"] + 1e-12
+    assert out.read_text().startswith('["re:(model\\\\.layers\\\\.0')
+    assert main(["eval", "--model", "smollm2", "--config", str(out), "--seq-len", "32",
+                 "--windows", "1", "--device", "cpu", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["kl"] == pytest.approx(searched[0]["kl"], rel=1e-6)
+    # bad input: exit 2, one line naming the problem
+    assert main(common + ["--budget", "energy=1"]) == 2
+    assert "below the cheapest assignment" in capsys.readouterr().err
+    assert main(["search", "--candidates", "mxfp44,int8", "--budget", "energy=1"]) == 2
+    assert "mxfp44" in capsys.readouterr().err
+    assert main(common + ["--budget", "watts=3"]) == 2
+    assert "energy, bytes, area" in capsys.readouterr().err
