@@ -13,15 +13,17 @@ __all__ = ["add_parser", "parse_budget", "parse_candidates"]
 
 
 def parse_candidates(text: str) -> list[Any]:
-    """``fmt[:act][@accumulator]`` entries, comma-separated outside ``<...>`` and
-    ``[...]`` (weights and activations in ``fmt`` unless ``:act`` is given; accumulator
-    default float32); each named by its text."""
+    """``fmt[:act][@accumulator]`` entries, separated by ``;`` (where an accumulator's
+    text holds commas) or else by commas outside ``<...>`` and ``[...]`` (weights and
+    activations in ``fmt`` unless ``:act`` is given; accumulator default float32); each
+    named by its text."""
     from simulator.accumulator import split_top
 
     from .search import Candidate
 
     out = []
-    for part in split_top(text, ","):
+    # ';' separates candidates where an accumulator's text holds commas
+    for part in (text.split(";") if ";" in text else split_top(text, ",")):
         part = part.strip()
         if not part:
             continue
@@ -148,8 +150,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--model", default="smollm2",
                    help="smollm2, a local Hugging Face checkpoint directory or a .gguf file")
     p.add_argument("--candidates", required=True,
-                   help="comma-separated fmt[:act][@accumulator], e.g. "
-                   "'mxfp4,nvfp4,mxfp8_e4m3,int8@int32,int4_g128:bfloat16,bfloat16'")
+                   help="fmt[:act][@accumulator] entries separated by commas, or by ';' "
+                   "where an accumulator has commas, e.g. 'mxfp4;nvfp4;mxfp8_e4m3;"
+                   "int8@int32;int4_g128:int8@float32,nearest_even,tree128;bfloat16'")
     p.add_argument("--budget", action="append", required=True,
                    help="key=value[,key=value]: energy (pJ per token), bytes (weights) or "
                    "area; a value may name a candidate (its uniform total). Repeat for a "
