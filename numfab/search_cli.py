@@ -98,7 +98,13 @@ def _cmd_search(args: argparse.Namespace) -> int:
     uniform = {c.name: {k: float(v[:, i].sum()) for k, v in costs.items()}
                for i, c in enumerate(cands)}
     budgets = [parse_budget(b, uniform) for b in args.budget]
-    pins = dict(p.split("=", 1) for p in args.pin) if args.pin else None
+    pins: dict[str, str] = {}
+    for p in args.pin or ():
+        layer, eq, cname = p.partition("=")
+        if not eq or not layer or not cname:
+            raise ValueError(f"--pin {p!r}: give layer=candidate (e.g. "
+                             f"model.layers.0.mlp.down_proj={cands[-1].name})")
+        pins[layer] = cname
     res = search(model, wins, ref, dev, cands, budgets, blocks=blocks, tokens=tokens,
                  estimator=args.estimator, pins=pins)
     rows = []
