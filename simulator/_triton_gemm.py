@@ -286,6 +286,30 @@ def _scale_of(sa_base, sb_base, k, rm, rn, N, nba, nbb, bsa, bsb, mm, nm, K: tl.
 
 
 @triton.jit
+def _term(a_base, b_base, sa_base, sb_base, k, rm, rn, M, N, nba, nbb, bsa, bsb, mm, nm,
+          K: tl.constexpr, HAS_SCALE: tl.constexpr, PK: tl.constexpr, P_MAN: tl.constexpr,
+          P_EMIN: tl.constexpr, P_MAXV: tl.constexpr, P_MODE: tl.constexpr,
+          P_POL: tl.constexpr, P_FB: tl.constexpr, F32: tl.constexpr):
+    """The operands at K index k and their product (rounded to the product format, times
+    the block scales): one fused-step term, as make_gemm's pbuf holds it."""
+    a, b = _load_ab(a_base, b_base, k, rm, rn, M, N, mm, nm, K)
+    p = _rounder(a * b, 0, PK, P_MAN, P_EMIN, P_MAXV, P_MODE, P_POL, 0, P_FB, F32)[0]
+    if HAS_SCALE:
+        p = p * _scale_of(sa_base, sb_base, k, rm, rn, N, nba, nbb, bsa, bsb, mm, nm, K)
+    return a, b, p
+
+
+@triton.jit
+def _align(x, eq, q, inv, MODE: tl.constexpr, F32: tl.constexpr):
+    """_kernels.align: x on the grid q = 2**eq (inv = 1/q; float32: scaled in two exact
+    steps, 2**-eq may exceed float32's range) by the deterministic MODE."""
+    if F32:
+        return _round_int(_scale32(x, -eq), MODE, True) * q
+    else:
+        return _round_int(x * inv, MODE, False) * q
+
+
+@triton.jit
 def _tile(At, Bk, ia, ib, sA, sB, M, N, nba, nbb, K: tl.constexpr, BM: tl.constexpr,
           BN: tl.constexpr):
     """This program's output tile: program_id(0) = batch element * row tiles + row tile
@@ -361,12 +385,9 @@ def gemm_kernel(
             else:
                 emx = tl.full((BM, BN), -2000, tl.int64)
             for kk in range(W):
-                a, b = _load_ab(a_base, b_base, k0 + kk, rm, rn, M, N, mm, nm, K)
-                p = _rounder(a * b, 0, PK, P_MAN, P_EMIN, P_MAXV, P_MODE, P_POL, 0, P_FB,
-                             F32)[0]
-                if HAS_SCALE:
-                    p = p * _scale_of(sa_base, sb_base, k0 + kk, rm, rn, N, nba, nbb, bsa,
-                                      bsb, mm, nm, K)
+                a, b, p = _term(a_base, b_base, sa_base, sb_base, k0 + kk, rm, rn, M, N, nba,
+                                nbb, bsa, bsb, mm, nm, K, HAS_SCALE, PK, P_MAN, P_EMIN,
+                                P_MAXV, P_MODE, P_POL, P_FB, F32)
                 if BY_OPS:
                     ep = tl.maximum(_expo(a, F32), EMIN_OA) + tl.maximum(_expo(b, F32),
                                                                          EMIN_OB)
@@ -383,24 +404,15 @@ def gemm_kernel(
                 inv = _pow2(-eq, False)
             if FUSE_ACC:
                 plain = accf
-                if F32:
-                    tot = _round_int(_scale32(accf, -eq), FUSE_MODE, True) * q
-                else:
-                    tot = _round_int(accf * inv, FUSE_MODE, False) * q
+                tot = _align(accf, eq, q, inv, FUSE_MODE, F32)
             else:
                 plain = tl.zeros((BM, BN), DT)
                 tot = tl.zeros((BM, BN), DT)
             for kk in range(W):
-                a, b = _load_ab(a_base, b_base, k0 + kk, rm, rn, M, N, mm, nm, K)
-                p = _rounder(a * b, 0, PK, P_MAN, P_EMIN, P_MAXV, P_MODE, P_POL, 0, P_FB,
-                             F32)[0]
-                if HAS_SCALE:
-                    p = p * _scale_of(sa_base, sb_base, k0 + kk, rm, rn, N, nba, nbb, bsa,
-                                      bsb, mm, nm, K)
-                if F32:
-                    al = _round_int(_scale32(p, -eq), FUSE_MODE, True) * q
-                else:
-                    al = _round_int(p * inv, FUSE_MODE, False) * q
+                a, b, p = _term(a_base, b_base, sa_base, sb_base, k0 + kk, rm, rn, M, N, nba,
+                                nbb, bsa, bsb, mm, nm, K, HAS_SCALE, PK, P_MAN, P_EMIN,
+                                P_MAXV, P_MODE, P_POL, P_FB, F32)
+                al = _align(p, eq, q, inv, FUSE_MODE, F32)
                 if PAD:
                     ok = (k0 + kk) < K
                     plain = tl.where(ok, plain + p, plain)
