@@ -574,8 +574,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser(
         "report", help="Markdown report with plots from a results file",
         description="Write report.md and PNG plots (metric vs bits per element, "
-        "per-block sensitivity, format table) from a sweep's results file.")
-    pr.add_argument("results", help="results file (JSON lines)")
+        "per-block sensitivity, format table) from a sweep's results file, or (from numfab "
+        "search --results) the searched front next to the uniform formats.")
+    pr.add_argument("results", help="a sweep's results file (JSON lines) or numfab "
+                    "search --results's JSON")
     pr.add_argument("-o", "--out", default="out", help="output folder (default: out)")
     pr.add_argument("--pareto", action="store_true",
                     help="price each point as the datapath it was simulated with (costmodel), "

@@ -1,4 +1,4 @@
-"""Markdown report with plots from a sweep's results file."""
+"""Markdown report with plots from a sweep's results file or a search's results."""
 
 from __future__ import annotations
 
@@ -164,7 +164,13 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
 
     if target not in MODEL_TARGETS:
         raise ValueError(f"target must be one of {', '.join(MODEL_TARGETS)}, not {target!r}")
-    header, recs = read_results(check_input_file(results, "results file"))
+    search = _search_results(check_input_file(results, "results file"))
+    if search is not None:
+        outd = check_output_dir(out, "report folder")
+        outd.mkdir(parents=True, exist_ok=True)
+        return atomic_write(outd / "report.md", "\n".join(_search_report(search, outd, plt))
+                            + "\n")
+    header, recs = read_results(results)
     if not recs:
         raise ValueError(f"{results} holds no results yet")
     outd = check_output_dir(out, "report folder")
@@ -259,6 +265,122 @@ def write_report(results: str | Path, out: str | Path, *, pareto: bool = False,
                   for f in failed if isinstance(f.get("config"), dict)]
         lines.append("")
     return atomic_write(outd / "report.md", "\n".join(lines) + "\n")
+
+
+def _search_results(path: Path) -> dict[str, Any] | None:
+    """The record of ``numfab search --results`` in ``path``, or None where it is not
+    one (a sweep's results file); a search record that lacks a field is a ValueError."""
+    import json
+
+    from .search import RESULTS_KIND
+
+    with open(path, "rb") as fh:
+        if fh.read(1) != b"{":
+            return None
+        fh.seek(0)
+        try:
+            data = json.load(fh)
+        except (ValueError, UnicodeDecodeError):
+            return None
+    if not isinstance(data, dict) or data.get("kind") != RESULTS_KIND:
+        return None
+    for field in ("candidates", "groups", "uniform", "points", "estimator"):
+        if not isinstance(data.get(field), list if field != "estimator" else str):
+            raise ValueError(f"{path}: a numfab search results file without a valid "
+                             f"{field!r} (written by another version?)")
+    return data
+
+
+def _within(totals: dict[str, float], budget: dict[str, float]) -> bool:
+    return all(totals[k] <= v * (1 + 1e-9) for k, v in budget.items())
+
+
+def _search_report(d: dict[str, Any], outd: Path, plt: Any) -> list[str]:
+    """report.md's lines for a search: the searched points beside the uniform formats
+    (table: predicted next to measured, the best uniform format within each budget),
+    the fronts of KL against energy per token and weight bytes, and each point's choice
+    per layer group."""
+    import numpy as np
+
+    unif, pts = d["uniform"], d["points"]
+    cands = [c["name"] for c in d["candidates"]]
+    est = d["estimator"]
+    model = str(d.get("model", "model"))
+    lines = ["# numfab co-design search", "",
+             f"Model {model}: {len(d['groups'])} layer groups (q/k/v and gate/up tied, "
+             f"output head not searched), candidates {', '.join(f'`{c}`' for c in cands)}. "
+             f"Sensitivity: {est} estimator on {d.get('calib_windows', '?')} calibration "
+             f"windows ({d.get('calibration', '?')}); every configuration measured on "
+             f"{d.get('windows', '?')} other windows x {d.get('seq_len', '?')} tokens; "
+             f"costs from costmodel.gemm_cost at {d.get('tokens', '?')} tokens per GEMM.", ""]
+    sec = d.get("seconds") or {}
+    if sec:
+        lines += ["Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in sec.items()) + ".", ""]
+    lines += ["| configuration | energy (M pJ/token) | weight MB | predicted | KL | "
+              "perplexity | top-1 | best uniform within budget | its KL |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for u in sorted(unif, key=lambda u: u["energy"]):
+        lines.append(f"| all {u['candidate']} | {u['energy'] / 1e6:.2f} | "
+                     f"{u['bytes'] / 1e6:.2f} | | {u['kl']:.4g} | {u['perplexity']:.4g} | "
+                     f"{u['top1_agreement']:.3f} | | |")
+    for i, p in enumerate(pts):
+        ok = [u for u in unif if _within(u, p["budget"])]
+        best = min(ok, key=lambda u: u["kl"]) if ok else None
+        b = ", ".join(f"{k} <= {v:.4g}" for k, v in p["budget"].items())
+        t = p["totals"]
+        lines.append(f"| searched #{i} ({b}) | {t['energy'] / 1e6:.2f} | "
+                     f"{t['bytes'] / 1e6:.2f} | {p['predicted']:.4g} | {p['kl']:.4g} | "
+                     f"{p['perplexity']:.4g} | {p['top1_agreement']:.3f} | "
+                     + (f"{best['candidate']} | {best['kl']:.4g} |" if best else "none | |"))
+    lines += ["", f"Predicted: the summed {est} sensitivity of the chosen candidates "
+              "(each group's loss increase estimated alone; interactions between groups "
+              "are not modelled), next to the KL measured with the whole configuration.",
+              ""]
+    stem = _file_stem(model) + "_search"
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, key, unit, scale in ((axes[0], "energy", "energy per token (M pJ)", 1e6),
+                                 (axes[1], "bytes", "weight bytes (MB, scales included)",
+                                  1e6)):
+        ax.scatter([u[key] / scale for u in unif], [u["kl"] for u in unif], c="0.4",
+                   marker="s", label="uniform format")
+        for u in unif:
+            ax.annotate(u["candidate"], (u[key] / scale, u["kl"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        order = sorted(range(len(pts)), key=lambda i: pts[i]["totals"][key])
+        ax.plot([pts[i]["totals"][key] / scale for i in order],
+                [pts[i]["kl"] for i in order], "o-", c="C3", label="searched (measured)")
+        ax.scatter([pts[i]["totals"][key] / scale for i in order],
+                   [max(pts[i]["predicted"], 1e-12) for i in order], marker="x", c="C0",
+                   label=f"searched (predicted, {est})")
+        ax.set_yscale("log")
+        ax.set_xlabel(unit)
+        ax.set_ylabel("KL divergence from the reference")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{model}: searched per-layer formats vs uniform formats")
+    fig.tight_layout()
+    _save(fig, outd / f"{stem}_front.png")
+    plt.close(fig)
+    lines += [f"![front]({stem}_front.png)", ""]
+    if pts:
+        choice = np.array([[cands.index(c) for c in p["choice"]] for p in pts])
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.12 * choice.shape[1] + 2), 0.35 *
+                                        len(pts) + 1.6))
+        cmap = plt.get_cmap("tab10", len(cands))
+        im = ax.imshow(choice, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(cands) - 0.5,
+                       interpolation="nearest")
+        cb = fig.colorbar(im, ax=ax, ticks=range(len(cands)))
+        cb.ax.set_yticklabels(cands, fontsize=7)
+        ax.set_yticks(range(len(pts)))
+        ax.set_yticklabels([f"#{i}" for i in range(len(pts))], fontsize=7)
+        ax.set_xlabel("layer group (model order)")
+        ax.set_title("candidate chosen per layer group")
+        fig.tight_layout()
+        _save(fig, outd / f"{stem}_choices.png")
+        plt.close(fig)
+        lines += [f"![choices]({stem}_choices.png)", "", "Groups (columns of the choice map):",
+                  ""]
+        lines += [f"{gi}. {', '.join(g)}" for gi, g in enumerate(d["groups"])] + [""]
+    return lines
 
 
 def _save(fig: Any, path: Path) -> None:

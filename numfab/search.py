@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COSTS", "Candidate", "SearchResult", "Solution", "brute_force", "budget_range",
-           "fisher_sensitivity", "front", "group_costs", "layer_costs", "layer_groups",
-           "measure", "measured_sensitivity", "rules_for", "search", "solve"]
+__all__ = ["COSTS", "RESULTS_KIND", "Candidate", "SearchResult", "Solution", "brute_force",
+           "budget_range", "fisher_sensitivity", "front", "group_costs", "layer_costs",
+           "layer_groups", "measure", "measured_sensitivity", "rules_for", "rules_toml",
+           "search", "solve"]
 
 #: the cost keys of :func:`layer_costs` (what a budget may bound)
 COSTS = ("energy", "bytes", "area")
@@ -358,14 +359,18 @@ def measured_sensitivity(model: Any, windows: Any, reference: Mapping[str, Any],
 
 
 def fisher_sensitivity(model: Any, windows: Any, device: Any,
-                       groups: Sequence[Sequence[str]], candidates: Sequence[Candidate]
-                       ) -> np.ndarray:
-    """(groups, candidates): the second-order estimate of the loss increase (HAWQ-V2 /
-    ModelOpt style): 1/2 sum F_w dW^2 + 1/2 sum F_x dX^2 over the group's layers, with
-    F the empirical Fisher diagonal (squared gradients of the next-token loss, one
-    backward pass per window) of the weights and of the layers' inputs, dW / dX the
+                       groups: Sequence[Sequence[str]], candidates: Sequence[Candidate],
+                       seed: int = 0) -> np.ndarray:
+    """(groups, candidates): the second-order estimate (HAWQ-V2 / ModelOpt style) of the
+    KL divergence per token from the unquantized model with only that group in that
+    candidate: 1/2 sum F_w dW^2 + 1/2 sum F_x dX^2 over the group's layers, dW / dX the
     candidate's quantization error of the weight and of the input (the quantizers
-    simulate() puts in)."""
+    simulate() puts in), F the Fisher diagonal of the weights and of the layers' inputs.
+
+    F is the Fisher of KL(model || perturbed model), the KL's Hessian at the model: one
+    backward pass per window of the summed next-token loss with labels drawn from the
+    model's own distribution (``seed``), squared and divided by the tokens (tokens'
+    gradients taken as uncorrelated), so the estimate is in the measured KL's units."""
     import torch
 
     from simulator.torch import simulate
@@ -386,14 +391,21 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
 
     handles = [mods[n].register_forward_pre_hook(hook(n)) for n in names]
     was = {p: p.requires_grad for p in model.parameters()}
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ntok = 0
     try:
         for p in model.parameters():
             p.requires_grad_(True)
         for w in windows:
             win = w[None].to(device)
             model.zero_grad(set_to_none=True)
-            logits = model(win).logits.float()
-            loss = torch.nn.functional.cross_entropy(logits[0, :-1], win[0, 1:])
+            logits = model(win).logits.float()[0, :-1]
+            # labels drawn from the model's own distribution: the Fisher of
+            # KL(reference || quantized), not the empirical Fisher of the text's tokens
+            with torch.no_grad():
+                y = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0]
+            loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+            ntok += logits.shape[0]
             loss.backward()
             for n in names:
                 g = mods[n].weight.grad
@@ -405,7 +417,7 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
         for p, r in was.items():
             p.requires_grad_(r)
         model.zero_grad(set_to_none=True)
-    nwin = max(len(windows), 1)
+    ntok = max(ntok, 1)
     out = np.zeros((len(groups), len(candidates)))
     for c, cand in enumerate(candidates):
         sim = simulate(model, rules_for({n: cand for n in names}))
@@ -419,11 +431,11 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
                         w = layer.inner.weight
                         dw = (layer.qweight().float() - w.float()) if layer.spec.weight \
                             else torch.zeros_like(w, dtype=torch.float32)
-                        tot += 0.5 * float((fw[n] / nwin * dw**2).sum())
+                        tot += 0.5 * float((fw[n] * dw**2).sum()) / ntok
                         if layer.spec.act is not None:
                             for x, g2 in zip(xs[n], gx[n]):
                                 dx = layer._qact(x).float() - x.float()
-                                tot += 0.5 * float((g2 * dx**2).sum()) / nwin
+                                tot += 0.5 * float((g2 * dx**2).sum()) / ntok
                     out[gi, c] = tot
         finally:
             sim.restore()
@@ -433,18 +445,53 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
 @dataclasses.dataclass
 class SearchResult:
     """What :func:`search` found: the groups, candidates, sensitivities and costs per
-    group, and per budget the chosen assignment with its predicted and measured KL."""
+    group; per budget the chosen assignment with its predicted and measured KL; each
+    candidate on every searched layer (``uniform``, measured); seconds per phase."""
 
     groups: list[list[str]]
     candidates: list[Candidate]
     sensitivity: np.ndarray
     costs: dict[str, np.ndarray]
     points: list[dict[str, Any]]
+    uniform: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    estimator: str = "fisher"
 
     def assignment(self, i: int) -> dict[str, Candidate]:
         """Layer name -> candidate of point ``i``."""
         ch = self.points[i]["choice"]
         return {n: self.candidates[ch[gi]] for gi, g in enumerate(self.groups) for n in g}
+
+    def to_json(self, **meta: Any) -> dict[str, Any]:
+        """A JSON-able record (``kind`` "numfab-search", what :func:`numfab.report.
+        write_report` reads), with ``meta`` (model, windows, ...) added."""
+        return {"kind": RESULTS_KIND, "version": 1, **meta, "estimator": self.estimator,
+                "candidates": [dataclasses.asdict(c) for c in self.candidates],
+                "groups": self.groups, "sensitivity": self.sensitivity.tolist(),
+                "costs": {k: v.tolist() for k, v in self.costs.items()},
+                "uniform": self.uniform, "seconds": self.seconds,
+                "points": [{**pt, "choice": [self.candidates[c].name for c in pt["choice"]]}
+                           for pt in self.points]}
+
+
+#: the ``kind`` of a search's results file
+RESULTS_KIND = "numfab-search"
+
+
+def rules_toml(assignment: Mapping[str, Candidate]) -> str:
+    """:func:`rules_for` as the rules file (TOML) ``numfab eval --config`` and
+    ``simulate()``'s loaders take."""
+    import json
+
+    lines = []
+    for pattern, spec in rules_for(assignment):
+        lines.append(f"[{json.dumps(pattern)}]")
+        for field in ("weight", "act", "granularity", "act_granularity"):
+            v = getattr(spec, field)
+            if v is not None and not (field.endswith("granularity") and v == "auto"):
+                lines.append(f"{field} = {json.dumps(str(v))}")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def group_costs(model: Any, groups: Sequence[Sequence[str]], candidates: Sequence[Candidate],
@@ -474,20 +521,33 @@ def measure(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
 
 
 def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
-           candidates: Sequence[Candidate], budgets: Sequence[Mapping[str, float]], *,
+           candidates: Sequence[Candidate], budgets: Sequence[Mapping[str, float]] = (), *,
            blocks: Sequence[int] | None = None, tokens: int = 512,
            estimator: str = "fisher", pins: Mapping[str, str] | None = None,
-           verify: bool = True, **cost_kw: Any) -> SearchResult:
+           front: tuple[str, int] | None = None, calib: Any = None,
+           calib_reference: Mapping[str, Any] | None = None, verify: bool = True,
+           uniform: bool = False, **cost_kw: Any) -> SearchResult:
     """Per-layer candidates for each budget: groups (:func:`layer_groups`), sensitivity
-    by ``estimator`` ("fisher" or "measured"), costs per group for ``tokens`` tokens
-    (:func:`group_costs`), :func:`solve` per budget (pins: layer name -> candidate name;
-    a group is pinned where any of its layers is), then (``verify``) each chosen
-    configuration measured for real (KL, perplexity, top-1) beside its prediction."""
+    by ``estimator`` ("fisher" or "measured") on the calibration windows ``calib`` (with
+    ``calib_reference`` for "measured"; None: ``windows`` and ``reference``), costs per
+    group for ``tokens`` tokens (:func:`group_costs`), :func:`solve` per budget (pins:
+    layer name -> candidate name; a group is pinned where any of its layers is);
+    ``front=(key, n)`` adds ``n`` budgets of ``key`` spread evenly from the cheapest to
+    the most expensive total the pins allow. Then (``verify``) each chosen configuration
+    is measured for real on ``windows`` (KL, perplexity, top-1) beside its prediction,
+    and (``uniform``) so is each candidate on every searched layer."""
+    import time
+
     if estimator not in ("fisher", "measured"):
         raise ValueError(f"estimator must be 'fisher' or 'measured', not {estimator!r}")
     names = [c.name for c in candidates]
     if len(set(names)) != len(names):
         raise ValueError(f"candidate names must be distinct, not {names}")
+    if calib is None:
+        calib, calib_reference = windows, reference
+    elif estimator == "measured" and calib_reference is None:
+        raise ValueError("the measured estimator on calibration windows needs their "
+                         "reference (calib_reference)")
     groups = layer_groups(model, blocks)
     if not groups:
         raise ValueError(f"no quantizable Linear layers (blocks={blocks})")
@@ -501,20 +561,45 @@ def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
             raise ValueError(f"pin {layer}={cname}: no searched layer named {layer!r}")
         gpins[hit[0]] = names.index(cname)
     costs = group_costs(model, groups, candidates, tokens, **cost_kw)
+    budgets = [dict(b) for b in budgets]
+    if front is not None:
+        key, n = front
+        if key not in COSTS:
+            raise ValueError(f"front: key must be one of {', '.join(COSTS)}, not {key!r}")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+            raise ValueError(f"front: points must be an int >= 2, not {n!r}")
+        lo, hi = budget_range(costs, key, pins=gpins)
+        budgets += [{key: float(b)} for b in np.linspace(lo, hi, n)]
+    if not budgets:
+        raise ValueError("give at least one budget or a front")
+    t0 = time.perf_counter()
     if estimator == "fisher":
-        sens = fisher_sensitivity(model, windows, device, groups, candidates)
+        sens = fisher_sensitivity(model, calib, device, groups, candidates)
     else:
-        sens = measured_sensitivity(model, windows, reference, device, groups, candidates)
+        assert calib_reference is not None
+        sens = measured_sensitivity(model, calib, calib_reference, device, groups,
+                                    candidates)
+    t1 = time.perf_counter()
     points = []
     for b in budgets:
         sol = solve(sens, costs, b, pins=gpins)
         pt: dict[str, Any] = {"budget": dict(b), "choice": list(sol.choice),
                               "predicted": sol.objective, "totals": sol.totals}
         points.append(pt)
-    res = SearchResult(groups, list(candidates), sens, costs, points)
+    t2 = time.perf_counter()
+    res = SearchResult(groups, list(candidates), sens, costs, points, estimator=estimator,
+                       seconds={"sensitivity": t1 - t0, "solve": t2 - t1})
     if verify:
         for i, pt in enumerate(points):
             m = measure(model, windows, reference, device, res.assignment(i))
             pt.update(kl=m["kl"], perplexity=m["perplexity"],
                       top1_agreement=m["top1_agreement"])
+    if uniform:
+        for i, c in enumerate(candidates):
+            m = measure(model, windows, reference, device, {n: c for g in groups for n in g})
+            res.uniform.append({"candidate": c.name,
+                                **{k: float(v[:, i].sum()) for k, v in costs.items()},
+                                "kl": m["kl"], "perplexity": m["perplexity"],
+                                "top1_agreement": m["top1_agreement"]})
+    res.seconds["verify"] = time.perf_counter() - t2
     return res

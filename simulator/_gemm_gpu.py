@@ -482,10 +482,12 @@ def run(opa: GpuOperand, opb: GpuOperand, acc: Accumulator,
             return hit
     grid = grid_of(acc, span, finite and bound > 0, q_add)
     emins = operand_emins(acc, opa, opb)
-    elem_f32 = all(_f32_exact(x) for x in (A, Bt) + tuple(
-        o.scales for o in (opa, opb) if o.scales is not None))
-    f32 = f32_tier(acc, stats, J, W, elem_f32, (_precision(opa.fmt), _precision(opb.fmt)),
-                   (_scale_bits(opa), _scale_bits(opb)), emins) and not FORCE_FLOAT64[0]
+    # elem_f32 is one of f32_tier's conditions: the pass over the data runs only where
+    # the others hold
+    f32 = not FORCE_FLOAT64[0] and f32_tier(
+        acc, stats, J, W, True, (_precision(opa.fmt), _precision(opb.fmt)),
+        (_scale_bits(opa), _scale_bits(opb)), emins) and all(_f32_exact(x) for x in (
+            A, Bt) + tuple(o.scales for o in (opa, opb) if o.scales is not None))
     LAST[0] = "float32 kernel" if f32 else "float64 kernel"
     dt = torch.float32 if f32 else torch.float64
     dev = A.device

@@ -122,8 +122,12 @@ def test_smollm2_search_beats_uniform_formats() -> None:
     dev = torch.device("cpu")
     loaded = load_model("smollm2", "float32", dev)
     model = loaded.model
-    wins = lm.windows(lm.tokenize(loaded.tokenizer, text()), 64, 2)
+    ids = lm.tokenize(loaded.tokenizer, text())
+    wins = lm.windows(ids, 64, 2)
     ref = lm.reference(loaded, wins, dev, None)
+    # the sensitivities are calibrated on other windows than the evaluated ones
+    cwins = lm.windows(ids, 64, 2, skip=2)
+    cref = lm.reference(loaded, cwins, dev, None)
     cands = [Candidate("mxfp4", "mxfp4", "mxfp4"), Candidate("nvfp4", "nvfp4", "nvfp4"),
              Candidate("mxfp8", "mxfp8_e4m3", "mxfp8_e4m3")]
     groups = layer_groups(model, [0, 1])
@@ -140,8 +144,10 @@ def test_smollm2_search_beats_uniform_formats() -> None:
     results = {}
     for est in ("measured", "fisher"):
         results[est] = r = search(model, wins, ref, dev, cands, budgets, blocks=[0, 1],
-                                  estimator=est)
+                                  estimator=est, calib=cwins, calib_reference=cref)
         for pt in r.points:
+            # the prediction (summed per-group KL estimates) is in the measured KL's units
+            assert 0.2 < pt["kl"] / pt["predicted"] < 10, (est, pt)
             assert pt["totals"]["energy"] <= pt["budget"]["energy"] * (1 + 1e-9)
             best = min(uniform[c]["kl"] for c in uniform
                        if energy[c] <= pt["budget"]["energy"])
@@ -178,3 +184,54 @@ def test_search_cli(tmp_path: Any, capsys: Any) -> None:
     assert "mxfp44" in capsys.readouterr().err
     assert main(common + ["--budget", "watts=3"]) == 2
     assert "energy, bytes, area" in capsys.readouterr().err
+    for bad in ("energy", "energy=1", "watts=4"):
+        assert main(common + ["--front", bad]) == 2
+        assert "--front" in capsys.readouterr().err
+    assert main(common) == 2
+    assert "--budget" in capsys.readouterr().err
+
+
+def test_search_front_results_and_report(tmp_path: Any, capsys: Any) -> None:
+    """--front gives N budgets from the cheapest to the dearest total, each written as
+    its own rules file; --results holds every point and numfab report draws it; the
+    calibration windows are not the evaluated ones."""
+    import json
+
+    from numfab.cli import main
+
+    out = tmp_path / "rules.toml"
+    results = tmp_path / "search.json"
+    assert main(["search", "--candidates", "mxfp4;mxfp8_e4m3", "--blocks", "1",
+                 "--seq-len", "32", "--windows", "1", "--calib-windows", "2", "--device",
+                 "cpu", "--front", "energy=3", "--budget", "energy=mxfp4,bytes=mxfp8_e4m3",
+                 "-o", str(out), "--results", str(results)]) == 0
+    capsys.readouterr()
+    d = json.loads(results.read_text())
+    assert d["kind"] == "numfab-search" and d["calibration"] == "windows 1..2"
+    assert len(d["points"]) == 4 and len(d["uniform"]) == 2
+    unif = {u["candidate"]: u for u in d["uniform"]}
+    energy = [p["budget"]["energy"] for p in d["points"][1:]]
+    lo, hi = unif["mxfp4"]["energy"], unif["mxfp8_e4m3"]["energy"]
+    assert energy == pytest.approx([lo, (lo + hi) / 2, hi], rel=1e-9)
+    # the cheapest budget affords only all-MXFP4, the dearest picks all-MXFP8 (the
+    # estimate ranks MXFP8 better on every group)
+    assert d["points"][1]["choice"] == ["mxfp4"] * 4
+    assert d["points"][3]["choice"] == ["mxfp8_e4m3"] * 4
+    assert d["points"][3]["kl"] == pytest.approx(unif["mxfp8_e4m3"]["kl"], rel=1e-9)
+    paths = [tmp_path / f"rules_{i}.toml" for i in range(4)]
+    assert d["rules"] == [str(p) for p in paths] and all(p.exists() for p in paths)
+    assert not out.exists()
+    assert main(["report", str(results), "-o", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.startswith("# numfab co-design search")
+    assert "| searched #3 (energy <= " in md and "| all mxfp8_e4m3 |" in md
+    for png in ("smollm2_search_front.png", "smollm2_search_choices.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
+    # a search record missing a field: a clear error, the report folder untouched
+    del d["points"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(d))
+    before = md
+    assert main(["report", str(bad), "-o", str(tmp_path / "rep")]) == 2
+    assert "'points'" in capsys.readouterr().err
+    assert (tmp_path / "rep" / "report.md").read_text() == before
