@@ -284,15 +284,46 @@ def _search_results(path: Path) -> dict[str, Any] | None:
             return None
     if not isinstance(data, dict) or data.get("kind") != RESULTS_KIND:
         return None
-    for field in ("candidates", "groups", "uniform", "points", "estimator"):
-        if not isinstance(data.get(field), list if field != "estimator" else str):
-            raise ValueError(f"{path}: a numfab search results file without a valid "
-                             f"{field!r} (written by another version?)")
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: a numfab search results file with no valid {what} "
+                          "(written by another version, or edited?)")
+
+    def num(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    def nums(d: Any, keys: tuple[str, ...]) -> bool:
+        return isinstance(d, dict) and all(num(d.get(k)) for k in keys)
+
+    for field in ("candidates", "groups", "uniform", "points"):
+        if not isinstance(data.get(field), list):
+            raise bad(repr(field))
+    if not isinstance(data.get("estimator"), str):
+        raise bad("'estimator'")
+    names = [c.get("name") if isinstance(c, dict) else None for c in data["candidates"]]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise bad("'candidates' (each with a name)")
+    if not all(isinstance(g, list) and g and all(isinstance(n, str) for n in g)
+               for g in data["groups"]):
+        raise bad("'groups' (lists of layer names)")
+    metrics = ("kl", "perplexity", "top1_agreement")
+    for i, u in enumerate(data["uniform"]):
+        if not nums(u, ("energy", "bytes", *metrics)) or u.get("candidate") not in names:
+            raise bad(f"'uniform' entry {i}")
+    for i, p in enumerate(data["points"]):
+        if not (nums(p, ("predicted", *metrics)) and nums(p.get("totals"), ("energy", "bytes"))
+                and isinstance(p.get("budget"), dict) and nums(p["budget"], tuple(p["budget"]))
+                and isinstance(p.get("choice"), list)
+                and len(p["choice"]) == len(data["groups"])
+                and all(c in names for c in p["choice"])
+                and all(k in p["totals"] for k in p["budget"])):
+            raise bad(f"'points' entry {i}")
     return data
 
 
-def _within(totals: dict[str, float], budget: dict[str, float]) -> bool:
-    return all(totals[k] <= v * (1 + 1e-9) for k, v in budget.items())
+def _within(totals: dict[str, Any], budget: dict[str, float]) -> bool:
+    return all(isinstance(totals.get(k), (int, float)) and totals[k] <= v * (1 + 1e-9)
+               for k, v in budget.items())
 
 
 def _search_report(d: dict[str, Any], outd: Path, plt: Any) -> list[str]:

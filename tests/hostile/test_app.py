@@ -476,3 +476,74 @@ BAD_FORMAT_COST = {
 def test_format_cost_refuses(call, exc: type[Exception], match: str) -> None:
     with pytest.raises(exc, match=match):
         call()
+
+
+# -- numfab search's results file: a record that is not whole is refused, not drawn -------
+
+def _search_record() -> dict[str, Any]:
+    def pt(kl: float, choice: list[str]) -> dict[str, Any]:
+        return {"budget": {"energy": 3.0}, "totals": {"energy": 2.5, "bytes": 9.0,
+                                                      "area": 1.0},
+                "predicted": kl * 1.5, "kl": kl, "perplexity": 20.0,
+                "top1_agreement": 0.9, "choice": choice}
+
+    return {"kind": "numfab-search", "version": 1, "model": "m", "estimator": "fisher",
+            "candidates": [{"name": "a"}, {"name": "b"}], "groups": [["l0"], ["l1", "l2"]],
+            "uniform": [{"candidate": "a", "energy": 2.0, "bytes": 8.0, "area": 1.0,
+                         "kl": 0.5, "perplexity": 30.0, "top1_agreement": 0.8},
+                        {"candidate": "b", "energy": 4.0, "bytes": 16.0, "area": 2.0,
+                         "kl": 0.1, "perplexity": 21.0, "top1_agreement": 0.95}],
+            "points": [pt(0.2, ["a", "b"]), pt(0.3, ["b", "a"])]}
+
+
+def test_search_record_drawn(tmp_path: Path) -> None:
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps(_search_record()))
+    md = write_report(f, tmp_path / "rep").read_text()
+    # each point beside the best uniform format within its budget (b is over it)
+    assert md.count("| a | 0.5 |") == 2 and "| b | 0.1 |" not in md
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
+        "m_search_choices.png", "m_search_front.png", "report.md"]
+
+
+def _corrupt(path: list[Any], value: Any) -> dict[str, Any]:
+    d = _search_record()
+    node: Any = d
+    for k in path[:-1]:
+        node = node[k]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return d
+
+
+SEARCH_CORRUPT = {
+    "no-points": (["points"], KeyError),
+    "points-not-list": (["points"], {"a": 1}),
+    "estimator-number": (["estimator"], 3),
+    "candidate-no-name": (["candidates", 1], {"nom": "b"}),
+    "group-empty": (["groups", 0], []),
+    "group-not-names": (["groups", 1], [1, 2]),
+    "uniform-kl-string": (["uniform", 0, "kl"], "0.5"),
+    "uniform-kl-nan": (["uniform", 0, "kl"], float("nan")),
+    "uniform-unknown-candidate": (["uniform", 1, "candidate"], "c"),
+    "point-no-totals": (["points", 0, "totals"], KeyError),
+    "point-budget-not-dict": (["points", 1, "budget"], [3.0]),
+    "point-budget-key-not-in-totals": (["points", 1, "budget"], {"watts": 2.0}),
+    "point-choice-short": (["points", 0, "choice"], ["a"]),
+    "point-choice-unknown": (["points", 0, "choice"], ["a", "z"]),
+    "point-predicted-bool": (["points", 0, "predicted"], True),
+}
+
+
+@pytest.mark.parametrize("case", SEARCH_CORRUPT.values(), ids=SEARCH_CORRUPT.keys())
+def test_search_record_not_whole_refused(tmp_path: Path, case: tuple[list[Any], Any]) -> None:
+    f = tmp_path / "s.json"
+    data = json.dumps(_corrupt(*case), allow_nan=True)
+    f.write_text(data)
+    with pytest.raises(ValueError, match=r"s\.json: a numfab search results file with no "
+                       r"valid"):
+        write_report(f, tmp_path / "rep")
+    assert f.read_text() == data
+    assert not (tmp_path / "rep").exists()
