@@ -136,7 +136,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model = str(Path(model).expanduser().resolve())
     try:
         cfg = EvalConfig(model, weights=args.weights, acts=args.acts, kv=args.kv,
-                         hadamard=args.hadamard, gptq=args.gptq, tokens=args.tokens,
+                         hadamard=args.hadamard, gptq=args.gptq,
+                         tokens=1024 if args.tokens is None else args.tokens,
                          data=args.data, text_field=args.text_field, seq_len=args.seq_len,
                          windows=args.windows, dtype=args.dtype, rules=args.config,
                          calib=args.calib)
@@ -150,6 +151,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 msg = opt + msg[len(field):]
                 break
         raise ValueError(msg) from None
+    from .evaluate import own
+
+    if args.tokens is not None and own(cfg):
+        raise ValueError("--tokens sets the bundled evaluation's length; with your own "
+                         "model, --data, --config, --seq-len, --windows, --dtype or --calib "
+                         "the evaluated tokens are --seq-len x --windows")
     t0 = time.perf_counter()
     res = evaluate(cfg, dev)
     res["seconds"] = round(time.perf_counter() - t0, 2)
@@ -535,7 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument("--kv", help="KV-cache format (e.g. nvfp4)")
     pe.add_argument("--hadamard", action="store_true", help="block Hadamard rotation")
     pe.add_argument("--gptq", action="store_true", help="GPTQ weights (calibrated)")
-    pe.add_argument("--tokens", type=positive_int, default=1024, help="SmolLM2 evaluation tokens")
+    pe.add_argument("--tokens", type=positive_int,
+                    help="tokens of the bundled SmolLM2 evaluation (default 1024); your own "
+                    "model or text: --seq-len x --windows")
     pe.add_argument("--data", help="evaluation text: a file, a directory of text files or "
                     "a .jsonl file (default: the bundled pydoc text)")
     pe.add_argument("--text-field", default="text", help="the text field of .jsonl lines")

@@ -151,6 +151,16 @@ BAD = {
                       r"must be a directory"),
     "demo-tokens-small": (["demo", "--tokens", "5"], r"numfab demo: --tokens must be 0 .*or at "
                           r"least 16, not 5"),
+    # --tokens is the bundled evaluation's length: never silently ignored on the own path
+    "eval-tokens-own-windows": (["eval", "--tokens", "64", "--seq-len", "32"],
+                                r"numfab eval: --tokens sets the bundled evaluation's length; "
+                                r".*--seq-len x --windows"),
+    "eval-tokens-own-model": (["eval", "--tokens", "64", "--model", "./nomodel"],
+                              r"numfab eval: --tokens sets the bundled"),
+    "search-front-one-point": (["search", "--candidates", "mxfp4,int8", "--front", "energy=1"],
+                               r"numfab search: --front 'energy=1': give key=N .*N >= 2"),
+    "search-no-budget": (["search", "--candidates", "mxfp4,int8"],
+                         r"numfab search: give --budget key=value .* or --front key=N"),
 }
 
 
