@@ -3,7 +3,7 @@ checks and provable shortcuts as the CPU path, the Triton kernel
 (:mod:`simulator._triton_gemm`) and the epilogue, all without a host copy of the data.
 
 Chosen by where the data lives (a torch tensor on a CUDA device, or any torch tensor
-inside :func:`formats._gpu.emulate`, which runs the kernels through Triton's
+inside :func:`formats.gpu.emulate`, which runs the kernels through Triton's
 interpreter: how CI tests this path). Results are the CPU path's bit for bit; the tests
 (tests/simulator/test_gemm_gpu.py) and benchmarks/bench_gpu_gemm.py compare them.
 """
@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from formats import BlockEncoded, BlockScaled, FixedBase, Format, Integer, Minifloat, Rounding, _gpu
+from formats import BlockEncoded, BlockScaled, FixedBase, Format, Integer, Minifloat, Rounding
+from formats import gpu as _gpu
 
 from .accumulator import Accumulator, Order
 
@@ -584,7 +585,7 @@ def _launch(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo: 
             seed: int, consts: dict[str, Any], nbat: int) -> None:
     import triton
 
-    from formats._gpu.launch import launch
+    from formats.gpu import launch
 
     kern = _kernels().gemm_kernel
     if At.is_cuda:
@@ -615,7 +616,7 @@ def _pairwise(At: Any, Bk: Any, ia: Any, ib: Any, sA: Any, sB: Any, out: Any, lo
     stream and the overflow record, and chunked promotion after each chunk."""
     import triton
 
-    from formats._gpu.launch import launch
+    from formats.gpu import launch
 
     torch = _torch()
     kern = _kernels()

@@ -30,7 +30,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from formats._gpu.scalar import _rand62
+from formats.gpu import triton_rand62
+
+# the stochastic stream's element function, a global the kernels call by name
+_rand62 = triton_rand62()
 
 # the kernels' integer codes (formats.Rounding.code, formats.Overflow.code; OINF_ALL:
 # the accumulator's inf_on_overflow) -- simulator._kernels holds the same numbers

@@ -315,10 +315,10 @@ class QuantLayer(nn.Module):
 
 def _gpu_on(x: torch.Tensor) -> bool:
     """Whether a layer input takes simulator.gemm's GPU kernels (a CUDA tensor, or any
-    tensor inside formats._gpu.emulate)."""
-    from formats import _gpu
+    tensor inside formats.gpu.emulate)."""
+    from formats.gpu import on_gpu
 
-    return _gpu.on_gpu(x)
+    return on_gpu(x)
 
 
 class KVQuant(nn.Module):
