@@ -336,6 +336,20 @@ def _tile(At, Bk, ia, ib, sA, sB, M, N, nba, nbb, K: tl.constexpr, BM: tl.conste
 
 
 @triton.jit
+def _to_grid(tmp, GRID_SCALE: tl.constexpr, j, off):
+    """An addend of step j as an integer of the accumulator's grid (tmp * GRID_SCALE,
+    float64), and ``off`` set to (j + 1) * 4 + kind where it is not one: kind 1 off the
+    grid or beyond int64, 2 NaN / Inf (one definition for gemm_kernel and
+    addends_kernel)."""
+    g = tmp * GRID_SCALE
+    ok = tl.abs(g) < 4.6e18
+    gi = tl.where(ok, g, 0.0).to(tl.int64)
+    offk = (ok == 0) | (gi.to(tl.float64) != g)
+    kind = tl.where((g != g) | (tl.abs(g) == float("inf")), 2, 1)
+    return gi, tl.where(offk, (j + 1) * 4 + kind, off)
+
+
+@triton.jit
 def gemm_kernel(
     At, Bk, ia, ib, sA, sB, out, lo_out, bad_out, off_out, M, N, nba, nbb, bsa, bsb,
     seed,
@@ -450,12 +464,7 @@ def gemm_kernel(
                 tmp = tmp * _scale_of(sa_base, sb_base, k0, rm, rn, N, nba, nbb, bsa, bsb,
                                       mm, nm, K)
             if ACC_INT:
-                g = tmp * GRID_SCALE
-                ok = tl.abs(g) < 4.6e18
-                gi = tl.where(ok, g, 0.0).to(tl.int64)
-                offk = (ok == 0) | (gi.to(tl.float64) != g)
-                kind = tl.where((g != g) | (tl.abs(g) == float("inf")), 2, 1)
-                off = tl.where(offk, (j + 1) * 4 + kind, off)
+                gi, off = _to_grid(tmp, GRID_SCALE, j, off)
                 acci, o = _add_int(acci, gi, I_BITS, I_LO, I_HI, I_WRAP)
             else:
                 accf, o = _add(accf, tmp, r, AK, A_MAN, A_EMIN, A_MAXV, A_MODE, A_POL,
@@ -505,12 +514,7 @@ def addends_kernel(
         if HAS_SCALE:
             tmp = tmp * _scale_of(sa_base, sb_base, j, rm, rn, N, nba, nbb, bsa, bsb, mm, nm, K)
         if ACC_INT:
-            g = tmp * GRID_SCALE
-            ok = tl.abs(g) < 4.6e18
-            gi = tl.where(ok, g, 0.0).to(tl.int64)
-            offk = (ok == 0) | (gi.to(tl.float64) != g)
-            kind = tl.where((g != g) | (tl.abs(g) == float("inf")), 2, 1)
-            off = tl.where(offk, (j + 1) * 4 + kind, off)
+            gi, off = _to_grid(tmp, GRID_SCALE, j, off)
             tl.store(buf + rows * K + j, gi, mask=msk)
         else:
             tl.store(buf + rows * K + j, tmp, mask=msk)
