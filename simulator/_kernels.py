@@ -10,11 +10,13 @@ of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEE
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numba
 import numpy as np
 from numba import prange
+from numba.core.dispatcher import Dispatcher
 
 from formats import Overflow, Rounding
 from formats.odd import add_odd
@@ -32,6 +34,45 @@ _INLINE = {"cache": True, "inline": "always", "error_model": "numpy"}
 
 MAG = np.int64(0x7FFFFFFFFFFFFFFF)
 FRAC = np.int64((1 << 52) - 1)
+
+
+def _stable(fn):
+    """``fn`` (a jitted closure) with an identity numba's on-disk cache finds again in
+    the next process.
+
+    numba keys a closure's cache entry by a pickle of its closure variables; a jitted
+    function pickles with its dispatcher's uuid, random per process, so every process
+    compiled every accumulator configuration afresh (7-13 s each) and appended one more
+    entry to the cache. Here each dispatcher reachable from ``fn`` gets a uuid derived
+    from what it computes: a module-level function its module and name, a closure its
+    code and its closure variables' values (dispatchers by their uuids). Two closures
+    with one uuid compute the same thing, so numba's in-process memo of uuids is
+    unaffected. Without these numba internals (another numba), nothing changes but the
+    cache misses."""
+    try:
+        _name(fn)
+    except (AttributeError, AssertionError, TypeError):  # pragma: no cover - other numba
+        pass
+    return fn
+
+
+def _name(d):
+    if getattr(d, "_MemoMixin__uuid", None) is not None:
+        return d._uuid
+    f = d.py_func
+    parts = [f.__module__, f.__qualname__]
+    if f.__closure__:
+        parts.append(hashlib.sha256(f.__code__.co_code).hexdigest())
+        for cell in f.__closure__:
+            v = cell.cell_contents
+            parts.append(_name(v) if isinstance(v, Dispatcher) else repr(v))
+    for g in f.__code__.co_names:  # the module-level functions it calls
+        v = f.__globals__.get(g)
+        if isinstance(v, Dispatcher):
+            _name(v)
+    u = "numfab:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+    d._set_uuid(u)
+    return u
 @numba.njit(**_INLINE)
 def pow2(e):  # pragma: no cover - jitted
     """2.0**e for -1022 <= e <= 1023, built from its bits."""
@@ -133,7 +174,7 @@ def make_rounder(kind, consts):
         @numba.njit(**_INLINE)
         def ident(y, r):  # pragma: no cover - jitted
             return y, False
-        return ident
+        return _stable(ident)
     if kind == 1:
         man, emin_b, maxv, mode, policy, rbits = consts
         man, emin_b = np.int64(man), np.int64(emin_b)
@@ -141,7 +182,7 @@ def make_rounder(kind, consts):
         @numba.njit(**_INLINE)
         def rf(y, r):  # pragma: no cover - jitted
             return round_float(y, r, man, emin_b, maxv, mode, policy, rbits)
-        return rf
+        return _stable(rf)
     fbits, lo, hi, mode, policy = consts
     fbits = np.int64(fbits)
     back = 2.0 ** -int(fbits)
@@ -150,7 +191,7 @@ def make_rounder(kind, consts):
     def rx(y, r):  # pragma: no cover - jitted
         q, over = round_fixed(y, fbits, lo, hi, mode, policy)
         return q * back, over
-    return rx
+    return _stable(rx)
 
 
 def make_adder(kind, rounder):
@@ -161,18 +202,18 @@ def make_adder(kind, rounder):
         @numba.njit(**_INLINE)
         def add64(a, x, r):  # pragma: no cover - jitted
             return a + x, False
-        return add64
+        return _stable(add64)
 
     if kind == 2:
         @numba.njit(**_INLINE)
         def add_exact(a, x, r):  # pragma: no cover - jitted
             return rounder(a + x, r)
-        return add_exact
+        return _stable(add_exact)
 
     @numba.njit(**_INLINE)
     def addf(a, x, r):  # pragma: no cover - jitted
         return rounder(add_odd(a, x), r)
-    return addf
+    return _stable(addf)
 
 
 def make_int_adder(bits, lo, hi, policy):
@@ -184,7 +225,7 @@ def make_int_adder(bits, lo, hi, policy):
         @numba.njit(**_INLINE)
         def addx(a, x):  # pragma: no cover - jitted
             return a + x, False
-        return addx
+        return _stable(addx)
     lo = np.int64(lo)
     hi = np.int64(hi)
     mask = np.int64((1 << bits) - 1)
@@ -200,7 +241,7 @@ def make_int_adder(bits, lo, hi, policy):
         else:
             s = min(max(s, lo), hi)
         return s, over
-    return addi
+    return _stable(addi)
 
 
 @numba.njit(**_INLINE)
@@ -418,7 +459,7 @@ def make_gemm(W, has_scale, pairwise, chunk_j, stoch, err, prod, tree, add, wide
                 for n in range(N):
                     out[t, n] = widef[n] if chunk_j > 0 else accf[n]
             bad_out[t] = bad
-    return kern
+    return _stable(kern)
 
 
 @numba.njit(**_PJIT)
