@@ -10,13 +10,14 @@ the ``--windows`` evaluated ones. Budgets: all-NVFP4's energy, an energy front o
 - at all-MXFP8's KL (the cheapest searched point measuring no worse), the energy and
   weight bytes saved against all-MXFP8;
 - search time with the Fisher estimator (sensitivity + integer programs);
-- ``--measured``: the measured estimator on the same calibration windows too (one
-  evaluation per group and candidate: ~25 min on 2 cores) and the two estimators'
-  Spearman rank correlation, over all pairs and per candidate.
+- ``--correlation`` (instead of the above): both estimators on the calibration windows
+  (the measured one: one evaluation per group and candidate, ~12 min per window on 2
+  cores) and their Spearman rank correlation, over all pairs and per candidate.
 
 Writes ``--out``/search.json and ``--out``/report.md (numfab report) with the plots.
 
-    python benchmarks/bench_search.py [--measured] [--out DIR] [--points 16]
+    python benchmarks/bench_search.py [--out DIR] [--points 16]
+    python benchmarks/bench_search.py --correlation --calib-windows 1
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 CANDIDATES = ("mxfp4;nvfp4;mxfp8_e4m3;int8@int32;int4_g128:int8@float32,nearest_even,tree128;"
               "bfloat16")
@@ -32,7 +34,10 @@ CANDIDATES = ("mxfp4;nvfp4;mxfp8_e4m3;int8@int32;int4_g128:int8@float32,nearest_
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--measured", action="store_true")
+    ap.add_argument("--correlation", action="store_true",
+                    help="only the two estimators on the calibration windows and their "
+                    "rank correlation (the measured one: one evaluation per group and "
+                    "candidate)")
     ap.add_argument("--out", default="out/search")
     ap.add_argument("--points", type=int, default=16)
     ap.add_argument("--windows", type=int, default=2)
@@ -42,7 +47,6 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from scipy.stats import spearmanr
 
     import formats
     from numfab import lm
@@ -70,6 +74,9 @@ def main() -> None:
     energies = [float(e) for e in np.linspace(lo, hi, args.points)]
     budgets = ([{"energy": total["nvfp4"]["energy"]}] + [{"energy": e} for e in energies]
                + [{"energy": e, "bytes": total["mxfp8_e4m3"]["bytes"]} for e in energies])
+    if args.correlation:
+        _correlation(model, loaded, cwins, dev, groups, cands, Path(args.out))
+        return
     t0 = time.perf_counter()
     res = search(model, wins, ref, dev, cands, budgets, tokens=args.seq_len, calib=cwins,
                  uniform=True)
@@ -117,23 +124,36 @@ def main() -> None:
             "tokens": args.seq_len}
     (out / "search.json").write_text(json.dumps(res.to_json(**meta), indent=1) + "\n")
     print("wrote", write_report(out / "search.json", out))
-    if args.measured:
-        cref = lm.reference(loaded, cwins, dev, None)
-        t0 = time.perf_counter()
-        from numfab.search import measured_sensitivity
 
-        meas = measured_sensitivity(model, cwins, cref, dev, groups, cands)
-        tm = time.perf_counter() - t0
-        rho = spearmanr(meas.ravel(), res.sensitivity.ravel()).statistic
-        per = [spearmanr(meas[:, i], res.sensitivity[:, i]).statistic
-               for i in range(len(cands))]
-        print(f"measured estimator {tm:.0f} s vs Fisher {res.seconds['sensitivity']:.1f} s; "
-              f"Spearman over {meas.size} pairs {rho:.3f}; per candidate "
-              + ", ".join(f"{n} {r:.3f}" for n, r in zip(names, per, strict=True)))
-        ratio = meas / np.maximum(res.sensitivity, 1e-30)
-        print(f"measured / Fisher per pair: median {np.median(ratio):.2f}, "
-              f"quartiles {np.quantile(ratio, 0.25):.2f}..{np.quantile(ratio, 0.75):.2f}")
-        np.save(out / "measured_sensitivity.npy", meas)
+
+def _correlation(model: Any, loaded: Any, cwins: Any, dev: Any, groups: Any, cands: Any,
+                 out: Path) -> None:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from numfab import lm
+    from numfab.search import fisher_sensitivity, measured_sensitivity
+
+    cref = lm.reference(loaded, cwins, dev, None)
+    t0 = time.perf_counter()
+    fish = fisher_sensitivity(model, cwins, dev, groups, cands)
+    tf = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    meas = measured_sensitivity(model, cwins, cref, dev, groups, cands, progress=True)
+    tm = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "measured_sensitivity.npy", meas)
+    np.save(out / "fisher_sensitivity.npy", fish)
+    names = [c.name for c in cands]
+    rho = spearmanr(meas.ravel(), fish.ravel()).statistic
+    per = [spearmanr(meas[:, i], fish[:, i]).statistic for i in range(len(cands))]
+    print(f"{len(groups)} groups x {len(cands)} candidates on {len(cwins)} calibration "
+          f"windows: measured {tm:.0f} s, Fisher {tf:.1f} s; Spearman over {meas.size} "
+          f"pairs {rho:.3f}; per candidate "
+          + ", ".join(f"{n} {r:.3f}" for n, r in zip(names, per, strict=True)))
+    ratio = meas / np.maximum(fish, 1e-30)
+    print(f"measured / Fisher per pair: median {np.median(ratio):.2f}, quartiles "
+          f"{np.quantile(ratio, 0.25):.2f}..{np.quantile(ratio, 0.75):.2f}")
 
 
 if __name__ == "__main__":

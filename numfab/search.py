@@ -342,14 +342,23 @@ def measured_sensitivity(model: Any, windows: Any, reference: Mapping[str, Any],
                          groups: Sequence[Sequence[str]], candidates: Sequence[Candidate],
                          progress: bool = False) -> np.ndarray:
     """(groups, candidates): the KL divergence from the reference with only that group
-    in that candidate (numfab.lm.score on ``windows``): exact, one evaluation each."""
+    in that candidate (numfab.lm.score on ``windows``): exact, one evaluation each
+    (``progress``: a progress bar)."""
     from simulator.torch import simulate
 
     from . import lm
 
     out = np.zeros((len(groups), len(candidates)))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(groups) * len(candidates), desc="measured sensitivity",
+                   unit="eval")
     for gi, g in enumerate(groups):
         for c, cand in enumerate(candidates):
+            if bar is not None:
+                bar.update()
             sim = simulate(model, rules_for({n: cand for n in g}))
             try:
                 out[gi, c] = lm.score(model, windows, dict(reference), device)["kl"]
