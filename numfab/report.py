@@ -339,7 +339,8 @@ def _search_report(d: dict[str, Any], outd: Path, plt: Any) -> list[str]:
     model = str(d.get("model", "model"))
     lines = ["# numfab co-design search", "",
              f"Model {model}: {len(d['groups'])} layer groups (q/k/v and gate/up tied, "
-             f"output head not searched), candidates {', '.join(f'`{c}`' for c in cands)}. "
+             + ("output head searched" if d.get("head") else "output head not searched")
+             + f"), candidates {', '.join(f'`{c}`' for c in cands)}. "
              f"Sensitivity: {est} estimator on {d.get('calib_windows', '?')} calibration "
              f"windows ({d.get('calibration', '?')}); every configuration measured on "
              f"{d.get('windows', '?')} other windows x {d.get('seq_len', '?')} tokens; "

@@ -281,23 +281,32 @@ def layer_costs(shapes: Mapping[str, tuple[int, int]], tokens: int,
 _TIED = (("q_proj", "k_proj", "v_proj"), ("query", "key", "value"), ("gate_proj", "up_proj"))
 
 
-def layer_groups(model: Any, blocks: Sequence[int] | None = None) -> list[list[str]]:
-    """The model's quantizable Linear layers (the output head excluded) grouped: q/k/v
-    of one attention and gate/up of one MLP tied (they read one input), every other
-    layer alone; ``blocks``: only the layers of those transformer blocks
-    (``...layers.<i>.``). Tied layers must share their input size (ValueError)."""
+def layer_groups(model: Any, blocks: Sequence[int] | None = None, head: bool = False
+                 ) -> list[list[str]]:
+    """The model's quantizable Linear layers grouped: q/k/v of one attention and gate/up
+    of one MLP tied (they read one input), every other layer alone; ``blocks``: only
+    the layers of those transformer blocks (``...layers.<i>.``); the output head is
+    left out unless ``head`` (then it is the last group, whatever ``blocks``: pin it,
+    e.g. to bfloat16, or let the search choose). Tied layers must share their input
+    size (ValueError)."""
     import re
 
     import torch
 
     get_head = getattr(model, "get_output_embeddings", None)
-    head = get_head() if callable(get_head) else None
+    out_head = get_head() if callable(get_head) else None
     mods = [(n, m) for n, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and m is not head]
+            if isinstance(m, torch.nn.Linear) and m is not out_head]
     if blocks is not None:
         want = {int(b) for b in blocks}
         mods = [(n, m) for n, m in mods
                 if (hit := re.search(r"layers\.(\d+)\.", n)) and int(hit.group(1)) in want]
+    if head:
+        named = [n for n, m in model.named_modules() if m is out_head]
+        if not named or not isinstance(out_head, torch.nn.Linear):
+            raise ValueError("head: the model has no Linear output head "
+                             "(get_output_embeddings)")
+        mods.append((named[0], out_head))
     groups: dict[tuple[str, int], list[str]] = {}
     order: list[tuple[str, int]] = []
     for i, (n, _mod) in enumerate(mods):
@@ -535,7 +544,7 @@ def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
            estimator: str = "fisher", pins: Mapping[str, str] | None = None,
            front: tuple[str, int] | None = None, calib: Any = None,
            calib_reference: Mapping[str, Any] | None = None, verify: bool = True,
-           uniform: bool = False, **cost_kw: Any) -> SearchResult:
+           uniform: bool = False, head: bool = False, **cost_kw: Any) -> SearchResult:
     """Per-layer candidates for each budget: groups (:func:`layer_groups`), sensitivity
     by ``estimator`` ("fisher" or "measured") on the calibration windows ``calib`` (with
     ``calib_reference`` for "measured"; None: ``windows`` and ``reference``), costs per
@@ -544,7 +553,8 @@ def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
     ``front=(key, n)`` adds ``n`` budgets of ``key`` spread evenly from the cheapest to
     the most expensive total the pins allow. Then (``verify``) each chosen configuration
     is measured for real on ``windows`` (KL, perplexity, top-1) beside its prediction,
-    and (``uniform``) so is each candidate on every searched layer."""
+    and (``uniform``) so is each candidate on every searched layer. ``head``: the output
+    head is searched too (its own group; e.g. pins={"lm_head": "bfloat16"})."""
     import time
 
     if estimator not in ("fisher", "measured"):
@@ -557,7 +567,7 @@ def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
     elif estimator == "measured" and calib_reference is None:
         raise ValueError("the measured estimator on calibration windows needs their "
                          "reference (calib_reference)")
-    groups = layer_groups(model, blocks)
+    groups = layer_groups(model, blocks, head)
     if not groups:
         raise ValueError(f"no quantizable Linear layers (blocks={blocks})")
     gpins: dict[int, int] = {}

@@ -125,7 +125,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         except ValueError:
             raise ValueError(f"--blocks {args.blocks!r}: comma-separated block indices") \
                 from None
-    groups = layer_groups(model, blocks)
+    groups = layer_groups(model, blocks, args.head)
     if not groups:
         raise ValueError(f"--blocks {args.blocks}: no Linear layers in those blocks")
     tokens = args.tokens or args.seq_len
@@ -143,7 +143,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     t_load = time.perf_counter() - t0
     res = search(model, wins, ref, dev, cands, budgets, blocks=blocks, tokens=tokens,
                  estimator=args.estimator, pins=pins, front=front, calib=cwins,
-                 calib_reference=cref, uniform=True)
+                 calib_reference=cref, uniform=True, head=args.head)
     res.seconds["load"] = t_load
     rows = [{"config": f"all {u['candidate']}", **u} for u in res.uniform]
     for pt in res.points:
@@ -161,7 +161,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         meta = {"model": args.model, "data": args.data or "bundled text",
                 "seq_len": args.seq_len, "windows": int(wins.shape[0]),
                 "calib_windows": int(cwins.shape[0]), "calibration": calib_from,
-                "tokens": tokens, "blocks": blocks, "pins": pins,
+                "tokens": tokens, "blocks": blocks, "pins": pins, "head": args.head,
                 "rules": [str(p) for p in written]}
         atomic_write(results_path, json.dumps(res.to_json(**meta), indent=1) + "\n")
     if args.json:
@@ -210,7 +210,10 @@ def add_parser(sub: Any) -> None:
                    help="sensitivity: second-order Fisher estimate (fast, default) or "
                    "the measured KL with one group quantized (exact, slow)")
     p.add_argument("--blocks", help="search only these transformer blocks (e.g. 0,1,2)")
-    p.add_argument("--pin", action="append", help="layer=candidate (repeatable)")
+    p.add_argument("--pin", action="append", help="layer=candidate (repeatable), e.g. "
+                   "lm_head=bfloat16 with --head")
+    p.add_argument("--head", action="store_true", help="search the output head too (its "
+                   "own group; left at the model's precision otherwise)")
     p.add_argument("--data", help="evaluation text (default: the bundled text)")
     p.add_argument("--calib", help="calibration text for the sensitivities (default: the "
                    "windows of --data after the evaluated ones)")

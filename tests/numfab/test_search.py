@@ -192,9 +192,10 @@ def test_search_cli(tmp_path: Any, capsys: Any) -> None:
 
 
 def test_search_front_results_and_report(tmp_path: Any, capsys: Any) -> None:
-    """--front gives N budgets from the cheapest to the dearest total, each written as
-    its own rules file; --results holds every point and numfab report draws it; the
-    calibration windows are not the evaluated ones."""
+    """--front gives N budgets from the cheapest to the dearest total the pins allow,
+    each written as its own rules file; --head searches the output head, here pinned;
+    --results holds every point and numfab report draws it; the calibration windows
+    are not the evaluated ones."""
     import json
 
     from numfab.cli import main
@@ -203,23 +204,29 @@ def test_search_front_results_and_report(tmp_path: Any, capsys: Any) -> None:
     results = tmp_path / "search.json"
     assert main(["search", "--candidates", "mxfp4;mxfp8_e4m3", "--blocks", "1",
                  "--seq-len", "32", "--windows", "1", "--calib-windows", "2", "--device",
-                 "cpu", "--front", "energy=3", "--budget", "energy=mxfp4,bytes=mxfp8_e4m3",
+                 "cpu", "--front", "energy=3", "--budget", "energy=mxfp8_e4m3",
+                 "--head", "--pin", "lm_head=mxfp8_e4m3",
                  "-o", str(out), "--results", str(results)]) == 0
     capsys.readouterr()
     d = json.loads(results.read_text())
     assert d["kind"] == "numfab-search" and d["calibration"] == "windows 1..2"
     assert len(d["points"]) == 4 and len(d["uniform"]) == 2
+    assert d["groups"][-1] == ["lm_head"] and len(d["groups"]) == 5
     unif = {u["candidate"]: u for u in d["uniform"]}
     energy = [p["budget"]["energy"] for p in d["points"][1:]]
-    lo, hi = unif["mxfp4"]["energy"], unif["mxfp8_e4m3"]["energy"]
+    e = d["costs"]["energy"]  # per group and candidate
+    lo = sum(row[0] for row in e[:-1]) + e[-1][1]  # the head pinned to MXFP8
+    hi = unif["mxfp8_e4m3"]["energy"]
     assert energy == pytest.approx([lo, (lo + hi) / 2, hi], rel=1e-9)
-    # the cheapest budget affords only all-MXFP4, the dearest picks all-MXFP8 (the
-    # estimate ranks MXFP8 better on every group)
-    assert d["points"][1]["choice"] == ["mxfp4"] * 4
-    assert d["points"][3]["choice"] == ["mxfp8_e4m3"] * 4
+    # the cheapest budget affords only MXFP4 on every searched group, the dearest picks
+    # all-MXFP8 (the estimate ranks MXFP8 better on every group); the head stays pinned
+    assert d["points"][1]["choice"] == ["mxfp4"] * 4 + ["mxfp8_e4m3"]
+    assert d["points"][3]["choice"] == ["mxfp8_e4m3"] * 5
+    assert all(p["choice"][-1] == "mxfp8_e4m3" for p in d["points"])
     assert d["points"][3]["kl"] == pytest.approx(unif["mxfp8_e4m3"]["kl"], rel=1e-9)
     paths = [tmp_path / f"rules_{i}.toml" for i in range(4)]
     assert d["rules"] == [str(p) for p in paths] and all(p.exists() for p in paths)
+    assert "lm_head" in paths[1].read_text()
     assert not out.exists()
     assert main(["report", str(results), "-o", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
