@@ -395,17 +395,29 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
 
     names = [n for g in groups for n in g]
     mods = dict(model.named_modules())
-    xs: dict[str, list[Any]] = {n: [] for n in names}
-    gx: dict[str, list[Any]] = {n: [] for n in names}
+    # one window's layer inputs and squared input gradients at a time (memory: one
+    # window's activations, whatever the number of windows)
+    xs: dict[str, Any] = {}
+    gx: dict[str, Any] = {}
     fw = {n: torch.zeros_like(mods[n].weight, dtype=torch.float32) for n in names}
+    act = np.zeros((len(groups), len(candidates)))  # sum F_x dX^2 over the windows
 
     def hook(name: str) -> Any:
         def fn(mod: Any, args: Any) -> None:
             x = args[0]
-            xs[name].append(x.detach())
+            xs[name] = x.detach()
             if x.requires_grad:
-                x.register_hook(lambda g: gx[name].append(g.detach().float() ** 2))
+                x.register_hook(lambda g: gx.__setitem__(name, g.detach().float() ** 2))
         return fn
+
+    def each_candidate() -> Any:
+        for c, cand in enumerate(candidates):
+            sim = simulate(model, rules_for({n: cand for n in names}))
+            try:
+                with torch.no_grad():
+                    yield c, sim.quant_layers()
+            finally:
+                sim.restore()
 
     handles = [mods[n].register_forward_pre_hook(hook(n)) for n in names]
     was = {p: p.requires_grad for p in model.parameters()}
@@ -417,6 +429,8 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
         for w in windows:
             win = w[None].to(device)
             model.zero_grad(set_to_none=True)
+            xs.clear()
+            gx.clear()
             logits = model(win).logits.float()[0, :-1]
             # labels drawn from the model's own distribution: the Fisher of
             # KL(reference || quantized), not the empirical Fisher of the text's tokens
@@ -425,10 +439,21 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
             loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
             ntok += logits.shape[0]
             loss.backward()
+            del logits, loss
             for n in names:
                 g = mods[n].weight.grad
                 if g is not None:
                     fw[n] += g.float() ** 2
+            model.zero_grad(set_to_none=True)
+            for c, ql in each_candidate():
+                for gi, g in enumerate(groups):
+                    for n in g:
+                        layer = ql[n]
+                        if layer.spec.act is not None and n in gx:
+                            dx = layer._qact(xs[n]).float() - xs[n].float()
+                            act[gi, c] += float((gx[n] * dx**2).sum())
+        xs.clear()
+        gx.clear()
     finally:
         for h in handles:
             h.remove()
@@ -436,27 +461,14 @@ def fisher_sensitivity(model: Any, windows: Any, device: Any,
             p.requires_grad_(r)
         model.zero_grad(set_to_none=True)
     ntok = max(ntok, 1)
-    out = np.zeros((len(groups), len(candidates)))
-    for c, cand in enumerate(candidates):
-        sim = simulate(model, rules_for({n: cand for n in names}))
-        try:
-            ql = sim.quant_layers()
-            with torch.no_grad():
-                for gi, g in enumerate(groups):
-                    tot = 0.0
-                    for n in g:
-                        layer = ql[n]
-                        w = layer.inner.weight
-                        dw = (layer.qweight().float() - w.float()) if layer.spec.weight \
-                            else torch.zeros_like(w, dtype=torch.float32)
-                        tot += 0.5 * float((fw[n] * dw**2).sum()) / ntok
-                        if layer.spec.act is not None:
-                            for x, g2 in zip(xs[n], gx[n]):
-                                dx = layer._qact(x).float() - x.float()
-                                tot += 0.5 * float((g2 * dx**2).sum()) / ntok
-                    out[gi, c] = tot
-        finally:
-            sim.restore()
+    out = 0.5 * act / ntok
+    for c, ql in each_candidate():
+        for gi, g in enumerate(groups):
+            for n in g:
+                layer = ql[n]
+                if layer.spec.weight:
+                    dw = layer.qweight().float() - layer.inner.weight.float()
+                    out[gi, c] += 0.5 * float((fw[n] * dw**2).sum()) / ntok
     return out
 
 
