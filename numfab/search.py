@@ -556,7 +556,8 @@ def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
            estimator: str = "fisher", pins: Mapping[str, str] | None = None,
            front: tuple[str, int] | None = None, calib: Any = None,
            calib_reference: Mapping[str, Any] | None = None, verify: bool = True,
-           uniform: bool = False, head: bool = False, **cost_kw: Any) -> SearchResult:
+           uniform: bool = False, head: bool = False,
+           costs: Mapping[str, Any] | None = None, **cost_kw: Any) -> SearchResult:
     """Per-layer candidates for each budget: groups (:func:`layer_groups`), sensitivity
     by ``estimator`` ("fisher" or "measured") on the calibration windows ``calib`` (with
     ``calib_reference`` for "measured"; None: ``windows`` and ``reference``), costs per
@@ -566,7 +567,8 @@ def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
     the most expensive total the pins allow. Then (``verify``) each chosen configuration
     is measured for real on ``windows`` (KL, perplexity, top-1) beside its prediction,
     and (``uniform``) so is each candidate on every searched layer. ``head``: the output
-    head is searched too (its own group; e.g. pins={"lm_head": "bfloat16"})."""
+    head is searched too (its own group; e.g. pins={"lm_head": "bfloat16"}). ``costs``:
+    :func:`group_costs` of these groups, where the caller has them already."""
     import time
 
     if estimator not in ("fisher", "measured"):
@@ -591,7 +593,9 @@ def search(model: Any, windows: Any, reference: Mapping[str, Any], device: Any,
         if not hit:
             raise ValueError(f"pin {layer}={cname}: no searched layer named {layer!r}")
         gpins[hit[0]] = names.index(cname)
-    costs = group_costs(model, groups, candidates, tokens, **cost_kw)
+    if costs is None:
+        costs = group_costs(model, groups, candidates, tokens, **cost_kw)
+    costs = {k: np.asarray(v, dtype=np.float64) for k, v in costs.items()}
     budgets = [dict(b) for b in budgets]
     if front is not None:
         key, n = front

@@ -143,7 +143,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     t_load = time.perf_counter() - t0
     res = search(model, wins, ref, dev, cands, budgets, blocks=blocks, tokens=tokens,
                  estimator=args.estimator, pins=pins, front=front, calib=cwins,
-                 calib_reference=cref, uniform=True, head=args.head)
+                 calib_reference=cref, uniform=True, head=args.head, costs=costs)
     res.seconds["load"] = t_load
     rows = [{"config": f"all {u['candidate']}", **u} for u in res.uniform]
     for pt in res.points:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from formats import BlockEncoded, BlockScaled, FixedBase, Format, Integer, Minifloat, Rounding
-from formats import gpu as _gpu
+from formats import gpu as fgpu
 
 from .accumulator import Accumulator, Order
 
@@ -43,14 +43,14 @@ def wanted(*xs: Any) -> bool:
     """Whether any operand (a tensor, or the codes of an encoded one) takes the GPU."""
     for x in xs:
         c = getattr(x, "codes", x)
-        if _gpu.on_gpu(c):
+        if fgpu.on_gpu(c):
             return True
     return False
 
 
 def _kernels() -> Any:
     """simulator._triton_gemm, imported on first use in the process's Triton mode."""
-    _gpu.kernels("scalar")  # records the mode; a clear error where Triton is missing
+    fgpu.kernels("scalar")  # records the mode; a clear error where Triton is missing
     from . import _triton_gemm
 
     return _triton_gemm
@@ -77,7 +77,7 @@ def _torch() -> Any:
 def _device_of(*xs: Any) -> Any:
     for x in xs:
         c = getattr(x, "codes", x)
-        if _gpu.is_torch(c):
+        if fgpu.is_torch(c):
             return c.device
     raise AssertionError("no torch operand")
 
@@ -132,7 +132,7 @@ def quantize_operand(x: Any, fmt: Any, name: str, k_axis: int, device: Any = Non
             raise ValueError(f"{name}_format {parse(fmt)} differs from the format of the "
                              f"encoded operand {name} ({f}); leave {name}_format out")
         codes = x.codes
-        if not _gpu.is_torch(codes):
+        if not fgpu.is_torch(codes):
             codes = torch.as_tensor(np.asarray(codes), device=device)
         if codes.dim() < 2:
             raise ValueError(f"{name} must have at least 2 dimensions, not shape "
@@ -154,13 +154,13 @@ def quantize_operand(x: Any, fmt: Any, name: str, k_axis: int, device: Any = Non
             raise ValueError(f"{name}'s scales have shape {tuple(x.scales.shape)}; codes of "
                              f"shape {tuple(codes.shape)} in blocks of {f.block_size} along "
                              f"axis {ax} need {grid}")
-        if not _gpu.is_torch(x.scales):
+        if not fgpu.is_torch(x.scales):
             def dev_t(v: Any) -> Any:
                 return None if v is None else torch.as_tensor(np.asarray(v), device=device)
             x = dataclasses.replace(x, codes=codes, scales=dev_t(x.scales),
                                     zeros=dev_t(x.zeros))
         return _block_operand(x, f, ax)
-    if not _gpu.is_torch(x):
+    if not fgpu.is_torch(x):
         raise TypeError(f"{name}: the GPU gemm takes torch tensors (on the device of the "
                         f"other operand), not {type(x).__name__}")
     if x.dim() < 2:

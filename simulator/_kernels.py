@@ -10,6 +10,7 @@ of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEE
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 
@@ -49,10 +50,8 @@ def _stable(fn):
     with one uuid compute the same thing, so numba's in-process memo of uuids is
     unaffected. Without these numba internals (another numba), nothing changes but the
     cache misses."""
-    try:
-        _name(fn)
-    except (AttributeError, AssertionError, TypeError):  # pragma: no cover - other numba
-        pass
+    with contextlib.suppress(AttributeError, AssertionError, TypeError):
+        _name(fn)  # (another numba's internals: left unnamed, its cache misses)
     return fn
 
 

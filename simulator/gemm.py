@@ -482,7 +482,7 @@ def _gpu_gemm(a: Any, b: Any, a_format: Any, b_format: Any, acc: Accumulator, dp
     dev = G._device_of(a, b)
     for x, name in ((a, "a"), (b, "b")):
         c = getattr(x, "codes", x)
-        if G._gpu.is_torch(c) and c.device != dev:
+        if G.fgpu.is_torch(c) and c.device != dev:
             raise ValueError(f"a and b must be on one device: {name} is on {c.device}, the "
                              f"other on {dev}")
     opa = G.quantize_operand(a, a_format, "a", -1, dev)
@@ -515,7 +515,7 @@ def _host_gemm(a: Any, b: Any, a_format: Any, b_format: Any, acc: Accumulator,
             return Codes(x.codes.cpu().numpy(), x.format)
         if isinstance(x, BlockEncoded):
             return x._on_host()
-        return x.detach().cpu().numpy() if G._gpu.is_torch(x) else x
+        return x.detach().cpu().numpy() if G.fgpu.is_torch(x) else x
 
     opa = quantize_operand(host(a), a_format, "a")
     opb = quantize_operand(host(b), b_format, "b", k_axis=-2)
